@@ -131,14 +131,14 @@ class Config(_Section):
             for name in [feature.field, *(w.field for w in feature.filters)]:
                 if name is not None and name not in known:
                     raise ValueError(
-                        f"features.{i} ({feature.name}) reads unknown field {name!r}; "
+                        f"@features.{i}: {feature.name} reads unknown field {name!r}; "
                         f"declare it under event.attributes"
                     )
             if feature.agg in ("sum", "mean", "min", "max", "variance", "stddev"):
                 attr = self.event.attributes.get(feature.field or "")
                 if attr is None or attr.type not in ("float", "int", "bool"):
                     raise ValueError(
-                        f"features.{i} ({feature.name}): '{feature.agg}' needs a numeric field"
+                        f"@features.{i}.field: '{feature.agg}' needs a numeric field"
                     )
         return self
 
@@ -154,8 +154,14 @@ class ConfigError(Exception):
 def _format_errors(path: Path, err: ValidationError) -> str:
     lines = [f"invalid config {path}"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {e['msg']}")
+        loc = [str(p) for p in e["loc"]]
+        if loc[:2] == ["features", "features"]:  # the file writes features as a plain list
+            loc = loc[1:]
+        msg = e["msg"].removeprefix("Value error, ")
+        if msg.startswith("@"):  # a cross-field check that knows the path it is about
+            path, _, msg = msg[1:].partition(": ")
+            loc = [path]
+        lines.append(f"  {'.'.join(loc) or '(top level)'}: {msg}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,183 @@
+"""The Faust application: topics, tables, agents, timers and web views of one worker.
+
+This is the imperative shell. Each agent reads a record, hands it with the tables to
+:class:`streams.processor.Processor` and writes what comes back: a scored record, a
+dead letter, a model snapshot. Agents run with concurrency 1 (faust-streaming #606: with
+more, an offset can be committed past a message still in flight). Tables live in memory
+and are restored from their changelog topics on restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+
+from monitors import Metrics, Monitoring
+from streams.config import Config
+from streams.model import OnlineModel
+from streams.processor import Processor
+from streams.records import Source, dumps
+
+log = logging.getLogger(__name__)
+#: The text exposition format generate_latest() writes; aiohttp appends the charset.
+TEXT_FORMAT_0_0_4 = "text/plain; version=0.0.4"
+
+
+class PickledTable(MutableMapping[str, Any]):
+    """A Faust table seen as a mapping of Python objects (pickled into bytes values)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __getitem__(self, key: str) -> Any:
+        raw = self.table.get(key)
+        if raw is None:
+            raise KeyError(key)
+        return pickle.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __delitem__(self, key: str) -> None:
+        del self.table[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def create_app(
+    config: Config,
+    *,
+    web_port: int = 6066,
+    data_dir: Path = Path("var/worker"),
+    model: OnlineModel | None = None,
+    registry: CollectorRegistry | None = None,
+) -> faust.App:
+    """Build the worker's Faust app for ``config`` (nothing connects until it runs)."""
+    disable_created_metrics()  # *_created series only add noise to every scrape
+    registry = registry or CollectorRegistry()
+    metrics = Metrics(registry)
+    monitoring = Monitoring(config.monitors, config.features.names, metrics)
+    model = model or OnlineModel(config.model, config.features.identity)
+    processor = Processor(config, model, metrics, monitoring)
+    topics = config.topics
+
+    app = faust.App(
+        f"streambed-{config.name}",
+        broker=config.broker,
+        store="memory://",
+        datadir=str(data_dir),
+        web_host="127.0.0.1",
+        web_port=web_port,
+        web_bind="127.0.0.1",
+        topic_partitions=topics.partitions,
+        topic_disable_leader=True,
+        processing_guarantee="at_least_once",
+        stream_wait_empty=False,
+        producer_acks=-1,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    app.conf.web_enabled = True
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=topics.partitions)
+
+    events_topic = raw_topic(topics.events)
+    labels_topic = raw_topic(topics.labels)
+    scored_topic = raw_topic(topics.scored)
+    dlq_topic = raw_topic(topics.dlq)
+    versions_topic = app.topic(topics.model_versions, key_serializer="raw",
+                               value_serializer="raw", partitions=1)
+
+    # Faust picks a table's codecs from key_type/value_type alone (json unless bytes), so
+    # values are stored as bytes and pickled by PickledTable.
+    entities_table = app.Table("entities", default=None, key_type=str, value_type=bytes,
+                               partitions=topics.partitions)
+    watermarks_table = app.Table("watermarks", default=None, key_type=str, value_type=bytes,
+                                 partitions=topics.partitions)
+    entities = PickledTable(entities_table)
+    watermarks = PickledTable(watermarks_table)
+
+    async def send_dead_letter(key: bytes | None, letter: Any) -> None:
+        await dlq_topic.send(key=key, value=dumps(letter))
+
+    async def publish_new_model_version() -> None:
+        """Snapshot the model to its compacted topic after a version was cut."""
+        if processor.new_versions == 0:
+            return
+        processor.new_versions = 0
+        snap = model.snapshot(_now_ms())
+        await versions_topic.send(key=config.name.encode(), value=dumps(snap))
+        log.info("model version %s after %d labels", snap.model_version, snap.labels_learned)
+
+    @app.agent(events_topic, concurrency=1)
+    async def score_events(stream: Any) -> None:
+        async for event in stream.events():
+            received = time.perf_counter()
+            msg = event.message
+            source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+            record_ts_ms = int(msg.timestamp * 1000) if msg.timestamp else _now_ms()
+            result = processor.handle_event(event.value or b"", source, record_ts_ms,
+                                            _now_ms(), entities, watermarks)
+            if result.dead_letter is not None:
+                await send_dead_letter(msg.key, result.dead_letter)
+                continue
+            assert result.scored is not None
+            await publish_new_model_version()  # an early label may have joined just now
+
+            def observe_latency(_fut: Any, began: float = received) -> None:
+                metrics.scoring_latency.observe(time.perf_counter() - began)
+
+            await scored_topic.send(key=result.scored.entity_id.encode(),
+                                    value=dumps(result.scored), callback=observe_latency)
+
+    @app.agent(labels_topic, concurrency=1)
+    async def join_labels(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+            result = processor.handle_label(event.value or b"", source, _now_ms(), entities)
+            if result.dead_letter is not None:
+                await send_dead_letter(msg.key, result.dead_letter)
+            await publish_new_model_version()
+
+    @app.timer(interval=config.monitors.refresh_seconds)
+    async def refresh_monitors() -> None:
+        monitoring.refresh(time.time())
+        records = list(entities.values())
+        metrics.pending_predictions.set(
+            sum(sum(not p.labelled for p in r.pending.values()) for r in records))
+        metrics.labels_waiting.set(sum(len(r.early_labels) for r in records))
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        # aiohttp adds "; charset=utf-8" itself and refuses a charset in content_type.
+        return web.text(generate_latest(registry).decode(), content_type=TEXT_FORMAT_0_0_4)
+
+    @app.page("/monitoring")
+    async def monitoring_view(web: Any, request: Any) -> Any:
+        snap = dict(monitoring.snapshot())
+        snap["model_version"] = model.version
+        snap["feature_set"] = config.features.identity
+        return web.json(snap)
+
+    app.streambed = {  # type: ignore[attr-defined]
+        "metrics": metrics, "monitoring": monitoring, "processor": processor, "model": model,
+    }
+    return app

@@ -1,0 +1,167 @@
+"""The ``streambed`` command line: kafka, worker, simulate, replay, schemas.
+
+Every command validates its config first and exits with status 2 and the dotted path of
+each bad field when the config is wrong, before connecting to anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from streams.config import Config, ConfigError, load_config
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {"broker": getattr(args, "broker", None)}
+    return load_config(args.config, **overrides)
+
+
+def _kafka(args: argparse.Namespace) -> int:
+    from streams.kafka_local import BrokerOptions, resolve_classpath, start, status, stop
+
+    opts = BrokerOptions(port=args.port, data_dir=args.data_dir)
+    if args.action == "fetch":
+        print(f"kafka: broker jars in {resolve_classpath(opts)}")
+    elif args.action == "start":
+        start(opts)
+    elif args.action == "stop":
+        stop(opts)
+    else:
+        st = status(opts)
+        print(f"kafka: {st.detail}")
+        return 0 if st.reachable else 1
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    config = _config(args)  # before the heavy imports: a bad config fails at once
+    import faust
+
+    from streams.app import create_app
+    from streams.model import OnlineModel
+    from streams.topics import ensure_topics, latest_model_version
+
+    ensure_topics(config)
+    model = OnlineModel(config.model, config.features.identity)
+    snap = latest_model_version(config)
+    if snap is not None and model.restore(snap):
+        print(f"worker: resuming model {model.version} ({model.labels_learned} labels)",
+              flush=True)
+    data_dir = Path(args.data_dir or f"var/worker-{args.web_port}")
+    app = create_app(config, web_port=args.web_port, data_dir=data_dir, model=model)
+    print(f"worker: feature set {config.features.identity}; metrics on "
+          f"http://127.0.0.1:{args.web_port}/metrics", flush=True)
+    worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from streams.simulate import SimulationOptions, Simulator
+    from streams.sinks import FileSink, KafkaSink
+
+    config = _config(args)
+    opts = SimulationOptions(
+        count=args.count, seed=args.seed, entities=args.entities,
+        malformed_ratio=args.malformed_ratio, drift_at=args.drift_at,
+        disparity_at=args.disparity_at, disparity_group=args.disparity_group,
+        disorder_ms=int(args.disorder_seconds * 1000), label_ratio=args.label_ratio,
+    )
+    sink = FileSink(Path(args.out)) if args.out else KafkaSink(config)
+    counts = {"events": 0, "malformed": 0, "labels": 0}
+    began = time.monotonic()
+    with sink:
+        for i, rec in enumerate(Simulator(config, opts).records()):
+            sink.write(rec)
+            if rec.kind == "label":
+                counts["labels"] += 1
+            else:
+                counts["events" if rec.valid else "malformed"] += 1
+            if args.rate and rec.kind == "event":
+                ahead = (counts["events"] + counts["malformed"]) / args.rate - (
+                    time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+            if args.progress and i and i % args.progress == 0:
+                print(f"simulate: {counts}", flush=True)
+    print("simulate: " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from streams.records import json_schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
+    print(f"schemas: wrote {len(json_schemas())} JSON Schemas to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streambed", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    k = sub.add_parser("kafka", help="a real local Kafka broker (KRaft) for dev and tests")
+    k.add_argument("action", choices=["start", "stop", "status", "fetch"],
+                   help="fetch: resolve the broker's jars with Maven, start nothing")
+    k.add_argument("--port", type=int, default=9092)
+    k.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
+    k.set_defaults(func=_kafka)
+
+    w = sub.add_parser("worker", help="run the stream processor (a Faust worker)")
+    w.add_argument("--config", required=True)
+    w.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
+    w.add_argument("--web-port", type=int, default=6066)
+    w.add_argument("--data-dir", help="this worker's own data directory")
+    w.add_argument("--loglevel", default="warning")
+    w.set_defaults(func=_worker)
+
+    s = sub.add_parser("simulate", help="synthetic events and delayed labels")
+    s.add_argument("--config", required=True)
+    s.add_argument("--broker")
+    s.add_argument("--count", type=int, default=1000)
+    s.add_argument("--rate", type=float, default=0.0, help="events per second (0: unthrottled)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--entities", type=int, default=200)
+    s.add_argument("--out", help="write events.jsonl and labels.jsonl here instead of Kafka")
+    s.add_argument("--malformed-ratio", type=float, default=0.0)
+    s.add_argument("--label-ratio", type=float, default=1.0)
+    s.add_argument("--disorder-seconds", type=float, default=0.0)
+    s.add_argument("--drift-at", type=float, help="inject feature drift from this fraction on")
+    s.add_argument("--disparity-at", type=float, help="inject a group disparity from here on")
+    s.add_argument("--disparity-group", default="B")
+    s.add_argument("--progress", type=int, default=0, help="print counts every N records")
+    s.set_defaults(func=_simulate)
+
+    sc = sub.add_parser("schemas", help="write the JSON Schemas of the wire records")
+    sc.add_argument("--out", default="schemas")
+    sc.set_defaults(func=_schemas)
+
+    from streams.replay_cli import add_replay_parser
+
+    add_replay_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"streambed: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except RuntimeError as exc:  # BrokerError and friends: one clear line, no traceback
+        print(f"streambed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""A real local Apache Kafka broker (KRaft, one combined node, loopback) for dev and tests.
+
+No Docker here: the broker runs from its Maven artifacts. ``mvn dependency:copy-dependencies``
+on ``streams/kafka/pom.xml`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime
+classpath into a cache outside git; ``kafka.tools.StorageTool format`` prepares the log
+directory once; ``kafka.Kafka server.properties`` runs the broker in its own session so it
+outlives the command that started it. Ready means an admin client can list topics, not
+merely that the port accepts TCP.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+_HERE = Path(__file__).resolve().parent / "kafka"
+POM = _HERE / "pom.xml"
+LOG4J2 = _HERE / "log4j2.properties"
+READY_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+class BrokerError(RuntimeError):
+    """The broker cannot be resolved, started or reached; the message says what to do."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("STREAMBED_CACHE") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base) / "streambed" if base else Path.home() / ".cache" / "streambed"
+
+
+class BrokerOptions(BaseModel):
+    """Where and how the local broker runs."""
+
+    port: int = Field(default=9092, ge=1024, le=65534)
+    data_dir: Path = Path("var/kafka")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    heap_mb: int = Field(default=512, ge=128)
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    reachable: bool
+    detail: str
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise BrokerError(
+            f"{' and '.join(missing)} not found: install a Java 17+ JDK and Apache Maven "
+            "(Debian: apt-get install openjdk-17-jdk-headless maven)"
+        )
+
+
+def resolve_classpath(opts: BrokerOptions) -> Path:
+    """Resolve the broker's jars with Maven (once) and return the directory holding them."""
+    version = _pom_kafka_version()
+    libs = opts.cache_dir / f"kafka-{version}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    _require_tools()
+    libs.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={libs}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BrokerError(f"Maven could not resolve Kafka {version}:\n{proc.stdout[-3000:]}")
+    marker.write_text(version)
+    return libs
+
+
+def _pom_kafka_version() -> str:
+    text = POM.read_text()
+    start = text.index("<kafka.version>") + len("<kafka.version>")
+    return text[start : text.index("</kafka.version>")]
+
+
+def _server_properties(opts: BrokerOptions, log_dir: Path) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{opts.controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{opts.port},CONTROLLER://127.0.0.1:{opts.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{opts.port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "4",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.retention.hours": "168",
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _pid_file(opts: BrokerOptions) -> Path:
+    return opts.data_dir / "broker.pid"
+
+
+def _read_pid(opts: BrokerOptions) -> int | None:
+    try:
+        pid = int(_pid_file(opts).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        # Reap it if it is our own exited child, so a zombie does not look alive.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return None
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def broker_ready(bootstrap: str, timeout_seconds: float = 5.0) -> bool:
+    """True when an admin client can list topics on ``bootstrap``."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout_seconds * 1000),
+            api_version_auto_timeout_ms=int(timeout_seconds * 1000),
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def status(opts: BrokerOptions) -> BrokerStatus:
+    pid = _read_pid(opts)
+    reachable = _port_open(opts.port) and broker_ready(opts.bootstrap, 3.0)
+    if pid and reachable:
+        detail = f"running (pid {pid}) on {opts.bootstrap}"
+    elif pid:
+        detail = f"process {pid} alive but {opts.bootstrap} does not serve metadata yet"
+    elif reachable:
+        detail = f"a broker not started by streambed answers on {opts.bootstrap}"
+    else:
+        detail = f"not running ({opts.bootstrap})"
+    return BrokerStatus(running=pid is not None, pid=pid, reachable=reachable, detail=detail)
+
+
+def start(opts: BrokerOptions, log: Callable[[str], None] = print) -> BrokerStatus:
+    """Start the broker (or find it running) and wait until it serves metadata."""
+    current = status(opts)
+    if current.reachable:
+        log(f"kafka: already {current.detail}")
+        return current
+    if current.pid:
+        log(f"kafka: process {current.pid} is up but not serving; stopping it first")
+        stop(opts, log)
+    elif _port_open(opts.port):
+        raise BrokerError(f"port {opts.port} is taken by something that is not a Kafka broker")
+    _require_tools()
+    began = time.monotonic()
+    libs = resolve_classpath(opts)
+    data = opts.data_dir.resolve()
+    log_dir = data / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    props = data / "server.properties"
+    props.write_text(_server_properties(opts, log_dir))
+    java = ["java", f"-Xmx{opts.heap_mb}m", f"-Xms{opts.heap_mb}m", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dkafka.logs.dir={data / 'logs'}",
+            "-cp", f"{libs}/*"]
+    if not (log_dir / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt = subprocess.run(
+            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+             "--ignore-formatted"],
+            capture_output=True, text=True, check=False,
+        )
+        if fmt.returncode != 0:
+            raise BrokerError(f"formatting {log_dir} failed:\n{fmt.stdout}{fmt.stderr}")
+    out = open(data / "broker.out", "ab")  # noqa: SIM115 - handed to the detached broker
+    proc = subprocess.Popen(
+        [*java, "kafka.Kafka", str(props)],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    out.close()
+    _pid_file(opts).write_text(str(proc.pid))
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (data / "broker.out").read_text(errors="replace")[-3000:]
+            raise BrokerError(f"the broker exited with code {proc.returncode}:\n{tail}")
+        if _port_open(opts.port) and broker_ready(opts.bootstrap, 2.0):
+            took = time.monotonic() - began
+            log(f"kafka: started (pid {proc.pid}) on {opts.bootstrap} in {took:.1f}s; data {data}")
+            return status(opts)
+        time.sleep(0.3)
+    stop(opts, log)
+    raise BrokerError(f"the broker did not serve metadata within {READY_TIMEOUT_SECONDS:.0f}s")
+
+
+def stop(opts: BrokerOptions, log: Callable[[str], None] = print) -> None:
+    """Stop the broker cleanly (SIGTERM, then SIGKILL after a grace period)."""
+    pid = _read_pid(opts)
+    if pid is None:
+        _pid_file(opts).unlink(missing_ok=True)
+        log(f"kafka: not running ({opts.bootstrap})")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and _read_pid(opts):
+        time.sleep(0.2)
+    if _read_pid(opts):
+        os.kill(pid, signal.SIGKILL)
+        log(f"kafka: broker {pid} ignored SIGTERM for {STOP_TIMEOUT_SECONDS:.0f}s; killed")
+    _pid_file(opts).unlink(missing_ok=True)
+    log(f"kafka: stopped (pid {pid})")

@@ -1,0 +1,222 @@
+"""What the worker does with one event or one label, apart from Kafka.
+
+The Faust agents in :mod:`streams.app` hand each record here together with the tables it
+may read and write (plain ``MutableMapping``s, so tests drive this with dicts). Keeping
+the per-record logic out of the agents keeps the shell thin and lets the counting rule —
+every received record ends in exactly one outcome — be tested directly.
+
+Per entity, one table entry (:class:`EntityRecord`) holds the feature-engine state and the
+predictions still waiting for their label: events and labels are keyed and partitioned by
+entity, so both agents of one worker touch the same entry, and its changelog partition is
+the entity's partition.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from features import FeatureEngine, Watermark
+from monitors import Metrics, Monitoring
+from streams.config import Config
+from streams.model import OnlineModel
+from streams.records import DeadLetter, Label, ScoredRecord, Source
+from streams.validation import EventValidator, Rejection
+
+
+@dataclass
+class Pending:
+    """A scored event waiting for its label (features dropped once labelled)."""
+
+    ts_ms: int
+    features: dict[str, Any] | None
+    score: float
+    decision: int
+    groups: dict[str, str | None]
+    model_version: str
+    labelled: bool = False
+
+
+@dataclass
+class EntityRecord:
+    """Everything the worker keeps for one entity."""
+
+    features: Any
+    pending: dict[str, Pending] = field(default_factory=dict)
+    #: Labels that arrived before their event was scored (the labels agent ran ahead).
+    early_labels: dict[str, Label] = field(default_factory=dict)
+    max_ts_ms: int = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Records pickled by an older version lack newer fields: give them the defaults.
+        self.__dict__.update(early_labels={}, max_ts_ms=0)
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class EventResult:
+    scored: ScoredRecord | None = None
+    dead_letter: DeadLetter | None = None
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    outcome: str
+    dead_letter: DeadLetter | None = None
+    new_model_version: bool = False
+
+
+class Processor:
+    """Validates, featurises, scores and joins labels; counts every outcome."""
+
+    def __init__(self, config: Config, model: OnlineModel, metrics: Metrics,
+                 monitoring: Monitoring) -> None:
+        self.config = config
+        self.schema = config.event
+        self.validator = EventValidator(config.event)
+        self.engine = FeatureEngine(config.features, config.event.allowed_lateness_ms)
+        self.model = model
+        self.metrics = metrics
+        self.monitoring = monitoring
+        self.feature_set = config.features.identity
+        self.sensitive = list(config.monitors.sensitive_attributes)
+        self._newest_event_ms = 0
+        #: Model versions cut since the shell last published a snapshot.
+        self.new_versions = 0
+        metrics.set_model(model.version, self.feature_set)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def handle_event(
+        self,
+        raw: bytes,
+        source: Source,
+        record_ts_ms: int,
+        now_ms: int,
+        entities: MutableMapping[str, EntityRecord],
+        watermarks: MutableMapping[str, int],
+    ) -> EventResult:
+        """Validate one raw event, then score it or dead-letter it (never both, never neither)."""
+        checked = self.validator.validate(raw, record_ts_ms)
+        if isinstance(checked, Rejection):
+            return self._reject(raw, checked.reason, checked.detail, source, now_ms)
+        wm_key = f"{source.topic}:{source.partition}"
+        watermark = Watermark(self.schema.allowed_lateness_ms, watermarks.get(wm_key))
+        if not watermark.observe(checked.ts_ms):
+            detail = (f"{self.schema.time_field}={checked.ts_ms} is more than allowed_lateness "
+                      f"behind the partition watermark {watermark.watermark_ms}")
+            return self._reject(raw, "late", detail, source, now_ms)
+        watermarks[wm_key] = watermark.watermark_ms  # type: ignore[assignment]
+
+        entity = entities.get(checked.entity_id) or EntityRecord(self.engine.new_state())
+        values = self.engine.apply(entity.features, checked.ts_ms, checked.attrs)
+        score, decision = self.model.score(values)
+        groups = {a: _as_group(checked.attrs.get(a)) for a in self.sensitive}
+        entity.max_ts_ms = max(entity.max_ts_ms, checked.ts_ms)
+        self._prune(entity)
+        entity.pending[checked.event_id] = Pending(
+            checked.ts_ms, values, score, decision, groups, self.model.version)
+        early = entity.early_labels.pop(checked.event_id, None)
+        if early is not None:
+            self._join(entity, early, now_ms)
+        entities[checked.entity_id] = entity  # reassign: Faust writes the changelog on set
+
+        record = ScoredRecord(
+            event_id=checked.event_id, entity_id=checked.entity_id, ts=checked.ts_ms,
+            group=checked.group, features=values, score=score, decision=decision,
+            model_version=self.model.version, feature_set=self.feature_set, source=source,
+            scored_at=now_ms,
+        )
+        self.metrics.events.labels(outcome="scored").inc()
+        self._newest_event_ms = max(self._newest_event_ms, checked.ts_ms)
+        self.metrics.last_event_timestamp.set(self._newest_event_ms / 1000)
+        self.monitoring.on_scored(features=values, score=score, decision=decision,
+                                  groups=groups, model_version=self.model.version,
+                                  now=now_ms / 1000)
+        return EventResult(scored=record)
+
+    def _reject(self, raw: bytes, reason: str, detail: str, source: Source,
+                now_ms: int) -> EventResult:
+        self.metrics.events.labels(outcome="late" if reason == "late" else "rejected").inc()
+        self.metrics.rejections.labels(reason=reason).inc()
+        return EventResult(dead_letter=DeadLetter.of(raw, reason, detail, source, now_ms))
+
+    def _prune(self, entity: EntityRecord) -> None:
+        """Forget pending predictions far past their label TTL (keeps the entry bounded)."""
+        horizon = entity.max_ts_ms - 2 * self.config.model.label_ttl_ms
+        stale = [eid for eid, p in entity.pending.items() if p.ts_ms < horizon]
+        for eid in stale:
+            del entity.pending[eid]
+        orphans = [eid for eid, lab in entity.early_labels.items() if lab.ts < horizon]
+        for eid in orphans:
+            # Its event never came within twice the label TTL: now it is unmatched.
+            del entity.early_labels[eid]
+            self.metrics.labels.labels(outcome="unmatched").inc()
+
+    # -- labels ---------------------------------------------------------------------------
+
+    def handle_label(
+        self,
+        raw: bytes,
+        source: Source,
+        now_ms: int,
+        entities: MutableMapping[str, EntityRecord],
+    ) -> LabelResult:
+        """Join a label to its pending prediction and learn from it."""
+        try:
+            label = Label.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as exc:
+            self.metrics.labels.labels(outcome="invalid").inc()
+            reason = "malformed_json" if isinstance(exc, json.JSONDecodeError) else "wrong_type"
+            detail = str(exc).splitlines()[0] if str(exc) else "invalid label"
+            return LabelResult("invalid", DeadLetter.of(raw, reason, detail, source, now_ms))
+        entity = entities.get(label.entity_id)
+        if entity is None:
+            entity = EntityRecord(self.engine.new_state())
+        pending = entity.pending.get(label.event_id)
+        if pending is None:
+            if label.event_id in entity.early_labels:
+                self.metrics.labels.labels(outcome="duplicate").inc()
+                return LabelResult("duplicate")
+            # Hold it: its event may still be on its way (both topics have a backlog).
+            entity.early_labels[label.event_id] = label
+            entities[label.entity_id] = entity
+            return LabelResult("waiting")
+        result = self._join(entity, label, now_ms)
+        entities[label.entity_id] = entity
+        return result
+
+    def _join(self, entity: EntityRecord, label: Label, now_ms: int) -> LabelResult:
+        pending = entity.pending[label.event_id]
+        if pending.labelled:
+            outcome = "duplicate"
+        elif label.ts - pending.ts_ms > self.config.model.label_ttl_ms:
+            outcome = "expired"
+        else:
+            outcome = "joined"
+        self.metrics.labels.labels(outcome=outcome).inc()
+        if outcome != "joined":
+            return LabelResult(outcome)
+        assert pending.features is not None
+        new_version = self.model.learn(pending.features, label.value)
+        pending.labelled, pending.features = True, None
+        now = now_ms / 1000
+        self.metrics.model_updates.inc()
+        self.metrics.last_label_timestamp.set(now)
+        self.metrics.model_last_updated.set(now)
+        self.monitoring.on_label(score=pending.score, decision=pending.decision,
+                                 label=label.value, groups=pending.groups,
+                                 model_version=pending.model_version, now=now)
+        if new_version:
+            self.metrics.set_model(self.model.version, self.feature_set)
+            self.monitoring.on_model_version(self.model.version, now)
+            self.new_versions += 1
+        return LabelResult(outcome, new_model_version=new_version)
+
+
+def _as_group(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,57 @@
+"""Where the simulator writes: Kafka topics (keyed by entity) or JSONL files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from kafka import KafkaProducer
+
+from streams.config import Config
+from streams.simulate import SimRecord
+
+
+class KafkaSink:
+    """Produces events and labels to the configured topics, keyed by entity."""
+
+    def __init__(self, config: Config) -> None:
+        self.topics = {"event": config.topics.events, "label": config.topics.labels}
+        self.producer = KafkaProducer(
+            bootstrap_servers=config.bootstrap_servers, acks="all", linger_ms=5,
+            max_request_size=4 * 1024 * 1024,
+        )
+
+    def write(self, rec: SimRecord) -> None:
+        self.producer.send(self.topics[rec.kind], key=rec.key.encode(), value=rec.value)
+
+    def __enter__(self) -> KafkaSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.producer.flush(timeout=60)
+        self.producer.close(timeout=10)
+
+
+class FileSink:
+    """Writes ``events.jsonl`` and ``labels.jsonl`` under a directory, one record a line."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.files: dict[str, IO[bytes]] = {}
+
+    def write(self, rec: SimRecord) -> None:
+        f = self.files[rec.kind]
+        f.write(rec.value.replace(b"\n", b" ") + b"\n")
+
+    def __enter__(self) -> FileSink:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.files = {"event": open(self.out_dir / "events.jsonl", "wb"),
+                      "label": open(self.out_dir / "labels.jsonl", "wb")}
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for f in self.files.values():
+            f.close()

@@ -1,0 +1,73 @@
+"""Topic administration and reads outside the Faust loop (kafka-python).
+
+``ensure_topics`` creates the configured topics with the right partitioning before a worker
+or simulator starts (events and labels co-partitioned; model versions compacted).
+``latest_model_version`` reads the compacted model topic so a restarted worker resumes
+with the model it had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from streams.config import Config
+from streams.records import ModelVersion
+
+
+def ensure_topics(config: Config) -> list[str]:
+    """Create missing topics; return the names created. Existing topics are left alone."""
+    t = config.topics
+    wanted = {
+        t.events: (t.partitions, {}),
+        t.labels: (t.partitions, {}),
+        t.scored: (t.partitions, {}),
+        t.dlq: (1, {}),
+        t.model_versions: (1, {"cleanup.policy": "compact"}),
+    }
+    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers,
+                             client_id="streambed-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=1, topic_configs=conf)
+            for name, (parts, conf) in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
+                admin.create_topics(missing)
+        return [n.name for n in missing]
+    finally:
+        admin.close()
+
+
+def latest_model_version(config: Config, timeout_seconds: float = 10.0) -> ModelVersion | None:
+    """The newest snapshot on the model-versions topic for this config's name, if any."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_seconds * 1000),
+    )
+    try:
+        tp = TopicPartition(config.topics.model_versions, 0)
+        if consumer.partitions_for_topic(tp.topic) is None:
+            return None
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        latest: ModelVersion | None = None
+        while consumer.position(tp) < end:
+            batch = consumer.poll(timeout_ms=1000)
+            if not batch:
+                break
+            for msg in batch.get(tp, []):
+                if msg.key == config.name.encode() and msg.value:
+                    latest = ModelVersion.model_validate(json.loads(msg.value))
+        return latest
+    finally:
+        consumer.close()

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real Kafka broker for the session, workers as real processes.
+
+Nothing here skips: if Java, Maven, Kafka or Prometheus cannot be had, the fixture fails
+and says what is missing (``make test`` installs all of them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams.kafka_local import BrokerError, BrokerOptions, start, stop
+from tests.support import REPO, Worker
+
+TEST_BROKER_PORT = int(os.environ.get("STREAMBED_TEST_KAFKA_PORT", "19092"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Apache Kafka broker (KRaft) on loopback for the whole test session."""
+    opts = BrokerOptions(port=TEST_BROKER_PORT, data_dir=tmp_path_factory.mktemp("kafka"))
+    try:
+        start(opts, log=lambda line: print(line, flush=True))
+    except BrokerError as exc:
+        pytest.fail(f"the test Kafka broker could not start: {exc}", pytrace=False)
+    yield opts.bootstrap
+    stop(opts, log=lambda line: print(line, flush=True))
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """Path of Debian's prometheus binary; fails (never skips) when it is missing."""
+    path = shutil.which("prometheus")
+    if path is None or shutil.which("promtool") is None:
+        pytest.fail("prometheus/promtool not found: `make test` installs Debian's "
+                    "'prometheus' package (apt-get install prometheus)", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def topic_config(kafka_bootstrap: str, tmp_path: Path) -> Path:
+    """The quickstart config pointed at the test broker, with topics unique to this test."""
+    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    suffix = uuid.uuid4().hex[:8]
+    raw["name"] = f"t{suffix}"
+    raw["broker"] = f"kafka://{kafka_bootstrap}"
+    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
+    raw["topics"]["model_versions"] = f"model.versions.{suffix}"
+    raw["topics"]["partitions"] = 2
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator:
+    """Start ``streambed worker`` processes; all are stopped when the test ends."""
+    started: list[Worker] = []
+
+    def make(config: Path, web_port: int) -> Worker:
+        w = Worker(config, web_port, tmp_path / f"worker-{web_port}")
+        started.append(w)
+        w.start()
+        return w
+
+    yield make
+    for w in started:
+        w.stop()
