@@ -19,7 +19,8 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 
-from monitors import Metrics, Monitoring
+from monitors.metrics import Metrics
+from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.model import OnlineModel
 from streams.processor import Processor

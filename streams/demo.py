@@ -148,7 +148,7 @@ def _report(sent: dict[str, int], m: dict, took: float) -> None:
     joined = _get(m, "streambed_labels_total", outcome="joined")
     count = _get(m, "streambed_scoring_latency_seconds_count")
     total = _get(m, "streambed_scoring_latency_seconds_sum")
-    print(f"demo: drift psi by feature: " + ", ".join(
+    print("demo: drift psi by feature: " + ", ".join(
         f"{dict(lab)['feature']}={v:.2f}" for (n, lab), v in sorted(m.items())
         if n == "streambed_feature_drift_psi"), flush=True)
     print("demo: demographic parity ratio: " + ", ".join(

@@ -20,12 +20,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from features import FeatureEngine, Watermark
-from monitors import Metrics, Monitoring
+from features.engine import FeatureEngine
+from features.watermark import Watermark
+from monitors.metrics import Metrics
+from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.model import OnlineModel
 from streams.records import DeadLetter, Label, ScoredRecord, Source
-from streams.validation import EventValidator, Rejection
+from streams.validation import EventValidator, Rejection, ValidEvent
 
 
 @dataclass
@@ -50,10 +52,12 @@ class EntityRecord:
     #: Labels that arrived before their event was scored (the labels agent ran ahead).
     early_labels: dict[str, Label] = field(default_factory=dict)
     max_ts_ms: int = 0
+    #: (topic, partition, offset) of the last event applied: a redelivery is recognised.
+    last_source: tuple[str, int, int] | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Records pickled by an older version lack newer fields: give them the defaults.
-        self.__dict__.update(early_labels={}, max_ts_ms=0)
+        self.__dict__.update(early_labels={}, max_ts_ms=0, last_source=None)
         self.__dict__.update(state)
 
 
@@ -104,16 +108,21 @@ class Processor:
         checked = self.validator.validate(raw, record_ts_ms)
         if isinstance(checked, Rejection):
             return self._reject(raw, checked.reason, checked.detail, source, now_ms)
+        entity = entities.get(checked.entity_id)
+        if entity is not None and _already_applied(entity, source):
+            return self._redelivered(checked, entity, source, now_ms)
         wm_key = f"{source.topic}:{source.partition}"
-        watermark = Watermark(self.schema.allowed_lateness_ms, watermarks.get(wm_key))
+        watermark = Watermark(self.schema.allowed_lateness_ms)
+        watermark.watermark_ms = watermarks.get(wm_key)
         if not watermark.observe(checked.ts_ms):
             detail = (f"{self.schema.time_field}={checked.ts_ms} is more than allowed_lateness "
                       f"behind the partition watermark {watermark.watermark_ms}")
             return self._reject(raw, "late", detail, source, now_ms)
         watermarks[wm_key] = watermark.watermark_ms  # type: ignore[assignment]
 
-        entity = entities.get(checked.entity_id) or EntityRecord(self.engine.new_state())
+        entity = entity or EntityRecord(self.engine.new_state())
         values = self.engine.apply(entity.features, checked.ts_ms, checked.attrs)
+        entity.last_source = (source.topic, source.partition, source.offset)
         score, decision = self.model.score(values)
         groups = {a: _as_group(checked.attrs.get(a)) for a in self.sensitive}
         entity.max_ts_ms = max(entity.max_ts_ms, checked.ts_ms)
@@ -125,12 +134,8 @@ class Processor:
             self._join(entity, early, now_ms)
         entities[checked.entity_id] = entity  # reassign: Faust writes the changelog on set
 
-        record = ScoredRecord(
-            event_id=checked.event_id, entity_id=checked.entity_id, ts=checked.ts_ms,
-            group=checked.group, features=values, score=score, decision=decision,
-            model_version=self.model.version, feature_set=self.feature_set, source=source,
-            scored_at=now_ms,
-        )
+        record = self._record(checked, values, score, decision, self.model.version, source,
+                              now_ms)
         self.metrics.events.labels(outcome="scored").inc()
         self._newest_event_ms = max(self._newest_event_ms, checked.ts_ms)
         self.metrics.last_event_timestamp.set(self._newest_event_ms / 1000)
@@ -138,6 +143,30 @@ class Processor:
                                   groups=groups, model_version=self.model.version,
                                   now=now_ms / 1000)
         return EventResult(scored=record)
+
+    def _record(self, ev: ValidEvent, values: dict[str, Any], score: float, decision: int,
+                model_version: str, source: Source, now_ms: int) -> ScoredRecord:
+        return ScoredRecord(
+            event_id=ev.event_id, entity_id=ev.entity_id, ts=ev.ts_ms, group=ev.group,
+            features=values, score=score, decision=decision, model_version=model_version,
+            feature_set=self.feature_set, source=source, scored_at=now_ms,
+        )
+
+    def _redelivered(self, ev: ValidEvent, entity: EntityRecord, source: Source,
+                     now_ms: int) -> EventResult:
+        """An event applied before a crash, delivered again: its state is not applied twice.
+
+        Its scored record is sent again, identical, while its features are still held
+        (at-least-once output, exactly-once state).
+        """
+        self.metrics.redeliveries.inc()
+        pending = entity.pending.get(ev.event_id)
+        if pending is None or pending.features is None:
+            return EventResult()
+        self.metrics.events.labels(outcome="scored").inc()
+        return EventResult(scored=self._record(ev, pending.features, pending.score,
+                                               pending.decision, pending.model_version,
+                                               source, now_ms))
 
     def _reject(self, raw: bytes, reason: str, detail: str, source: Source,
                 now_ms: int) -> EventResult:
@@ -216,6 +245,12 @@ class Processor:
             self.monitoring.on_model_version(self.model.version, now)
             self.new_versions += 1
         return LabelResult(outcome, new_model_version=new_version)
+
+
+def _already_applied(entity: EntityRecord, source: Source) -> bool:
+    last = entity.last_source
+    return (last is not None and last[0] == source.topic and last[1] == source.partition
+            and source.offset <= last[2])
 
 
 def _as_group(value: Any) -> str | None:
