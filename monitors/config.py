@@ -1,8 +1,136 @@
-"""Configuration of the monitors: which attributes are audited and how drift is judged."""
+"""Configuration of the monitors: which attributes are audited and how drift is judged.
+
+Every field has a default, so ``monitors: {}`` (or no section at all) is a working
+configuration. Unknown keys are errors, at every level, so a typo is seen::
+
+    monitors:
+      sensitive_attributes: {group: [A, B, C]}
+      refresh_seconds: 5
+      drift:
+        reference: {source: first_events, events: 500}
+        window_seconds: 900
+        bins: 10
+      performance: {window_labels: 1000}
+      impact: {min_group_size: 30}
+
+>>> MonitorsConfig().drift.psi_alert
+0.2
+>>> MonitorsConfig(drift={"reference": {"source": "file"}})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for MonitorsConfig
+drift.reference
+  Value error, reference source 'file' needs a path ...
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Group names the monitors use themselves; configured groups must not reuse them.
+OTHER_GROUP = "other"
+UNKNOWN_GROUP = "unknown"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReferenceConfig(_Section):
+    """Where the reference ("what normal looks like") distribution comes from."""
+
+    #: ``first_events``: the first ``events`` accepted events after start (and again after
+    #: each model version change if ``reset_on_model_version``). ``file``: a JSON file
+    #: written by :func:`monitors.reference.write_reference` (e.g. from a replayed
+    #: training set); it must hold every configured feature, and if it has no scores,
+    #: prediction drift falls back to first_events.
+    source: Literal["first_events", "file"] = "first_events"
+    events: int = Field(default=500, ge=10)
+    path: Path | None = None
+    #: Rebuild references taken from first events when a new model version starts scoring.
+    #: Off by default: an online model cuts a version every few hundred labels, and a
+    #: reference that moves with it would hide slow drift. Files are never rebuilt.
+    reset_on_model_version: bool = False
+
+    @model_validator(mode="after")
+    def _path_for_file(self) -> ReferenceConfig:
+        if self.source == "file" and self.path is None:
+            raise ValueError("reference source 'file' needs a path (monitors.drift.reference.path)")
+        return self
+
+
+class DriftConfig(_Section):
+    """Feature and prediction drift: PSI and binned KS against a reference."""
+
+    reference: ReferenceConfig = ReferenceConfig()
+    #: The current distribution covers the last ``window_seconds``, kept as
+    #: ``window_buckets`` time buckets of binned counts (bounded memory).
+    window_seconds: float = Field(default=900.0, gt=0)
+    window_buckets: int = Field(default=15, ge=1, le=1000)
+    #: PSI bins: reference quantiles for numeric variables.
+    bins: int = Field(default=10, ge=2, le=100)
+    #: KS bins: finer reference quantiles; a multiple of ``bins`` (PSI bins are unions of them).
+    ks_bins: int = Field(default=100, ge=2, le=1000)
+    #: Categorical variables keep their most frequent reference categories; the rest is 'other'.
+    max_categories: int = Field(default=20, ge=1, le=1000)
+    #: Below this many events in the current window, drift is not computed (NaN).
+    min_window_events: int = Field(default=100, ge=1)
+    #: Floor for empty-bin proportions in PSI, so ln(p/q) stays finite.
+    psi_epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
+    #: PSI 0.1 / 0.2: common practice from credit scoring (Siddiqi 2006).
+    psi_warn: float = Field(default=0.1, gt=0)
+    psi_alert: float = Field(default=0.2, gt=0)
+    #: KS 0.1 / 0.2: an effect size (largest CDF gap), not a significance test.
+    ks_warn: float = Field(default=0.1, gt=0, le=1)
+    ks_alert: float = Field(default=0.2, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DriftConfig:
+        if self.ks_bins % self.bins:
+            raise ValueError(f"ks_bins ({self.ks_bins}) must be a multiple of bins ({self.bins})")
+        if self.psi_warn > self.psi_alert or self.ks_warn > self.ks_alert:
+            raise ValueError("warn thresholds must not exceed alert thresholds")
+        return self
+
+    @property
+    def bucket_seconds(self) -> float:
+        return self.window_seconds / self.window_buckets
+
+
+class PerformanceConfig(_Section):
+    """Model performance on delayed labels, per model version."""
+
+    #: Most recent labels kept per model version for AUC, log loss and accuracy.
+    window_labels: int = Field(default=1000, ge=10)
+    #: Below this many labels for a version, its gauges are NaN.
+    min_labels: int = Field(default=30, ge=1)
+    #: Model versions tracked at once; the least recently labelled one is dropped.
+    max_model_versions: int = Field(default=5, ge=1, le=100)
+    #: ADWIN confidence on the 0/1 error stream (River's default, Bifet & Gavaldà 2007).
+    adwin_delta: float = Field(default=0.002, gt=0, lt=1)
+    #: AUC below this on the version now scoring is degraded (0.7: "acceptable
+    #: discrimination", Hosmer & Lemeshow 2000). Used by the snapshot status and the alert.
+    roc_auc_alert: float = Field(default=0.7, gt=0, le=1)
+
+
+class ImpactConfig(_Section):
+    """Group impact: selection rate, TPR and FPR by sensitive group over a recent window."""
+
+    window_seconds: float = Field(default=3600.0, gt=0)
+    window_buckets: int = Field(default=12, ge=1, le=1000)
+    #: A group with fewer samples than this in the window has NaN rates and is left out of
+    #: the parity ratio and equalized-odds difference.
+    min_group_size: int = Field(default=30, ge=1)
+    #: Four-fifths rule (US EEOC Uniform Guidelines, 29 CFR 1607.4(D)).
+    parity_ratio_alert: float = Field(default=0.8, gt=0, le=1)
+    equalized_odds_alert: float = Field(default=0.1, gt=0, le=1)
+
+    @property
+    def bucket_seconds(self) -> float:
+        return self.window_seconds / self.window_buckets
 
 
 class MonitorsConfig(BaseModel):
@@ -14,3 +142,22 @@ class MonitorsConfig(BaseModel):
     sensitive_attributes: dict[str, list[str]] = Field(default_factory=dict)
     #: Seconds between recomputations of the expensive statistics.
     refresh_seconds: float = Field(default=5.0, gt=0)
+    drift: DriftConfig = DriftConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+    impact: ImpactConfig = ImpactConfig()
+
+    @field_validator("sensitive_attributes")
+    @classmethod
+    def _bounded_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for attribute, groups in value.items():
+            reserved = {OTHER_GROUP, UNKNOWN_GROUP} & set(groups)
+            if reserved:
+                raise ValueError(
+                    f"{attribute}: group names {sorted(reserved)} are reserved "
+                    "(unlisted values count as 'other', missing ones as 'unknown')"
+                )
+            if len(set(groups)) != len(groups):
+                raise ValueError(f"{attribute}: groups repeat")
+            if len(groups) > 100:
+                raise ValueError(f"{attribute}: at most 100 groups (label values stay bounded)")
+        return value

@@ -9,9 +9,10 @@ entity or event id). Ratios that PromQL can derive from counters are left to Pro
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 EVENT_OUTCOMES = ("scored", "rejected", "late")
-LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired")
+LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
 
 #: Latency buckets in seconds: sub-millisecond to 10 s, for event received → scored sent.
 LATENCY_BUCKETS_SECONDS = (
@@ -37,10 +38,22 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.redeliveries = Counter(
+            "streambed_redeliveries",
+            "Events delivered again after a restart whose state was already applied; their "
+            "feature state is not applied twice.",
+            registry=registry,
+        )
         self.labels = Counter(
             "streambed_labels",
             "Labels received, by outcome of the join with pending predictions.",
             ["outcome"],
+            registry=registry,
+        )
+        self.labels_waiting = Gauge(
+            "streambed_labels_waiting",
+            "Labels received before their event was scored, held until it is (or until "
+            "twice the label TTL has passed, when they count as unmatched).",
             registry=registry,
         )
         self.scoring_latency = Histogram(
@@ -80,10 +93,158 @@ class Metrics:
             "Wall-clock time the online model last learned from a label (Unix seconds).",
             registry=registry,
         )
+        self._declare_drift()
+        self._declare_performance()
+        self._declare_impact()
+        self.monitoring_last_refresh = Gauge(
+            "streambed_monitoring_last_refresh_timestamp_seconds",
+            "Time of the last recomputation of drift, performance and impact gauges "
+            "(Unix seconds, on the clock the worker passes in).",
+            registry=registry,
+        )
         for outcome in EVENT_OUTCOMES:
             self.events.labels(outcome=outcome)
         for outcome in LABEL_OUTCOMES:
             self.labels.labels(outcome=outcome)
+
+    def _gauge(self, name: str, documentation: str, *labels: str) -> Gauge:
+        return Gauge(name, documentation, list(labels), registry=self.registry)
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, list(labels), registry=self.registry)
+
+    def _declare_drift(self) -> None:
+        g = self._gauge
+        self.feature_drift_psi = g(
+            "streambed_feature_drift_psi",
+            "Population Stability Index of a feature: recent window vs reference, "
+            "over reference-quantile bins (NaN until enough data).",
+            "feature",
+        )
+        self.feature_drift_ks = g(
+            "streambed_feature_drift_ks",
+            "Kolmogorov-Smirnov statistic (largest CDF gap, 0-1) of a numeric feature, "
+            "recent window vs reference, on fine reference-quantile bins.",
+            "feature",
+        )
+        self.feature_drift_reference_events = g(
+            "streambed_feature_drift_reference_events",
+            "Events in a feature's drift reference (or collected so far while it is built).",
+            "feature",
+        )
+        self.feature_drift_window_events = g(
+            "streambed_feature_drift_window_events",
+            "Events in a feature's current drift window.",
+            "feature",
+        )
+        self.prediction_drift_psi = g(
+            "streambed_prediction_drift_psi",
+            "Population Stability Index of the model score: recent window vs reference.",
+        )
+        self.prediction_drift_ks = g(
+            "streambed_prediction_drift_ks",
+            "Kolmogorov-Smirnov statistic of the model score: recent window vs reference.",
+        )
+        self.prediction_drift_reference_events = g(
+            "streambed_prediction_drift_reference_events",
+            "Scores in the prediction drift reference (or collected so far).",
+        )
+        self.prediction_drift_window_events = g(
+            "streambed_prediction_drift_window_events",
+            "Scores in the current prediction drift window.",
+        )
+
+    def _declare_performance(self) -> None:
+        g = self._gauge
+        self.model_roc_auc = g(
+            "streambed_model_roc_auc_ratio",
+            "ROC AUC of a model version over its most recent labels (NaN below the minimum).",
+            "model_version",
+        )
+        self.model_log_loss = g(
+            "streambed_model_log_loss",
+            "Log loss (mean negative log-likelihood, nats) of a model version over its "
+            "most recent labels.",
+            "model_version",
+        )
+        self.model_accuracy = g(
+            "streambed_model_accuracy_ratio",
+            "Share of a model version's recent decisions that matched their label.",
+            "model_version",
+        )
+        self.model_window_labels = g(
+            "streambed_model_window_labels",
+            "Labels in a model version's performance window.",
+            "model_version",
+        )
+        self.performance_error = g(
+            "streambed_performance_error_ratio",
+            "ADWIN's estimate of the current error rate (decision != label), all versions.",
+        )
+        self.performance_drift_detections = self._counter(
+            "streambed_performance_drift_detections",
+            "Changes of the error rate detected by ADWIN on the labelled error stream.",
+        )
+
+    def _declare_impact(self) -> None:
+        g, group = self._gauge, ("attribute", "group")
+        self.group_decisions = self._counter(
+            "streambed_group_decisions",
+            "Decisions by sensitive attribute, group and decision (1 = positive).",
+            *group, "decision",
+        )
+        self.group_outcomes = self._counter(
+            "streambed_group_outcomes",
+            "Labelled predictions by sensitive attribute, group and confusion-matrix cell "
+            "(tp, fp, tn, fn).",
+            *group, "outcome",
+        )
+        self.group_selection_rate = g(
+            "streambed_group_selection_rate_ratio",
+            "Share of positive decisions in a group over the recent impact window "
+            "(NaN below the minimum group size).",
+            *group,
+        )
+        self.group_true_positive_rate = g(
+            "streambed_group_true_positive_rate_ratio",
+            "True positive rate of a group over the recent impact window (NaN below minimum).",
+            *group,
+        )
+        self.group_false_positive_rate = g(
+            "streambed_group_false_positive_rate_ratio",
+            "False positive rate of a group over the recent impact window (NaN below minimum).",
+            *group,
+        )
+        self.group_window_decisions = g(
+            "streambed_group_window_decisions",
+            "Decisions for a group in the recent impact window.",
+            *group,
+        )
+        self.demographic_parity_ratio = g(
+            "streambed_demographic_parity_ratio",
+            "Lowest over highest group selection rate for an attribute, over groups with "
+            "enough decisions (four-fifths rule: below 0.8 is adverse impact).",
+            "attribute",
+        )
+        self.equalized_odds_difference = g(
+            "streambed_equalized_odds_difference",
+            "Largest gap in true or false positive rate between an attribute's groups.",
+            "attribute",
+        )
+
+    def sample_names(self) -> set[str]:
+        """Every sample name these metrics export (``_total``, ``_bucket``, ... included)."""
+        suffixes = {
+            "counter": ("_total",),
+            "histogram": ("_bucket", "_count", "_sum"),
+            "gauge": ("",),
+        }
+        names: set[str] = set()
+        for value in vars(self).values():
+            if isinstance(value, MetricWrapperBase):
+                for family in value.describe():
+                    names.update(family.name + s for s in suffixes[family.type])
+        return names
 
     def set_model(self, model_version: str, feature_set: str) -> None:
         """Point ``streambed_model_info`` at the version now scoring (one series at 1)."""

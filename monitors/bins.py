@@ -1,0 +1,120 @@
+"""Bins fixed from a reference, so current values are counted in the reference's terms.
+
+Layout of the (fine) bins of a :class:`Binning`; index 0 is always the null bin:
+
+- numeric: ``[null, (-inf, q_1], (q_1, q_2], ..., (q_m, +inf)]`` where ``q_k`` are the
+  distinct reference quantiles at ``k / ks_bins``. Bins are closed on the right, so a
+  value equal to a quantile falls in the bin that ends there, and a value repeated in the
+  reference (a point mass) gets a bin of its own rather than being split. PSI uses the
+  coarser bins at ``j / bins`` quantiles: each is a union of fine bins, so one count per
+  event serves both statistics.
+- categorical: ``[null, c_1, ..., c_m, other]`` for the ``max_categories`` most frequent
+  reference categories; PSI bins and fine bins are the same.
+
+A value that cannot be placed (a string for a numeric variable) counts as null.
+
+>>> b = Binning.from_reference(ReferenceSample.from_values([1, 2, 3, 4]), bins=2, ks_bins=4)
+>>> b.edges
+(1.75, 2.5, 3.25)
+>>> [b.index(v) for v in (None, 1, 2.5, 2.6, 99)]
+[0, 1, 2, 3, 4]
+>>> b.coarse(b.reference_counts).tolist()     # null, (-inf, 2.5], (2.5, inf)
+[0.0, 2.0, 2.0]
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitors.reference import ReferenceSample, is_null
+
+NULL_BIN = 0
+
+
+@dataclass(frozen=True)
+class Binning:
+    """Fine bins fixed from a reference, their reference counts and the PSI grouping."""
+
+    kind: str
+    #: Numeric: the fine bin edges (distinct reference quantiles).
+    edges: tuple[float, ...]
+    #: Categorical: category → bin index.
+    categories: dict[str, int]
+    #: Reference counts in each fine bin (sketch points weighted back to the full count).
+    reference_counts: np.ndarray
+    #: Fine bin index → PSI bin index.
+    coarse_of_fine: np.ndarray
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.reference_counts)
+
+    @property
+    def n_coarse(self) -> int:
+        return int(self.coarse_of_fine.max()) + 1
+
+    def index(self, value: object) -> int:
+        """The fine bin of ``value`` (cheap: a dict lookup or a bisection)."""
+        if is_null(value):
+            return NULL_BIN
+        if self.kind == "categorical":
+            return self.categories.get(str(value), self.n_bins - 1)
+        if isinstance(value, str):
+            return NULL_BIN
+        return 1 + bisect_left(self.edges, float(value))  # type: ignore[arg-type]
+
+    def coarse(self, fine_counts: np.ndarray) -> np.ndarray:
+        """Fine-bin counts summed into the PSI bins."""
+        return np.bincount(self.coarse_of_fine, weights=fine_counts, minlength=self.n_coarse)
+
+    @classmethod
+    def from_reference(
+        cls, sample: ReferenceSample, bins: int, ks_bins: int, max_categories: int = 20
+    ) -> Binning:
+        if ks_bins % bins:
+            raise ValueError(f"ks_bins ({ks_bins}) must be a multiple of bins ({bins})")
+        if sample.kind == "categorical":
+            return cls._categorical(sample, max_categories)
+        return cls._numeric(sample, bins, ks_bins)
+
+    @classmethod
+    def _categorical(cls, sample: ReferenceSample, max_categories: int) -> Binning:
+        kept = list(sample.categories)[:max_categories]
+        counts = [float(sample.nulls)] + [float(sample.categories[c]) for c in kept]
+        counts.append(float(sample.count - sum(counts[1:])))
+        return cls(
+            kind="categorical",
+            edges=(),
+            categories={c: i + 1 for i, c in enumerate(kept)},
+            reference_counts=np.asarray(counts),
+            coarse_of_fine=np.arange(len(counts)),
+        )
+
+    @classmethod
+    def _numeric(cls, sample: ReferenceSample, bins: int, ks_bins: int) -> Binning:
+        values = np.asarray(sample.values, dtype=np.float64)
+        if len(values):
+            quantiles = np.quantile(values, np.arange(1, ks_bins) / ks_bins)
+        else:
+            quantiles = np.empty(0)
+        step = ks_bins // bins
+        fine = np.unique(quantiles)
+        coarse = np.unique(quantiles[step - 1 :: step])
+        edges = tuple(float(e) for e in fine)
+        uppers = [*edges, float("inf")]
+        coarse_of_fine = [0] + [1 + int(np.searchsorted(coarse, u, side="left")) for u in uppers]
+        counts = np.zeros(len(edges) + 2)
+        counts[NULL_BIN] = sample.nulls
+        if len(values):
+            placed = 1 + np.searchsorted(fine, values, side="left")
+            counts += np.bincount(placed, minlength=len(counts)) * (sample.count / len(values))
+        return cls(
+            kind="numeric",
+            edges=edges,
+            categories={},
+            reference_counts=counts,
+            coarse_of_fine=np.asarray(coarse_of_fine),
+        )
