@@ -49,6 +49,10 @@ class ReferenceConfig(_Section):
     #: prediction drift falls back to first_events.
     source: Literal["first_events", "file"] = "first_events"
     events: int = Field(default=500, ge=10)
+    #: Accepted events skipped after start before ``first_events`` begins: a 6-hour window
+    #: over a fresh stream holds less than it will, and would make a biased reference.
+    #: (Not re-applied after a model version change: the windows are warm by then.)
+    warmup_events: int = Field(default=0, ge=0)
     path: Path | None = None
     #: Rebuild references taken from first events when a new model version starts scoring.
     #: Off by default: an online model cuts a version every few hundred labels, and a
@@ -66,6 +70,9 @@ class DriftConfig(_Section):
     """Feature and prediction drift: PSI and binned KS against a reference."""
 
     reference: ReferenceConfig = ReferenceConfig()
+    #: The features watched for drift (default: all). Leave out features that are not
+    #: stationary by design, such as lifetime counts, which grow for every entity.
+    features: list[str] | None = None
     #: The current distribution covers the last ``window_seconds``, kept as
     #: ``window_buckets`` time buckets of binned counts (bounded memory).
     window_seconds: float = Field(default=900.0, gt=0)

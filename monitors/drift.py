@@ -71,6 +71,8 @@ class VariableDrift:
         self.config = config
         self.fixed = reference is not None
         self._pending: list[Any] = []
+        #: Values still to skip before the reference starts (windowed features warm up).
+        self._warmup_left = 0 if reference is not None else config.reference.warmup_events
         self.binning: Binning | None = None
         self.window: TimeBuckets | None = None
         self.reference_events = 0
@@ -91,6 +93,9 @@ class VariableDrift:
     def observe(self, value: Any, now: float) -> None:
         """Count one value: into the reference while it is being collected, else the window."""
         if self.binning is None or self.window is None:
+            if self._warmup_left > 0:
+                self._warmup_left -= 1
+                return
             self._pending.append(value)
             if len(self._pending) >= self.config.reference.events:
                 self._freeze(ReferenceSample.from_values(self._pending))

@@ -54,7 +54,10 @@ class Monitoring:
 
     def __init__(self, config: MonitorsConfig, feature_names: list[str], metrics: Metrics) -> None:
         self.config = config
-        self.feature_names = list(feature_names)
+        unknown = sorted(set(config.drift.features or ()) - set(feature_names))
+        if unknown:
+            raise ValueError(f"monitors.drift.features names unknown features: {unknown}")
+        self.feature_names = list(config.drift.features or feature_names)
         self.metrics = metrics
         reference = self._reference_file(config)
         drift = config.drift

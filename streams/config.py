@@ -142,6 +142,18 @@ class Config(_Section):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _monitors_name_known_features(self) -> Config:
+        names = set(self.features.names)
+        for i, name in enumerate(self.monitors.drift.features or ()):
+            if name not in names:
+                raise ValueError(f"@monitors.drift.features.{i}: {name!r} is not a feature")
+        attributes = set(self.event.attributes) | {self.event.group_field}
+        for name in self.monitors.sensitive_attributes:
+            if name not in attributes:
+                raise ValueError(f"@monitors.sensitive_attributes.{name}: not an event field")
+        return self
+
     @property
     def bootstrap_servers(self) -> str:
         return self.broker.removeprefix("kafka://")

@@ -22,6 +22,10 @@ from pydantic import BaseModel, Field
 
 from streams.config import Attribute, Config
 
+#: The true outcome is logistic in the standardised numeric attributes, with weights of
+#: alternating sign; the intercept puts the positive rate near 40%.
+TRUE_WEIGHT = 1.2
+TRUE_INTERCEPT = 0.5
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: fixed, so a seed gives the same stream
 
 
@@ -68,34 +72,29 @@ class Simulator:
         groups = group_attr.values if group_attr and group_attr.values else opts.groups
         self.groups = list(groups)
         self.entity_group = [self.groups[i % len(self.groups)] for i in range(opts.entities)]
-        self.numeric = [n for n, a in s.attributes.items() if a.type in ("float", "int")]
+        # Sorted, so the stream depends on the schema, not on the order the file lists it in.
+        self.attributes = sorted((n, a) for n, a in s.attributes.items() if n != s.group_field)
+        self.numeric = [n for n, a in self.attributes if a.type in ("float", "int")]
         # A fixed "true" weight per numeric attribute: the ground truth the model learns.
-        self.true_weights = {n: (1.0 if i % 2 == 0 else -1.0) for i, n in enumerate(self.numeric)}
+        self.true_weights = {n: TRUE_WEIGHT * (1 if i % 2 == 0 else -1)
+                             for i, n in enumerate(self.numeric)}
 
-    def _draw(self, name: str, attr: Attribute, shift: float) -> object:
+    def _draw(self, attr: Attribute) -> tuple[object, float]:
+        """A value for one attribute, and where it stands in its distribution (z-score)."""
         rng = self.rng
         if attr.type == "str":
             values = attr.values or ["x", "y", "z"]
-            return values[int(rng.integers(len(values)))]
+            return values[int(rng.integers(len(values)))], 0.0
         if attr.type == "bool":
-            return bool(rng.random() < 0.5)
+            return bool(rng.random() < 0.5), 0.0
         lo = attr.minimum if attr.minimum is not None else 0.0
         hi = attr.maximum if attr.maximum is not None else lo + 1000.0
         if attr.type == "int":
-            u = min(1.0, max(0.0, rng.beta(5, 3) * shift))
-            return round(lo + u * (hi - lo))
-        return round(float(rng.lognormal(mean=math.log(hi - lo + 1) - 1.5, sigma=0.6)) * shift, 2)
-
-    def _true_probability(self, attrs: dict[str, object]) -> float:
-        z = 0.0
-        for name in self.numeric:
-            attr = self.config.event.attributes[name]
-            lo = attr.minimum if attr.minimum is not None else 0.0
-            hi = attr.maximum if attr.maximum is not None else lo + 1000.0
-            value = attrs.get(name)
-            if isinstance(value, int | float):
-                z += self.true_weights[name] * ((float(value) - lo) / (hi - lo) - 0.3) * 4
-        return 1 / (1 + math.exp(-z))
+            u = float(rng.beta(5, 3))  # mean 5/8, standard deviation about 0.161
+            return round(lo + u * (hi - lo)), (u - 0.625) / 0.161
+        mu = math.log(hi - lo + 1) - 1.5
+        raw = float(rng.normal(mu, 0.6))
+        return round(lo + math.exp(raw), 2), (raw - mu) / 0.6
 
     def records(self) -> Iterator[SimRecord]:
         """Events and labels interleaved by emission time (a label after its event)."""
@@ -112,12 +111,16 @@ class Simulator:
             drift = o.drift_at is not None and i >= o.drift_at * o.count
             disparity = (o.disparity_at is not None and i >= o.disparity_at * o.count
                          and group == o.disparity_group)
-            attrs = {n: self._draw(n, a, 1.0) for n, a in s.attributes.items()
-                     if n != s.group_field}
-            truth = self._true_probability(attrs)
+            drawn = {n: self._draw(a) for n, a in self.attributes}
+            attrs = {n: value for n, (value, _) in drawn.items()}
+            z = sum(self.true_weights[n] * drawn[n][1] for n in self.numeric)
+            truth = 1 / (1 + math.exp(-(z - TRUE_INTERCEPT)))
             for name in self.numeric:
-                if drift or disparity:
-                    attrs[name] = _inflate(attrs[name], s.attributes[name], 1.6 if drift else 2.5)
+                if disparity:  # look riskier than they are: the truth was drawn above
+                    factor = 2.5 if self.true_weights[name] > 0 else 0.4
+                    attrs[name] = _inflate(attrs[name], s.attributes[name], factor)
+                if drift:
+                    attrs[name] = _inflate(attrs[name], s.attributes[name], 1.6)
             event = {s.id_field: f"e{o.seed}-{i}", s.entity_field: f"u{entity}",
                      s.time_field: _format_time(ts, s.time_format), s.group_field: group, **attrs}
             if self.rng.random() < o.malformed_ratio:

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +83,31 @@ class Worker:
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[str, bytes]]) -> None:
+    produce_to(bootstrap, [(topic, key, value) for key, value in records])
+
+
+def produce_to(bootstrap: str, records: list[tuple[str, str, bytes]],
+               per_second: float = 0.0) -> None:
+    """Send ``(topic, key, value)`` records in order with one producer, and wait for acks.
+
+    ``per_second`` paces the records like a live source (0: as fast as possible).
+    """
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                              max_request_size=4 * 1024 * 1024)
-    for key, value in records:
+    began = time.monotonic()
+    for i, (topic, key, value) in enumerate(records):
         producer.send(topic, key=key.encode(), value=value)
+        if per_second and (ahead := i / per_second - (time.monotonic() - began)) > 0:
+            time.sleep(ahead)
     producer.flush(timeout=60)
     producer.close()
 
 
-def read_topic(bootstrap: str, topic: str, expected: int,
-               timeout_seconds: float = 90.0) -> list[Any]:
-    """Read a topic from the start until ``expected`` records arrived or time runs out."""
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_seconds: float = 90.0,
+               done: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+    """Read a topic from the start until ``expected`` records arrived (or ``done`` says so)
+    or time runs out."""
+    done = done or (lambda out: len(out) >= expected)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              auto_offset_reset="earliest")
     out: list[Any] = []
@@ -101,7 +117,7 @@ def read_topic(bootstrap: str, topic: str, expected: int,
             time.sleep(0.2)
         parts = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in parts])
-        while len(out) < expected and time.monotonic() < deadline:
+        while not done(out) and time.monotonic() < deadline:
             for recs in consumer.poll(timeout_ms=500).values():
                 out.extend(recs)
         # Anything beyond `expected` would be a bug (a duplicate): look a little longer.
@@ -123,3 +139,72 @@ def wait_until(predicate: Any, timeout_seconds: float, what: str, step: float = 
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
+
+
+class Prometheus:
+    """A real Prometheus (Debian's package) on loopback scraping ``targets`` every second.
+
+    ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``). Use as a context
+    manager; it is stopped on exit.
+    """
+
+    def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str) -> None:
+        self.exe, self.workdir, self.targets, self.rules = exe, workdir, targets, rules
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Prometheus:
+        import yaml
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "alerts.yml").write_text(self.rules)
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": ["alerts.yml"],
+            "scrape_configs": [{"job_name": "streambed",
+                                "static_configs": [{"targets": self.targets}]}],
+        }))
+        self.proc = subprocess.Popen(
+            [self.exe, f"--config.file={self.workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=(self.workdir / "prometheus.log").open("wb"),
+        )
+        wait_until(self._ready, 30, "Prometheus to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            log = (self.workdir / "prometheus.log").read_text()[-3000:]
+            raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{log}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def api(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}", timeout=5) as resp:
+            body = json.load(resp)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def alerts(self) -> set[tuple[str, str, str]]:
+        """(alertname, feature or attribute label, state) of every pending/firing alert."""
+        return {(a["labels"]["alertname"],
+                 a["labels"].get("feature") or a["labels"].get("attribute", ""), a["state"])
+                for a in self.api("alerts")["alerts"]}
+
+    def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
+        data = self.api("query?query=" + urllib.parse.quote(promql))
+        return [(r["metric"], float(r["value"][1])) for r in data["result"]]

@@ -150,7 +150,10 @@ def test_feature_state_survives_a_worker_restart(
 
     worker = worker_factory(topic_config, free_port())  # recovers tables from changelogs
     produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in second])
-    scored = json_values(read_topic(kafka_bootstrap, config.topics.scored, len(valid)))
+    ids = {json.loads(r.value)["event_id"] for r in valid}
+    scored = json_values(read_topic(
+        kafka_bootstrap, config.topics.scored, len(valid),
+        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids))
     # Output is at-least-once: an event whose offset was not committed before the stop is
     # delivered again. Its record is re-sent identical, and its state is not applied twice.
     by_id: dict[str, dict] = {}
@@ -158,7 +161,7 @@ def test_feature_state_survives_a_worker_restart(
         again = by_id.setdefault(rec["event_id"], rec)
         assert {k: v for k, v in again.items() if k != "scored_at"} == \
             {k: v for k, v in rec.items() if k != "scored_at"}, "a redelivery differs"
-    assert set(by_id) == {json.loads(r.value)["event_id"] for r in valid}, "none lost"
+    assert set(by_id) == ids, "none lost"
     expected = _expected_features(config, valid)
     for rec in scored:
         _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])

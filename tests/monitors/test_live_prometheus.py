@@ -6,30 +6,19 @@ test checks names, labels and thresholds end to end, not just promtool's fixture
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
 from monitors import Metrics, Monitoring, MonitorsConfig
 from monitors.alert_rules import rules_with_for
+from tests.support import Prometheus, free_port
 
 pytestmark = pytest.mark.prometheus
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def drifted_worker() -> CollectorRegistry:
@@ -57,45 +46,26 @@ def drifted_worker() -> CollectorRegistry:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[str]:
-    exe = shutil.which("prometheus")
-    if exe is None:
-        pytest.fail("prometheus is not installed (Debian package `prometheus`); it is required")
+def prometheus(tmp_path: Path, prometheus_bin: str) -> Iterator[Prometheus]:
     registry = drifted_worker()
     exporter_port = free_port()
     server, thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
-    (tmp_path / "alerts.yml").write_text(rules_with_for(1))
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": ["alerts.yml"],
-        "scrape_configs": [{"job_name": "streambed",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}],
-    }))
-    port = free_port()
-    process = subprocess.Popen(
-        [exe, f"--config.file={tmp_path / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "prometheus.log").open("w"),
-    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        with Prometheus(prometheus_bin, tmp_path, [f"127.0.0.1:{exporter_port}"],
+                        rules_with_for(1)) as prom:
+            yield prom
     finally:
-        process.terminate()
-        process.wait(timeout=20)
         server.shutdown()
         thread.join(timeout=5)
 
 
-def firing(base: str) -> set[tuple[str, str]]:
-    with urllib.request.urlopen(f"{base}/api/v1/alerts", timeout=2) as response:
-        alerts = json.load(response)["data"]["alerts"]
-    return {
-        (a["labels"]["alertname"], a["labels"].get("feature") or a["labels"].get("attribute", ""))
-        for a in alerts if a["state"] == "firing"
-    }
+def firing(prom: Prometheus) -> set[tuple[str, str]]:
+    return {(name, label) for name, label, state in prom.alerts() if state == "firing"}
 
 
-def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(prometheus: str) -> None:
+def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(
+    prometheus: Prometheus,
+) -> None:
     expected = {("FeatureDriftHigh", "amount"), ("PredictionDriftHigh", ""),
                 ("GroupImpactDisparity", "group")}
     deadline = time.monotonic() + 40

@@ -53,13 +53,13 @@ def test_feature_set_identity_changes_when_a_definition_changes(tmp_path: Path) 
         (lambda r: r["topics"].update(partitions=0), "topics.partitions", "greater than"),
         (lambda r: r.update(brokr="x"), "brokr", "Extra inputs"),
         (lambda r: r["features"].append({"name": "x", "agg": "sum", "field": "nope"}),
-         "features.9", "unknown field 'nope'"),
+         "features.11", "unknown field 'nope'"),
         (lambda r: r["features"].append({"name": "y", "agg": "mean", "field": "channel"}),
-         "features.9.field", "needs a numeric field"),
+         "features.11.field", "needs a numeric field"),
         (lambda r: r["features"].append({"name": "apps_1h", "agg": "count"}),
-         "features.9.name", "duplicate feature name"),
-        (lambda r: r["features"][7]["where"].update(op="contains"),
-         "features.7.where", "eq"),
+         "features.11.name", "duplicate feature name"),
+        (lambda r: r["features"][9]["where"].update(op="contains"),
+         "features.9.where", "eq"),
     ],
 )
 def test_bad_config_fails_with_the_dotted_path_of_the_bad_field(

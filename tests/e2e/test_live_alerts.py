@@ -1,0 +1,109 @@
+"""Live: real broker, real worker, real Prometheus; drift and disparity alerts fire on cue.
+
+The simulator's stream turns bad halfway (every numeric attribute drifts, and group B is
+made to look riskier than its true outcomes say). Through Prometheus' HTTP API the test
+checks that the drift and disparity alerts were quiet — with the statistics computed, not
+NaN — while the first half was scored, and firing after the second half. The rules are
+the shipped ones with every ``for:`` shortened to one second.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitors.alert_rules import rules_with_for
+from streams.config import load_config
+from streams.simulate import SimulationOptions, Simulator
+from streams.topics import ensure_topics
+from tests.support import Prometheus, Worker, free_port, produce_to, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
+
+COUNT = 4000
+#: Paced like a live source, so labels are learned as they come, not after a burst.
+RECORDS_PER_SECOND = 800
+WATCHED = ("FeatureDriftHigh", "PredictionDriftHigh", "GroupImpactDisparity")
+
+
+def _short_windows(config_path: Path) -> None:
+    """Monitor windows of 20 s of wall-clock time, so the test sees change quickly."""
+    raw = yaml.safe_load(config_path.read_text())
+    raw["monitors"]["refresh_seconds"] = 1
+    raw["monitors"]["drift"].update(window_seconds=20, window_buckets=20)
+    raw["monitors"]["impact"].update(window_seconds=20, window_buckets=20)
+    config_path.write_text(yaml.safe_dump(raw))
+
+
+def _produce_until_event(bootstrap: str, config, records: list, stop_at: int) -> int:
+    """Produce records (events and labels, in stream order) up to event number ``stop_at``."""
+    topics = {"event": config.topics.events, "label": config.topics.labels}
+    batch, events = [], 0
+    for rec in records:
+        if rec.kind == "event":
+            if events == stop_at:
+                break
+            events += 1
+        batch.append((topics[rec.kind], rec.key, rec.value))
+    produce_to(bootstrap, batch, per_second=RECORDS_PER_SECOND)
+    return len(batch)
+
+
+def test_drift_and_disparity_alerts_are_quiet_before_injection_and_fire_after(
+    kafka_bootstrap: str, topic_config: Path, prometheus_bin: str, tmp_path: Path
+) -> None:
+    _short_windows(topic_config)
+    config = load_config(topic_config)
+    ensure_topics(config)
+    opts = SimulationOptions(count=COUNT, seed=42, entities=300, drift_at=0.5,
+                             disparity_at=0.5, mean_gap_ms=20_000, label_delay_ms=600_000)
+    records = list(Simulator(config, opts).records())
+
+    worker = Worker(topic_config, free_port(), tmp_path / "worker")
+    worker.start()
+    try:
+        with Prometheus(prometheus_bin, tmp_path / "prometheus",
+                        [f"127.0.0.1:{worker.web_port}"], rules_with_for(1)) as prom:
+            taken = _produce_until_event(kafka_bootstrap, config, records, COUNT // 2)
+            wait_until(lambda: worker.metric("streambed_events_total", outcome="scored")
+                       == COUNT // 2, 90, "the first half to be scored")
+
+            def computed() -> bool:  # every watched statistic is a number in Prometheus
+                psi = prom.query("streambed_feature_drift_psi")
+                parity = prom.query('streambed_demographic_parity_ratio{attribute="group"}')
+                return (len(psi) == len(config.monitors.drift.features or [])
+                        and all(not math.isnan(v) for _, v in psi)
+                        and bool(parity) and not math.isnan(parity[0][1]))
+
+            wait_until(computed, 30, "drift and parity statistics in Prometheus")
+            time.sleep(3)  # rules evaluate every 1 s with for: 1s: anything due is pending now
+            before = {(name, label) for name, label, _ in prom.alerts() if name in WATCHED}
+            assert before == set(), (
+                f"alerts before the injection: {before}; selection rates: "
+                f"{prom.query('streambed_group_selection_rate_ratio')}; window decisions: "
+                f"{prom.query('streambed_group_window_decisions')}; labels: "
+                f"{prom.query('streambed_labels_total')} {prom.query('streambed_labels_waiting')}")
+            assert prom.query('up{job="streambed"}')[0][1] == 1.0
+
+            rest = records[taken:]
+            _produce_until_event(kafka_bootstrap, config, rest, COUNT)
+            wait_until(lambda: worker.metric("streambed_events_total", outcome="scored")
+                       == COUNT, 90, "the second half to be scored")
+
+            def firing() -> set[tuple[str, str]]:
+                return {(n, label) for n, label, state in prom.alerts() if state == "firing"}
+
+            wait_until(lambda: {"FeatureDriftHigh", "GroupImpactDisparity"}
+                       <= {n for n, _ in firing()}, 60, "drift and disparity alerts to fire")
+            after = firing()
+            assert ("GroupImpactDisparity", "group") in after
+            drifted = {label for name, label in after if name == "FeatureDriftHigh"}
+            assert {"amount_last", "credit_score_last"} <= drifted, after
+            assert "WorkerDown" not in {n for n, _ in after}
+            print(f"alerts before injection: {sorted(before)}; after: {sorted(after)}")
+    finally:
+        worker.stop()
