@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-EVENT_OUTCOMES = ("scored", "rejected", "late")
+EVENT_OUTCOMES = ("scored", "rejected", "late", "duplicate")
 LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
 
 #: Latency buckets in seconds: sub-millisecond to 10 s, for event received → scored sent.
@@ -27,8 +27,9 @@ class Metrics:
         self.registry = registry
         self.events = Counter(
             "streambed_events",
-            "Events received on the events topic, by outcome "
-            "(scored, rejected by validation, late beyond the allowed lateness).",
+            "Events received on the events topic, by outcome (scored, rejected by validation, "
+            "late beyond the allowed lateness, duplicate: redelivered after its state was "
+            "applied and its label joined, so nothing is re-sent).",
             ["outcome"],
             registry=registry,
         )
@@ -42,6 +43,12 @@ class Metrics:
             "streambed_redeliveries",
             "Events delivered again after a restart whose state was already applied; their "
             "feature state is not applied twice.",
+            registry=registry,
+        )
+        self.skipped_offsets = Counter(
+            "streambed_skipped_offsets",
+            "Input records the stream consumer skipped (an offset gap), read back directly and "
+            "processed in order.",
             registry=registry,
         )
         self.labels = Counter(

@@ -43,14 +43,15 @@ def default_cache_dir() -> Path:
 class BrokerOptions(BaseModel):
     """Where and how the local broker runs."""
 
-    port: int = Field(default=9092, ge=1024, le=65534)
+    port: int = Field(default=9092, ge=1024, le=64535)
     data_dir: Path = Path("var/kafka")
     cache_dir: Path = Field(default_factory=default_cache_dir)
     heap_mb: int = Field(default=512, ge=128)
 
     @property
     def controller_port(self) -> int:
-        return self.port + 1
+        # Not port + 1: 9093 is Alertmanager's port, which a local Prometheus setup uses.
+        return self.port + 1000
 
     @property
     def bootstrap(self) -> str:
@@ -217,8 +218,9 @@ def start(opts: BrokerOptions, log: Callable[[str], None] = print) -> BrokerStat
     if not (log_dir / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
-            [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-             "--ignore-formatted"],
+            # "--cluster-id=ID", not "-t ID": a base64url id may begin with "-".
+            [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+             "--config", str(props), "--ignore-formatted"],
             capture_output=True, text=True, check=False,
         )
         if fmt.returncode != 0:

@@ -14,7 +14,7 @@ the entity's partition.
 from __future__ import annotations
 
 import json
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,14 @@ class EntityRecord:
         self.__dict__.update(state)
 
 
+@dataclass
+class PartitionState:
+    """What the worker keeps per input partition: its watermark and the next offset due."""
+
+    watermark_ms: int | None = None
+    next_offset: int = 0
+
+
 @dataclass(frozen=True)
 class EventResult:
     scored: ScoredRecord | None = None
@@ -102,23 +110,52 @@ class Processor:
         record_ts_ms: int,
         now_ms: int,
         entities: MutableMapping[str, EntityRecord],
-        watermarks: MutableMapping[str, int],
+        partitions: MutableMapping[str, PartitionState],
     ) -> EventResult:
         """Validate one raw event, then score it or dead-letter it (never both, never neither)."""
+        key = _partition_key(source)
+        part = partitions.get(key) or PartitionState()
+        part.next_offset = max(part.next_offset, source.offset + 1)
+        result = self._handle_event(raw, source, record_ts_ms, now_ms, entities, part)
+        partitions[key] = part  # reassign: Faust writes the changelog on set
+        return result
+
+    @staticmethod
+    def missing_before(source: Source, partitions: Mapping[str, PartitionState]) -> int | None:
+        """The first offset skipped before ``source`` on its partition, if any was.
+
+        Offsets of the events topic are contiguous, so an event beyond the next offset
+        due means records were skipped (faust-streaming drops records fetched across a
+        rebalance while the committed offset can move past them). The shell reads the
+        gap back and processes it first, so nothing is lost and order is kept.
+        """
+        part = partitions.get(_partition_key(source))
+        if part is None or part.next_offset == 0 or source.offset <= part.next_offset:
+            return None
+        return part.next_offset
+
+    def _handle_event(
+        self,
+        raw: bytes,
+        source: Source,
+        record_ts_ms: int,
+        now_ms: int,
+        entities: MutableMapping[str, EntityRecord],
+        part: PartitionState,
+    ) -> EventResult:
         checked = self.validator.validate(raw, record_ts_ms)
         if isinstance(checked, Rejection):
             return self._reject(raw, checked.reason, checked.detail, source, now_ms)
         entity = entities.get(checked.entity_id)
         if entity is not None and _already_applied(entity, source):
             return self._redelivered(checked, entity, source, now_ms)
-        wm_key = f"{source.topic}:{source.partition}"
         watermark = Watermark(self.schema.allowed_lateness_ms)
-        watermark.watermark_ms = watermarks.get(wm_key)
+        watermark.watermark_ms = part.watermark_ms
         if not watermark.observe(checked.ts_ms):
             detail = (f"{self.schema.time_field}={checked.ts_ms} is more than allowed_lateness "
                       f"behind the partition watermark {watermark.watermark_ms}")
             return self._reject(raw, "late", detail, source, now_ms)
-        watermarks[wm_key] = watermark.watermark_ms  # type: ignore[assignment]
+        part.watermark_ms = watermark.watermark_ms
 
         entity = entity or EntityRecord(self.engine.new_state())
         values = self.engine.apply(entity.features, checked.ts_ms, checked.attrs)
@@ -162,6 +199,8 @@ class Processor:
         self.metrics.redeliveries.inc()
         pending = entity.pending.get(ev.event_id)
         if pending is None or pending.features is None:
+            # Labelled since (or pruned): the record it had is history; nothing to re-send.
+            self.metrics.events.labels(outcome="duplicate").inc()
             return EventResult()
         self.metrics.events.labels(outcome="scored").inc()
         return EventResult(scored=self._record(ev, pending.features, pending.score,
@@ -245,6 +284,10 @@ class Processor:
             self.monitoring.on_model_version(self.model.version, now)
             self.new_versions += 1
         return LabelResult(outcome, new_model_version=new_version)
+
+
+def _partition_key(source: Source) -> str:
+    return f"{source.topic}:{source.partition}"
 
 
 def _already_applied(entity: EntityRecord, source: Source) -> bool:

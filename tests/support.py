@@ -40,7 +40,8 @@ class Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config),
-             "--web-port", str(self.web_port), "--data-dir", str(self.data_dir)],
+             "--web-port", str(self.web_port), "--data-dir", str(self.data_dir),
+             "--loglevel", os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
         )
         deadline = time.monotonic() + ready_timeout_seconds

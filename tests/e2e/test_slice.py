@@ -161,7 +161,12 @@ def test_feature_state_survives_a_worker_restart(
         again = by_id.setdefault(rec["event_id"], rec)
         assert {k: v for k, v in again.items() if k != "scored_at"} == \
             {k: v for k, v in rec.items() if k != "scored_at"}, "a redelivery differs"
-    assert set(by_id) == ids, "none lost"
+    assert set(by_id) == ids, (
+        f"lost {sorted(ids - set(by_id))}; worker says scored="
+        f"{worker.metric('streambed_events_total', outcome='scored')} rejected="
+        f"{worker.metric('streambed_events_total', outcome='rejected')} late="
+        f"{worker.metric('streambed_events_total', outcome='late')} redelivered="
+        f"{worker.metric('streambed_redeliveries_total')}\n{worker.log()}")
     expected = _expected_features(config, valid)
     for rec in scored:
         _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])
