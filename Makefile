@@ -43,7 +43,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check . || true
 
 schemas: venv
-	$(PY) -m streams.cli schemas --out streams/schemas
+	$(PY) -m streams.cli schemas --out streams/schemas --config examples/quickstart.yaml
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

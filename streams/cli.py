@@ -100,9 +100,10 @@ def _schemas(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    schemas = json_schemas(_config(args).event if args.config else None)
+    for name, schema in schemas.items():
         (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    print(f"schemas: wrote {len(json_schemas())} JSON Schemas to {out}")
+    print(f"schemas: wrote {len(schemas)} JSON Schemas to {out}")
     return 0
 
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schemas", help="write the JSON Schemas of the wire records")
     sc.add_argument("--out", default="schemas")
+    sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
 
     from streams.replay_cli import add_replay_parser

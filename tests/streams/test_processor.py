@@ -30,7 +30,7 @@ class PickledDict(dict):
         return pickle.loads(super().__getitem__(key))
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - self.get recurses
 
 
 def make() -> tuple[Processor, Metrics]:
