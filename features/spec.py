@@ -45,7 +45,9 @@ def parse_duration_ms(value: Any) -> int:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         ms = float(m.group(1)) * _UNIT_MS[m.group(2) or "s"]
     else:
-        raise ValueError(f"not a duration: {value!r} (use seconds or e.g. '90s', '15m', '1h', '7d')")
+        raise ValueError(
+            f"not a duration: {value!r} (use seconds or e.g. '90s', '15m', '1h', '7d')"
+        )
     if ms <= 0 or ms != int(ms):
         raise ValueError(f"a duration must be a positive whole number of milliseconds: {value!r}")
     return int(ms)
@@ -169,9 +171,9 @@ class FeatureSet(_Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> FeatureSet:
         seen: set[str] = set()
-        for f in self.features:
+        for i, f in enumerate(self.features):
             if f.name in seen:
-                raise ValueError(f"duplicate feature name {f.name!r}")
+                raise ValueError(f"@features.{i}.name: duplicate feature name {f.name!r}")
             seen.add(f.name)
         return self
 

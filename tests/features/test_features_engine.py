@@ -1,0 +1,97 @@
+"""The online engine: the lateness contract, exact out-of-order events, and state that
+pickles and stays bounded."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from features import FeatureEngine, FeatureSet, LateEventError
+from features.reference import reference_features
+
+FS = FeatureSet(features=[
+    {"name": "n_10s", "agg": "count", "window": {"kind": "sliding", "size": "10s"}},
+    {"name": "sum_day", "agg": "sum", "field": "x", "window": {"kind": "tumbling", "size": "1d"}},
+    {"name": "max_6h", "agg": "max", "field": "x",
+     "window": {"kind": "hopping", "size": "6h", "hop": "1h"}},
+    {"name": "first_ever", "agg": "first", "field": "x"},
+    {"name": "distinct_ever", "agg": "count_distinct", "field": "x"},
+    {"name": "gap", "agg": "seconds_since_previous"},
+])
+
+
+def test_event_older_than_allowed_lateness_raises_and_leaves_state_unchanged():
+    engine = FeatureEngine(FS, allowed_lateness_ms=1_000)
+    state = engine.new_state()
+    engine.apply(state, 10_000, {"x": 1})
+    before = pickle.dumps(state)
+    with pytest.raises(LateEventError, match="allowed lateness"):
+        engine.apply(state, 8_999, {"x": 2})
+    assert pickle.dumps(state) == before
+    engine.apply(state, 9_000, {"x": 3})  # exactly max - lateness: accepted
+
+
+def test_out_of_order_events_within_lateness_are_exact():
+    engine = FeatureEngine(FS, allowed_lateness_ms=60_000)
+    state = engine.new_state()
+    events = [("e", t, {"x": x}) for t, x in
+              [(50_000, 5), (20_000, 2), (55_000, 1), (20_000, 7), (45_000, 9), (56_000, 2)]]
+    got = [engine.apply(state, t, a) for _, t, a in events]
+    assert got == reference_features(events, FS)
+
+
+def test_state_pickles_and_stays_bounded_over_a_long_stream():
+    engine = FeatureEngine(FS, allowed_lateness_ms=5_000)
+    state = engine.new_state()
+    for i in range(20_000):  # an event every 5 s for 28 h, every 7th 3 s late
+        t = i * 5_000
+        engine.apply(state, t - (3_000 if i % 7 == 0 else 0), {"x": i % 5})
+        if i % 5_000 == 0:
+            state = pickle.loads(pickle.dumps(state))
+    # buffer: lateness + longest reach (the 1 d tumbling window), cut in batches of an
+    # eighth; the sliding FIFO: 10 s.
+    assert len(state.buffer) <= 9 / 8 * (5_000 + 86_400_000) / 5_000 + 2
+    assert len(state.running[0].held) <= 3
+    assert len(pickle.dumps(state)) < 1_000_000
+
+
+def test_without_lateness_no_buffer_is_kept():
+    engine = FeatureEngine(FS, allowed_lateness_ms=0)
+    state = engine.new_state()
+    for t in range(100):
+        engine.apply(state, t, {"x": t})
+    assert len(state.buffer) == 0
+    with pytest.raises(LateEventError):
+        engine.apply(state, 98, {"x": 0})
+
+
+def test_features_come_back_in_feature_set_order():
+    engine = FeatureEngine(FS, 0)
+    assert list(engine.apply(engine.new_state(), 1, {"x": 1})) == FS.names
+
+
+def test_numeric_aggregation_of_text_names_the_feature():
+    engine = FeatureEngine(FS, 0)
+    with pytest.raises(ValueError, match=r"'sum_day'.*'x'"):
+        engine.apply(engine.new_state(), 1, {"x": "abc"})
+
+
+def test_worked_example_in_the_docs():
+    aggs = ["count", "sum", "mean", "min", "variance", "first", "last", "count_distinct"]
+    window = {"kind": "sliding", "size": "10s"}
+    fs = FeatureSet(features=[
+        *({"name": a, "agg": a, "field": None if a == "count" else "x", "window": window}
+          for a in aggs),
+        {"name": "gap", "agg": "seconds_since_previous", "window": window},
+    ])
+    engine = FeatureEngine(fs, 0)
+    state = engine.new_state()
+    rows = [list(engine.apply(state, t, {"x": x}).values())
+            for t, x in [(0, 4), (5_000, None), (5_000, 2), (10_000, 2)]]
+    assert rows == [
+        [1, 4.0, 4.0, 4.0, None, 4.0, 4.0, 1, None],
+        [2, 4.0, 4.0, 4.0, None, 4.0, 4.0, 1, 5.0],
+        [3, 6.0, 3.0, 2.0, 1.0, 4.0, 2.0, 2, 0.0],
+        [3, 4.0, 2.0, 2.0, 0.0, 2.0, 2.0, 1, 5.0],
+    ]
