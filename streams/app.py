@@ -157,6 +157,10 @@ def create_app(
 
     gap_reader = GapReader(config.bootstrap_servers)
 
+    @app.on_before_shutdown.connect
+    async def _close_gap_reader(app: Any, **kwargs: Any) -> None:
+        await gap_reader.close()
+
     async def score_one(raw: bytes, key: bytes | None, source: Source, record_ts_ms: int,
                         received: float) -> None:
         result = processor.handle_event(raw, source, record_ts_ms, _now_ms(), entities,
