@@ -207,14 +207,15 @@ def labels_from_records(records: Iterable[RawRecord]) -> pd.DataFrame:
 # -- validation and features --------------------------------------------------------------
 
 
-def validated_frame(config: Config, records: Iterable[RawRecord]) -> ReplayResult:
+def validated_frame(config: Config, records: Iterable[RawRecord],
+                    progress: bool = False) -> ReplayResult:
     """Validate raw records like the worker; accepted ones become a frame in arrival order."""
     validator = EventValidator(config.event)
     wall_ms = time.time_ns() // 1_000_000
     rejected: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
     received = 0
-    for rec in records:
+    for rec in tqdm(records, disable=not progress, unit="rec", desc="validate"):
         received += 1
         checked = validator.validate(rec.value, rec.timestamp_ms or wall_ms)
         if not isinstance(checked, ValidEvent):
@@ -255,9 +256,10 @@ def replay(
     *,
     labels: pd.DataFrame | None = None,
     order: Order = "arrival",
+    progress: bool = False,
 ) -> ReplayResult:
     """Features as of each accepted event (one row per labelled event when ``labels``)."""
-    result = validated_frame(config, records)
+    result = validated_frame(config, records, progress)
     events = result.frame
     lateness = None
     if order == "arrival":  # the worker's rule: late against the partition's watermark

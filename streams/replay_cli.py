@@ -65,7 +65,8 @@ def _replay(args: argparse.Namespace) -> int:
                                                     progress=not args.no_progress))
         elif args.labels:
             labels = read_labels_file(args.labels)
-        result = replay(config, records, labels=labels, order=args.order)
+        result = replay(config, records, labels=labels, order=args.order,
+                        progress=not args.no_progress)
     except (ValueError, FileNotFoundError, TimeoutError) as exc:
         print(f"streambed: {exc}", file=sys.stderr)
         return 1

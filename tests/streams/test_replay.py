@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
 from features import FeatureEngine
+from monitors import Metrics, Monitoring
+from monitors.config import ReferenceConfig
 from streams.config import load_config
 from streams.replay import (
     read_events_file,
@@ -135,9 +138,16 @@ def test_cli_writes_parquet_and_reports_counts(history: Path, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert "received=1500" in proc.stdout
     frame = pd.read_parquet(out)
+    labels = read_labels_file(history / "labels.jsonl")
+    assert len(frame) == labels["event_id"].nunique()
     assert list(frame.columns[:4]) == ["event_id", "entity_id", "ts", "group"]
     assert frame.columns[-1] == "label"
-    assert (tmp_path / "ref.json").exists()
+    monitors = CONFIG.monitors.model_copy(update={"drift": CONFIG.monitors.drift.model_copy(
+        update={"reference": ReferenceConfig(source="file", path=tmp_path / "ref.json")})})
+    monitoring = Monitoring(monitors, CONFIG.features.names, Metrics(CollectorRegistry()))
+    monitoring.refresh(1.0)
+    drift = monitoring.snapshot()["feature_drift"]["amount_last"]
+    assert drift["reference_source"] == "file" and drift["reference_events"] == len(frame)
 
 
 def test_simulated_history_matches_the_simulator(history: Path) -> None:
