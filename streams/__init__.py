@@ -1,0 +1,1 @@
+"""The imperative shell: config, validation, the Faust worker, the model, replay I/O, the CLI."""

@@ -1,0 +1,1 @@
+"""Tests; see README.md for what runs where."""
