@@ -80,6 +80,11 @@ class Metrics:
             "Labels the online model has learned from.",
             registry=registry,
         )
+        self.assigned_partitions = Gauge(
+            "streambed_assigned_partitions",
+            "Partitions of the events topic this worker is assigned (0 until it has joined).",
+            registry=registry,
+        )
         self.pending_predictions = Gauge(
             "streambed_pending_predictions",
             "Scored events held by this worker while waiting for their label.",

@@ -142,6 +142,7 @@ def create_app(
     async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
         entities.drop_cache()
         partitions.drop_cache()
+        metrics.assigned_partitions.set(sum(tp.topic == topics.events for tp in assigned))
 
     async def send_dead_letter(key: bytes | None, letter: Any) -> None:
         await dlq_topic.send(key=key, value=dumps(letter))
