@@ -80,6 +80,12 @@ class Metrics:
             "Labels the online model has learned from.",
             registry=registry,
         )
+        self.produce_errors = Counter(
+            "streambed_produce_errors",
+            "Records (scored, dead letters, model snapshots) the producer failed to deliver.",
+            ["topic"],
+            registry=registry,
+        )
         self.assigned_partitions = Gauge(
             "streambed_assigned_partitions",
             "Partitions of the events topic this worker is assigned (0 until it has joined).",

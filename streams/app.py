@@ -144,8 +144,18 @@ def create_app(
         partitions.drop_cache()
         metrics.assigned_partitions.set(sum(tp.topic == topics.events for tp in assigned))
 
+    def count_failure(fut: Any) -> bool:
+        """Send callback: count (and log) a record the producer could not deliver."""
+        exc = fut.exception() if fut.done() and not fut.cancelled() else None
+        if exc is None:
+            return False
+        topic = fut.message.channel.get_topic_name()
+        metrics.produce_errors.labels(topic=topic).inc()
+        log.error("could not produce to %s: %r", topic, exc)
+        return True
+
     async def send_dead_letter(key: bytes | None, letter: Any) -> None:
-        await dlq_topic.send(key=key, value=dumps(letter))
+        await dlq_topic.send(key=key, value=dumps(letter), callback=count_failure)
 
     async def publish_new_model_version() -> None:
         """Snapshot the model to its compacted topic after a version was cut."""
@@ -153,7 +163,8 @@ def create_app(
             return
         processor.new_versions = 0
         snap = model.snapshot(_now_ms())
-        await versions_topic.send(key=config.name.encode(), value=dumps(snap))
+        await versions_topic.send(key=config.name.encode(), value=dumps(snap),
+                                  callback=count_failure)
         log.info("model version %s after %d labels", snap.model_version, snap.labels_learned)
 
     gap_reader = GapReader(config.bootstrap_servers)
@@ -173,8 +184,9 @@ def create_app(
             return
         await publish_new_model_version()  # an early label may have joined just now
 
-        def observe_latency(_fut: Any, began: float = received) -> None:
-            metrics.scoring_latency.observe(time.perf_counter() - began)
+        def observe_latency(fut: Any, began: float = received) -> None:
+            if not count_failure(fut):
+                metrics.scoring_latency.observe(time.perf_counter() - began)
 
         await scored_topic.send(key=result.scored.entity_id.encode(),
                                 value=dumps(result.scored), callback=observe_latency)

@@ -211,7 +211,8 @@ class Processor:
                 now_ms: int) -> EventResult:
         self.metrics.events.labels(outcome="late" if reason == "late" else "rejected").inc()
         self.metrics.rejections.labels(reason=reason).inc()
-        return EventResult(dead_letter=DeadLetter.of(raw, reason, detail, source, now_ms))
+        return EventResult(dead_letter=DeadLetter.of(raw, reason, detail, source, now_ms,
+                                                     self.schema.max_payload_bytes))
 
     def _prune(self, entity: EntityRecord) -> None:
         """Forget pending predictions far past their label TTL (keeps the entry bounded)."""
@@ -241,7 +242,8 @@ class Processor:
             self.metrics.labels.labels(outcome="invalid").inc()
             reason = "malformed_json" if isinstance(exc, json.JSONDecodeError) else "wrong_type"
             detail = str(exc).splitlines()[0] if str(exc) else "invalid label"
-            return LabelResult("invalid", DeadLetter.of(raw, reason, detail, source, now_ms))
+            return LabelResult("invalid", DeadLetter.of(raw, reason, detail, source, now_ms,
+                                                        self.schema.max_payload_bytes))
         entity = entities.get(label.entity_id)
         if entity is None:
             entity = EntityRecord(self.engine.new_state())

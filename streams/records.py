@@ -8,6 +8,7 @@ Times are integer epoch milliseconds in UTC.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any, Literal
 
@@ -92,17 +93,27 @@ class DeadLetter(_Record):
     detail: str = Field(description="Human-readable explanation, naming the offending field")
     payload: str | None = Field(description="The original bytes as UTF-8 text, when they are")
     payload_base64: str | None = Field(description="The original bytes, when not UTF-8 text")
+    payload_bytes: int = Field(description="Size of the original payload")
+    payload_truncated: bool = Field(
+        default=False,
+        description="Only the first max_payload_bytes are kept (a too_large record would not "
+                    "fit on the DLQ); the whole record stays at its source position")
+    payload_sha256: str = Field(description="SHA-256 of the whole original payload, hex")
     source: Source
     received_at: int = Field(description="Wall-clock time of rejection, epoch ms UTC")
 
     @classmethod
-    def of(cls, raw: bytes, reason: str, detail: str, source: Source, now_ms: int) -> DeadLetter:
+    def of(cls, raw: bytes, reason: str, detail: str, source: Source, now_ms: int,
+           max_bytes: int | None = None) -> DeadLetter:
+        kept = raw if max_bytes is None else raw[:max_bytes]
         try:
-            text, b64 = raw.decode("utf-8"), None
+            text, b64 = kept.decode("utf-8"), None
         except UnicodeDecodeError:
-            text, b64 = None, base64.b64encode(raw).decode("ascii")
+            text, b64 = None, base64.b64encode(kept).decode("ascii")
         return cls(reason=reason, detail=detail, payload=text, payload_base64=b64,  # type: ignore[arg-type]
-                   source=source, received_at=now_ms)
+                   payload_bytes=len(raw), payload_truncated=len(kept) < len(raw),
+                   payload_sha256=hashlib.sha256(raw).hexdigest(), source=source,
+                   received_at=now_ms)
 
     def original_bytes(self) -> bytes:
         if self.payload is not None:

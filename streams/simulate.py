@@ -57,7 +57,9 @@ class SimRecord:
 
 
 _BAD_KINDS = ("malformed_json", "not_an_object", "missing_field", "wrong_type",
-              "unknown_field", "bad_timestamp", "out_of_range")
+              "unknown_field", "bad_timestamp", "out_of_range", "too_large")
+#: Bytes of padding that make a "too_large" record exceed any sane max_payload_bytes.
+_HUGE_PAYLOAD_BYTES = 1_048_576 - 4096
 
 
 class Simulator:
@@ -174,6 +176,8 @@ def _spoil(event: dict[str, object], kind: str, time_field: str) -> bytes:
         bad[time_field] = "yesterday"
     elif kind == "unknown_field":
         bad["unexpected_field"] = 1
+    elif kind == "too_large":
+        bad["padding"] = "x" * _HUGE_PAYLOAD_BYTES
     elif kind == "bad_timestamp":
         bad[time_field] = 4_102_444_800_000_0  # year 3270: absurd
     elif kind == "out_of_range":

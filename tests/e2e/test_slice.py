@@ -96,8 +96,11 @@ def test_slice_scores_valid_events_dead_letters_bad_ones_and_joins_labels(
 
     reasons = [d["reason"] for d in dead]
     assert reasons.count("late") == len(late)
+    limit = config.event.max_payload_bytes
     assert {d["payload"] for d in dead if d["reason"] != "late"} == \
-        {r.value.decode() for r in malformed}, "the DLQ keeps the original bytes"
+        {r.value[:limit].decode() for r in malformed}, "the DLQ keeps the original bytes"
+    huge = [d for d in dead if d["reason"] == "too_large"]
+    assert huge and all(d["payload_truncated"] and d["payload_bytes"] > limit for d in huge)
     assert all(d["detail"] and d["source"]["topic"] == config.topics.events for d in dead)
 
     def m(name: str, **labels: str) -> float:

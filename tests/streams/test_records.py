@@ -49,7 +49,10 @@ def test_dead_letter_keeps_any_bytes() -> None:
     for raw in (b'{"a": 1', b"\xff\x00binary"):
         letter = DeadLetter.of(raw, "malformed_json", "x", src, 0)
         again = DeadLetter.model_validate_json(letter.model_dump_json())
-        assert again.original_bytes() == raw
+        assert again.original_bytes() == raw and not again.payload_truncated
+    big = DeadLetter.of(b"x" * 100, "too_large", "x", src, 0, max_bytes=10)
+    assert big.original_bytes() == b"x" * 10 and big.payload_truncated
+    assert big.payload_bytes == 100 and len(big.payload_sha256) == 64
 
 
 @pytest.mark.parametrize("label", [2, "1", None, 0.5])
