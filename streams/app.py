@@ -24,7 +24,7 @@ from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.gaps import GapReader
 from streams.model import OnlineModel
-from streams.processor import Processor
+from streams.processor import Processor, partition_key
 from streams.records import Source, dumps
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,10 @@ class PickledTable(MutableMapping[str, Any]):
     whenever partitions are revoked or assigned, when the table may change under it.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, partition: int | None = None) -> None:
         self.table = table
         self.cache: dict[str, Any] = {}
+        self.partition = partition
 
     def __getitem__(self, key: str) -> Any:
         if key in self.cache:
@@ -54,7 +55,7 @@ class PickledTable(MutableMapping[str, Any]):
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._write(key, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
         self.cache[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -69,6 +70,26 @@ class PickledTable(MutableMapping[str, Any]):
 
     def drop_cache(self) -> None:
         self.cache.clear()
+
+    def bound_to(self, partition: int) -> PickledTable:
+        """This table for writes outside a stream event (Faust otherwise takes the changelog
+        partition from the current event), with changelog entries sent to ``partition``."""
+        bound = PickledTable(self.table, partition)
+        bound.cache = self.cache
+        return bound
+
+    def _write(self, key: str, raw: bytes) -> None:
+        if self.partition is None:
+            self.table[key] = raw
+        else:  # what Table.__setitem__ does, with an explicit changelog partition
+            self.table.send_changelog(self.partition, key, raw)
+            self.table.data[key] = raw
+
+
+#: How often idle partitions are checked for skipped records at their tail, and how long a
+#: partition must have delivered nothing before its tail is trusted to be skipped, not late.
+TAIL_CHECK_SECONDS = 5.0
+IDLE_SECONDS = 10.0
 
 
 def _now_ms() -> int:
@@ -143,6 +164,9 @@ def create_app(
         entities.drop_cache()
         partitions.drop_cache()
         metrics.assigned_partitions.set(sum(tp.topic == topics.events for tp in assigned))
+        now = time.monotonic()
+        for tp in assigned:
+            last_seen[partition_key(tp.topic, tp.partition)] = now
 
     def count_failure(fut: Any) -> bool:
         """Send callback: count (and log) a record the producer could not deliver."""
@@ -168,15 +192,47 @@ def create_app(
         log.info("model version %s after %d labels", snap.model_version, snap.labels_learned)
 
     gap_reader = GapReader(config.bootstrap_servers)
+    #: When each events partition last delivered (or was assigned), for the tail check.
+    last_seen: dict[str, float] = {}
+
+    async def read_back(topic: str, partition: int, start: int, end: int,
+                        tables: tuple[PickledTable, PickledTable] | None = None) -> None:
+        log.error("events %s[%d]: offsets %d..%d were skipped by the consumer; reading them "
+                  "back", topic, partition, start, end - 1)
+        for rec in await gap_reader.read(topic, partition, start, end):
+            metrics.skipped_offsets.inc()
+            await score_one(rec.value or b"", rec.key,
+                            Source(topic=rec.topic, partition=rec.partition, offset=rec.offset),
+                            rec.timestamp, time.perf_counter(), tables)
+
+    @app.timer(interval=TAIL_CHECK_SECONDS)
+    async def repair_tail_gaps() -> None:
+        """Records skipped at the end of an idle partition: nothing later reveals them."""
+        now = time.monotonic()
+        for tp in app.consumer.assignment():
+            key = partition_key(tp.topic, tp.partition)
+            if tp.topic != topics.events or now - last_seen.get(key, now) < IDLE_SECONDS:
+                continue
+            part = partitions.get(key)
+            if part is None or part.next_offset == 0:
+                continue
+            end = await gap_reader.end_offset(tp.topic, tp.partition)
+            if end > part.next_offset and tp in app.consumer.assignment():
+                await read_back(tp.topic, tp.partition, part.next_offset, end,
+                                (entities.bound_to(tp.partition),
+                                 partitions.bound_to(tp.partition)))
 
     @app.on_before_shutdown.connect
     async def _close_gap_reader(app: Any, **kwargs: Any) -> None:
         await gap_reader.close()
 
     async def score_one(raw: bytes, key: bytes | None, source: Source, record_ts_ms: int,
-                        received: float) -> None:
-        result = processor.handle_event(raw, source, record_ts_ms, _now_ms(), entities,
-                                        partitions)
+                        received: float, tables: tuple[PickledTable, PickledTable] | None = None,
+                        ) -> None:
+        entity_table, partition_table = tables or (entities, partitions)
+        last_seen[partition_key(source.topic, source.partition)] = time.monotonic()
+        result = processor.handle_event(raw, source, record_ts_ms, _now_ms(), entity_table,
+                                        partition_table)
         if result.dead_letter is not None:
             await send_dead_letter(key, result.dead_letter)
             return
@@ -199,16 +255,7 @@ def create_app(
             source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
             first_missing = processor.missing_before(source, partitions)
             if first_missing is not None:
-                log.error("events %s[%d]: offsets %d..%d were skipped by the consumer; "
-                          "reading them back", msg.topic, msg.partition, first_missing,
-                          msg.offset - 1)
-                for rec in await gap_reader.read(msg.topic, msg.partition, first_missing,
-                                                 msg.offset):
-                    metrics.skipped_offsets.inc()
-                    await score_one(rec.value or b"", rec.key,
-                                    Source(topic=rec.topic, partition=rec.partition,
-                                           offset=rec.offset),
-                                    rec.timestamp, time.perf_counter())
+                await read_back(msg.topic, msg.partition, first_missing, msg.offset)
             record_ts_ms = int(msg.timestamp * 1000) if msg.timestamp else _now_ms()
             await score_one(event.value or b"", msg.key, source, record_ts_ms, received)
 

@@ -5,6 +5,8 @@ moves past them (faust-streaming #216, #221, #312); seen here as one or two even
 when a worker restarts under load. The worker notices the gap (offsets of the events
 topic are contiguous) and reads the missing range with a plain consumer outside the
 group, so the records are processed, in order, before the one that revealed the gap.
+A gap at the tail of a partition has no later record to reveal it: a timer compares the
+partition's end with the next offset due once the partition has been idle for a while.
 """
 
 from __future__ import annotations
@@ -23,25 +25,31 @@ class GapReader:
         self.bootstrap_servers = bootstrap_servers
         self._consumer: AIOKafkaConsumer | None = None
 
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                              enable_auto_commit=False, group_id=None)
+            await self._consumer.start()
+        return self._consumer
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next record produced to the partition will get."""
+        tp = TopicPartition(topic, partition)
+        return (await (await self._started()).end_offsets([tp]))[tp]
+
     async def read(self, topic: str, partition: int, start: int,
                    end: int) -> list[ConsumerRecord]:
         if end - start > MAX_GAP_RECORDS:
             raise RuntimeError(f"{topic}[{partition}] skipped {end - start} records "
                                f"({start}..{end - 1}): too many to read back")
-        if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                              enable_auto_commit=False, group_id=None)
-            await self._consumer.start()
+        consumer = await self._started()
         tp = TopicPartition(topic, partition)
-        self._consumer.assign([tp])
-        self._consumer.seek(tp, start)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
         out: list[ConsumerRecord] = []
-        while await self._consumer.position(tp) < end:
-            batch = await self._consumer.getmany(tp, timeout_ms=1000)
-            records = batch.get(tp, [])
-            if not records and await self._consumer.position(tp) < end:
-                continue
-            out.extend(r for r in records if r.offset < end)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            out.extend(r for r in batch.get(tp, []) if r.offset < end)
         return out
 
     async def close(self) -> None:

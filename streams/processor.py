@@ -288,8 +288,13 @@ class Processor:
         return LabelResult(outcome, new_model_version=new_version)
 
 
+def partition_key(topic: str, partition: int) -> str:
+    """The key of a partition's entry in the partitions table."""
+    return f"{topic}:{partition}"
+
+
 def _partition_key(source: Source) -> str:
-    return f"{source.topic}:{source.partition}"
+    return partition_key(source.topic, source.partition)
 
 
 def _already_applied(entity: EntityRecord, source: Source) -> bool:

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from features.reference import reference_features
 from streams.config import Config, load_config
@@ -170,6 +172,41 @@ def test_feature_state_survives_a_worker_restart(
         f"{worker.metric('streambed_events_total', outcome='rejected')} late="
         f"{worker.metric('streambed_events_total', outcome='late')} redelivered="
         f"{worker.metric('streambed_redeliveries_total')}\n{worker.log()}")
+    expected = _expected_features(config, valid)
+    for rec in scored:
+        _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])
+
+
+def test_records_committed_past_but_never_processed_are_read_back(
+    kafka_bootstrap: str, topic_config: Path, worker_factory
+) -> None:
+    """faust-streaming can commit past records it skipped across a rebalance. Here that is
+    forced: the group's offsets are moved to the end while the worker is down. Nothing
+    later reveals the gap, so the worker's tail check must find and process it."""
+    config = load_config(topic_config)
+    ensure_topics(config)
+    valid = [r for r in _stream(config, count=120, seed=9) if r.kind == "event" and r.valid]
+    first, second = valid[:60], valid[60:]
+    worker = worker_factory(topic_config, free_port())
+    produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in first])
+    assert len(read_topic(kafka_bootstrap, config.topics.scored, len(first))) >= len(first)
+    worker.stop()
+
+    produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in second])
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False,
+                             group_id=f"streambed-{config.name}")
+    tps = [TopicPartition(config.topics.events, p) for p in range(config.topics.partitions)]
+    ends = consumer.end_offsets(tps)
+    consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
+    consumer.close()
+
+    worker = worker_factory(topic_config, free_port())
+    ids = {json.loads(r.value)["event_id"] for r in valid}
+    scored = json_values(read_topic(
+        kafka_bootstrap, config.topics.scored, len(valid), timeout_seconds=60,
+        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids))
+    assert {s["event_id"] for s in scored} == ids, "the skipped tail was read back"
+    assert worker.metric("streambed_skipped_offsets_total") == len(second)
     expected = _expected_features(config, valid)
     for rec in scored:
         _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])
