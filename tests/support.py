@@ -129,6 +129,17 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_seconds: float
     return out
 
 
+def read_scored_for(bootstrap: str, topic: str, events: list[Any],
+                    timeout_seconds: float = 90.0) -> tuple[set[str], list[dict[str, Any]]]:
+    """The ids of ``events`` (raw simulated records) and the scored records read until every
+    one of them has a scored record (duplicates included) or time runs out."""
+    ids = {json.loads(r.value)["event_id"] for r in events}
+    records = read_topic(
+        bootstrap, topic, len(events), timeout_seconds,
+        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids)
+    return ids, json_values(records)
+
+
 def json_values(records: list[Any]) -> list[dict[str, Any]]:
     return [json.loads(r.value) for r in records]
 

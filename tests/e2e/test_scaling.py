@@ -6,7 +6,6 @@ changelogs, and every event is scored with exactly the brute-force features.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from streams.config import load_config
 from streams.topics import ensure_topics
 from tests.e2e.test_slice import _assert_features_equal, _expected_features, _stream
-from tests.support import free_port, json_values, produce, read_topic, wait_until
+from tests.support import free_port, produce, read_scored_for, read_topic, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -36,10 +35,7 @@ def test_a_second_worker_takes_partitions_over_without_losing_or_corrupting_stat
                and one.metric("streambed_assigned_partitions") < config.topics.partitions,
                60, "the rebalance to give the second worker partitions")
     produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in second])
-    ids = {json.loads(r.value)["event_id"] for r in valid}
-    scored = json_values(read_topic(
-        kafka_bootstrap, config.topics.scored, len(valid),
-        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids))
+    ids, scored = read_scored_for(kafka_bootstrap, config.topics.scored, valid)
     assert {s["event_id"] for s in scored} == ids, "no event lost across the rebalance"
     expected = _expected_features(config, valid)
     for rec in scored:

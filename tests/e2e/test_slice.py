@@ -20,7 +20,14 @@ from streams.config import Config, load_config
 from streams.simulate import SimRecord, SimulationOptions, Simulator
 from streams.topics import ensure_topics
 from streams.validation import EventValidator, ValidEvent
-from tests.support import free_port, json_values, produce, read_topic, wait_until
+from tests.support import (
+    free_port,
+    json_values,
+    produce,
+    read_scored_for,
+    read_topic,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -155,10 +162,7 @@ def test_feature_state_survives_a_worker_restart(
 
     worker = worker_factory(topic_config, free_port())  # recovers tables from changelogs
     produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in second])
-    ids = {json.loads(r.value)["event_id"] for r in valid}
-    scored = json_values(read_topic(
-        kafka_bootstrap, config.topics.scored, len(valid),
-        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids))
+    ids, scored = read_scored_for(kafka_bootstrap, config.topics.scored, valid)
     # Output is at-least-once: an event whose offset was not committed before the stop is
     # delivered again. Its record is re-sent identical, and its state is not applied twice.
     by_id: dict[str, dict] = {}
@@ -201,10 +205,7 @@ def test_records_committed_past_but_never_processed_are_read_back(
     consumer.close()
 
     worker = worker_factory(topic_config, free_port())
-    ids = {json.loads(r.value)["event_id"] for r in valid}
-    scored = json_values(read_topic(
-        kafka_bootstrap, config.topics.scored, len(valid), timeout_seconds=60,
-        done=lambda out: {json.loads(r.value)["event_id"] for r in out} >= ids))
+    ids, scored = read_scored_for(kafka_bootstrap, config.topics.scored, valid, 60)
     assert {s["event_id"] for s in scored} == ids, "the skipped tail was read back"
     assert worker.metric("streambed_skipped_offsets_total") == len(second)
     expected = _expected_features(config, valid)
