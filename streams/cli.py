@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from streams.config import Config, ConfigError, load_config
@@ -65,7 +64,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from streams.simulate import SimulationOptions, Simulator
-    from streams.sinks import FileSink, KafkaSink
+    from streams.sinks import FileSink, KafkaSink, Pacer
 
     config = _config(args)
     opts = SimulationOptions(
@@ -76,7 +75,7 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     sink = FileSink(Path(args.out)) if args.out else KafkaSink(config)
     counts = {"events": 0, "malformed": 0, "labels": 0}
-    began = time.monotonic()
+    pacer = Pacer(args.rate)
     with sink:
         for i, rec in enumerate(Simulator(config, opts).records()):
             sink.write(rec)
@@ -84,11 +83,8 @@ def _simulate(args: argparse.Namespace) -> int:
                 counts["labels"] += 1
             else:
                 counts["events" if rec.valid else "malformed"] += 1
-            if args.rate and rec.kind == "event":
-                ahead = (counts["events"] + counts["malformed"]) / args.rate - (
-                    time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+            if rec.kind == "event":
+                pacer.tick()
             if args.progress and i and i % args.progress == 0:
                 print(f"simulate: {counts}", flush=True)
     print("simulate: " + " ".join(f"{k}={v}" for k, v in counts.items()), flush=True)

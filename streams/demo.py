@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.config import load_config
 from streams.kafka_local import BrokerOptions, start, stop
 from streams.simulate import SimulationOptions, Simulator
-from streams.sinks import KafkaSink
+from streams.sinks import KafkaSink, Pacer
 
 DEADLINE_SECONDS = 150.0
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True,
         )
-        metrics = _wait_for_worker(args.web_port, worker, log_path)
+        _wait_for_worker(args.web_port, worker, log_path)
         print(f"demo: worker serving metrics at http://127.0.0.1:{args.web_port}/metrics",
               flush=True)
 
@@ -83,16 +83,14 @@ def main(argv: list[str] | None = None) -> int:
                                  malformed_ratio=0.03, drift_at=0.6, disparity_at=0.6,
                                  mean_gap_ms=20_000, label_delay_ms=600_000)
         sent = {"events": 0, "labels": 0}
-        t0 = time.monotonic()
-        last_report = t0
+        pacer = Pacer(args.rate)
+        last_report = time.monotonic()
         with KafkaSink(config) as sink:
             for rec in Simulator(config, opts).records():
                 sink.write(rec)
                 sent["events" if rec.kind == "event" else "labels"] += 1
-                if rec.kind == "event" and args.rate:
-                    ahead = sent["events"] / args.rate - (time.monotonic() - t0)
-                    if ahead > 0:
-                        time.sleep(ahead)
+                if rec.kind == "event":
+                    pacer.tick()
                 if time.monotonic() - last_report >= 3:
                     last_report = time.monotonic()
                     _progress(sent, _scrape(args.web_port))
@@ -122,13 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         stop(broker, log=lambda line: print(f"demo: {line}", flush=True))
 
 
-def _wait_for_worker(port: int, worker: subprocess.Popen[bytes], log_path: Path) -> dict:
+def _wait_for_worker(port: int, worker: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             raise SystemExit(f"demo: the worker exited:\n{log_path.read_text()[-3000:]}")
         try:
-            return _scrape(port)
+            _scrape(port)
+            return
         except OSError:
             time.sleep(0.5)
     raise SystemExit("demo: the worker did not serve /metrics within 60s")

@@ -1,7 +1,8 @@
-"""Where the simulator writes: Kafka topics (keyed by entity) or JSONL files."""
+"""Where the simulator writes (Kafka topics keyed by entity, or JSONL files), and how fast."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -10,6 +11,23 @@ from kafka import KafkaProducer
 
 from streams.config import Config
 from streams.simulate import SimRecord
+
+
+class Pacer:
+    """Paces a source to ``per_second`` items (0: as fast as possible), like a live feed."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self.count = 0
+        self.began = time.monotonic()
+
+    def tick(self) -> None:
+        """Count one item, sleeping first if the source is ahead of its rate."""
+        self.count += 1
+        if self.per_second:
+            ahead = self.count / self.per_second - (time.monotonic() - self.began)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 class KafkaSink:

@@ -18,6 +18,8 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.sinks import Pacer
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -95,11 +97,10 @@ def produce_to(bootstrap: str, records: list[tuple[str, str, bytes]],
     """
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                              max_request_size=4 * 1024 * 1024)
-    began = time.monotonic()
-    for i, (topic, key, value) in enumerate(records):
+    pacer = Pacer(per_second)
+    for topic, key, value in records:
         producer.send(topic, key=key.encode(), value=value)
-        if per_second and (ahead := i / per_second - (time.monotonic() - began)) > 0:
-            time.sleep(ahead)
+        pacer.tick()
     producer.flush(timeout=60)
     producer.close()
 

@@ -12,7 +12,7 @@ import pytest
 
 from streams.config import load_config
 from streams.topics import ensure_topics
-from tests.e2e.test_slice import _assert_features_equal, _expected_features, _stream
+from tests.e2e.test_slice import _assert_features_equal, _expected_features, _valid_events
 from tests.support import free_port, produce, read_scored_for, read_topic, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -23,7 +23,7 @@ def test_a_second_worker_takes_partitions_over_without_losing_or_corrupting_stat
 ) -> None:
     config = load_config(topic_config)
     ensure_topics(config)
-    valid = [r for r in _stream(config, count=400, seed=17) if r.kind == "event" and r.valid]
+    valid = _valid_events(config, count=400, seed=17)
     first, second = valid[:150], valid[150:]
 
     one = worker_factory(topic_config, free_port())

@@ -38,6 +38,10 @@ def _stream(config: Config, count: int, seed: int) -> list[SimRecord]:
     return list(Simulator(config, opts).records())
 
 
+def _valid_events(config: Config, count: int, seed: int) -> list[SimRecord]:
+    return [r for r in _stream(config, count, seed) if r.kind == "event" and r.valid]
+
+
 def _late_events(config: Config, valid: list[SimRecord]) -> list[SimRecord]:
     """Two events far behind the watermark: the worker must dead-letter them as late."""
     out = []
@@ -151,7 +155,7 @@ def test_feature_state_survives_a_worker_restart(
 ) -> None:
     config = load_config(topic_config)
     ensure_topics(config)
-    valid = [r for r in _stream(config, count=200, seed=5) if r.kind == "event" and r.valid]
+    valid = _valid_events(config, count=200, seed=5)
     first, second = valid[:120], valid[120:]
 
     port = free_port()
@@ -189,7 +193,7 @@ def test_records_committed_past_but_never_processed_are_read_back(
     later reveals the gap, so the worker's tail check must find and process it."""
     config = load_config(topic_config)
     ensure_topics(config)
-    valid = [r for r in _stream(config, count=120, seed=9) if r.kind == "event" and r.valid]
+    valid = _valid_events(config, count=120, seed=9)
     first, second = valid[:60], valid[60:]
     worker = worker_factory(topic_config, free_port())
     produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in first])
