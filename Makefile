@@ -32,7 +32,7 @@ kafka-jars: venv
 	$(PY) -m streams.cli kafka fetch
 
 demo: venv system-deps kafka-jars
-	$(PY) -m streams.demo
+	$(PY) -m streams.devtools.demo
 
 test: venv system-deps kafka-jars
 	$(VENV)/bin/ruff check .

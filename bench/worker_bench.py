@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streams.config import load_config  # noqa: E402
-from streams.kafka_local import BrokerOptions, start, stop  # noqa: E402
-from streams.simulate import SimulationOptions, Simulator  # noqa: E402
+from streams.devtools.kafka_local import BrokerOptions, start, stop  # noqa: E402
+from streams.devtools.simulate import SimulationOptions, Simulator  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 from tests.support import Worker, free_port, produce, wait_until  # noqa: E402
 

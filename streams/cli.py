@@ -20,7 +20,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from streams.kafka_local import BrokerOptions, resolve_classpath, start, status, stop
+    from streams.devtools.kafka_local import BrokerOptions, resolve_classpath, start, status, stop
 
     opts = BrokerOptions(port=args.port, data_dir=args.data_dir)
     if args.action == "fetch":
@@ -40,8 +40,8 @@ def _worker(args: argparse.Namespace) -> int:
     config = _config(args)  # before the heavy imports: a bad config fails at once
     import faust
 
-    from streams.app import create_app
     from streams.model import OnlineModel
+    from streams.scorer.app import create_app
     from streams.topics import ensure_topics, latest_model_version
 
     ensure_topics(config)
@@ -63,8 +63,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from streams.simulate import SimulationOptions, Simulator
-    from streams.sinks import FileSink, KafkaSink, Pacer
+    from streams.devtools.simulate import SimulationOptions, Simulator
+    from streams.devtools.sinks import FileSink, KafkaSink, Pacer
 
     config = _config(args)
     opts = SimulationOptions(
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
 
-    from streams.replay_cli import add_replay_parser
+    from streams.replay.cli import add_replay_parser
 
     add_replay_parser(sub)
     return p

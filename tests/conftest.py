@@ -15,16 +15,29 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.kafka_local import BrokerError, BrokerOptions, start, stop
-from tests.support import REPO, Worker
+from streams.devtools.kafka_local import BrokerError, BrokerOptions, start, stop
+from tests.support import REPO, Worker, free_port, port_is_free
 
-TEST_BROKER_PORT = int(os.environ.get("STREAMBED_TEST_KAFKA_PORT", "19092"))
+#: A fixed port only when asked for; otherwise a free one, so other brokers on this machine
+#: (and the controller port, broker port + 1000) never collide with the test broker.
+TEST_BROKER_PORT = int(os.environ.get("STREAMBED_TEST_KAFKA_PORT", "0"))
+
+
+def free_broker_port() -> int:
+    """A free port whose controller port (port + 1000) is free too."""
+    for _ in range(50):
+        port = free_port()
+        if port + 1000 < 65536 and port_is_free(port + 1000):
+            return port
+    raise RuntimeError("no free port pair for the test broker")
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Apache Kafka broker (KRaft) on loopback for the whole test session."""
-    opts = BrokerOptions(port=TEST_BROKER_PORT, data_dir=tmp_path_factory.mktemp("kafka"))
+    opts = BrokerOptions(
+        port=TEST_BROKER_PORT or free_broker_port(), data_dir=tmp_path_factory.mktemp("kafka")
+    )
     try:
         start(opts, log=lambda line: print(line, flush=True))
     except BrokerError as exc:
@@ -38,8 +51,11 @@ def prometheus_bin() -> str:
     """Path of Debian's prometheus binary; fails (never skips) when it is missing."""
     path = shutil.which("prometheus")
     if path is None or shutil.which("promtool") is None:
-        pytest.fail("prometheus/promtool not found: `make test` installs Debian's "
-                    "'prometheus' package (apt-get install prometheus)", pytrace=False)
+        pytest.fail(
+            "prometheus/promtool not found: `make test` installs Debian's "
+            "'prometheus' package (apt-get install prometheus)",
+            pytrace=False,
+        )
     return path
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka_local import BrokerOptions, broker_ready, start, status, stop
+from streams.devtools.kafka_local import BrokerOptions, broker_ready, start, status, stop
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.kafka

@@ -18,7 +18,7 @@ import yaml
 
 from monitors.alert_rules import rules_with_for
 from streams.config import load_config
-from streams.simulate import SimulationOptions, Simulator
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics
 from tests.support import Prometheus, Worker, free_port, produce_to, wait_until
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from streams.config import load_config
-from streams.simulate import SimulationOptions, Simulator
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics
 from tests.support import REPO, free_port, json_values, produce_to, read_topic, wait_until
 

@@ -17,7 +17,7 @@ from kafka.structs import OffsetAndMetadata
 
 from features.reference import reference_features
 from streams.config import Config, load_config
-from streams.simulate import SimRecord, SimulationOptions, Simulator
+from streams.devtools.simulate import SimRecord, SimulationOptions, Simulator
 from streams.topics import ensure_topics
 from streams.validation import EventValidator, ValidEvent
 from tests.support import (

@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.kafka_local import BrokerOptions, _server_properties
-from tests.support import REPO
+from streams.devtools.kafka_local import BrokerOptions, _server_properties
+from tests.support import REPO, free_port
 
 
 def test_missing_java_and_maven_are_named_in_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path), "STREAMBED_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "kafka", "start", "--port", "39092",
+        [sys.executable, "-m", "streams.cli", "kafka", "start", "--port", str(free_port()),
          "--data-dir", str(tmp_path / "k")],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=60,
     )

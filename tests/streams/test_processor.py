@@ -10,10 +10,10 @@ from prometheus_client import CollectorRegistry
 
 from monitors import Metrics, Monitoring
 from streams.config import load_config
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.model import OnlineModel
-from streams.processor import EntityRecord, PartitionState, Processor
 from streams.records import Source
-from streams.simulate import SimulationOptions, Simulator
+from streams.scorer.processor import EntityRecord, PartitionState, Processor
 from tests.support import REPO
 
 CONFIG = load_config(REPO / "examples" / "quickstart.yaml")

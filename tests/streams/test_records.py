@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from streams.config import load_config
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.records import DeadLetter, Label, Source, event_model, json_schemas
-from streams.simulate import SimulationOptions, Simulator
 from streams.validation import EventValidator, ValidEvent
 from tests.support import REPO
 

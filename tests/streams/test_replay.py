@@ -16,6 +16,7 @@ from features import FeatureEngine
 from monitors import Metrics, Monitoring
 from monitors.config import ReferenceConfig
 from streams.config import load_config
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.replay import (
     read_events_file,
     read_labels_file,
@@ -23,7 +24,6 @@ from streams.replay import (
     required_columns,
     select_features,
 )
-from streams.simulate import SimulationOptions, Simulator
 from streams.validation import EventValidator, ValidEvent
 from tests.support import REPO
 

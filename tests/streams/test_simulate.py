@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from streams.config import load_config
-from streams.simulate import SimulationOptions, Simulator
+from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.validation import EventValidator, Rejection, ValidEvent
 from tests.support import REPO
 

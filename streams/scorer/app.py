@@ -1,7 +1,7 @@
 """The Faust application: topics, tables, agents, timers and web views of one worker.
 
 This is the imperative shell. Each agent reads a record, hands it with the tables to
-:class:`streams.processor.Processor` and writes what comes back: a scored record, a
+:class:`streams.scorer.processor.Processor` and writes what comes back: a scored record, a
 dead letter, a model snapshot. Agents run with concurrency 1 (faust-streaming #606: with
 more, an offset can be committed past a message still in flight). Tables live in memory
 and are restored from their changelog topics on restart.
@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, genera
 from monitors.metrics import Metrics
 from monitors.monitoring import Monitoring
 from streams.config import Config
-from streams.gaps import GapReader
 from streams.model import OnlineModel
-from streams.processor import Processor, partition_key
 from streams.records import Source, dumps
+from streams.scorer.gaps import GapReader
+from streams.scorer.processor import Processor, partition_key
 
 log = logging.getLogger(__name__)
 #: The text exposition format generate_latest() writes; aiohttp appends the charset.

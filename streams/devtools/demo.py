@@ -22,9 +22,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import load_config
-from streams.kafka_local import BrokerOptions, start, stop
-from streams.simulate import SimulationOptions, Simulator
-from streams.sinks import KafkaSink, Pacer
+from streams.devtools.kafka_local import BrokerOptions, start, stop
+from streams.devtools.simulate import SimulationOptions, Simulator
+from streams.devtools.sinks import KafkaSink, Pacer
 
 DEADLINE_SECONDS = 150.0
 

@@ -1,6 +1,6 @@
 """What the worker does with one event or one label, apart from Kafka.
 
-The Faust agents in :mod:`streams.app` hand each record here together with the tables it
+The Faust agents in :mod:`streams.scorer.app` hand each record here together with the tables it
 may read and write (plain ``MutableMapping``s, so tests drive this with dicts). Keeping
 the per-record logic out of the agents keeps the shell thin and lets the counting rule —
 every received record ends in exactly one outcome — be tested directly.

@@ -10,7 +10,7 @@ from typing import IO
 from kafka import KafkaProducer
 
 from streams.config import Config
-from streams.simulate import SimRecord
+from streams.devtools.simulate import SimRecord
 
 
 class Pacer:

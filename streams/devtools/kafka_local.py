@@ -1,7 +1,7 @@
 """A real local Apache Kafka broker (KRaft, one combined node, loopback) for dev and tests.
 
 No Docker here: the broker runs from its Maven artifacts. ``mvn dependency:copy-dependencies``
-on ``streams/kafka/pom.xml`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime
+on ``streams/devtools/kafka/pom.xml`` resolves ``org.apache.kafka:kafka_2.13`` and its runtime
 classpath into a cache outside git; ``kafka.tools.StorageTool format`` prepares the log
 directory once; ``kafka.Kafka server.properties`` runs the broker in its own session so it
 outlives the command that started it. Ready means an admin client can list topics, not
