@@ -14,10 +14,12 @@ from prometheus_client.metrics import MetricWrapperBase
 EVENT_OUTCOMES = ("scored", "rejected", "late", "duplicate")
 LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
 
-#: Latency buckets in seconds: sub-millisecond to 10 s, for event received → scored sent.
+#: Latency buckets in seconds, from a millisecond to a minute: event produced → scored acked.
 LATENCY_BUCKETS_SECONDS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
+#: The tables whose values are decoded from plain data (a bounded label set).
+STATE_TABLES = ("entities", "pending", "held", "partitions")
 
 
 class Metrics:
@@ -59,14 +61,52 @@ class Metrics:
         )
         self.labels_waiting = Gauge(
             "streambed_labels_waiting",
-            "Labels received before their event was scored, held until it is (or until "
-            "twice the label TTL has passed, when they count as unmatched).",
+            "Labels received before their event was scored, held until it is (or until the "
+            "label TTL has passed on the partition's event-time clock: then unmatched).",
             registry=registry,
         )
-        self.scoring_latency = Histogram(
-            "streambed_scoring_latency_seconds",
-            "Time from an event being received by the worker to its scored record being sent.",
+        self.event_latency = Histogram(
+            "streambed_event_latency_seconds",
+            "Time from an event's Kafka record timestamp (when it was produced) to its scored "
+            "record being acknowledged by the broker: consumer lag shows in it.",
             buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "streambed_consumer_lag_records",
+            "Records of an assigned events partition not yet processed (high watermark minus "
+            "the next offset due).",
+            ["partition"],
+            registry=registry,
+        )
+        self.state_decode_errors = Counter(
+            "streambed_state_decode_errors",
+            "Table values that failed to decode as plain data (logged with their key, never "
+            "executed; the entry is treated as absent).",
+            ["table"],
+            registry=registry,
+        )
+        self.training_examples = Counter(
+            "streambed_training_examples",
+            "Examples (a joined label with the features as scored) appended to the training "
+            "topic.",
+            registry=registry,
+        )
+        self.predictions_expired = Counter(
+            "streambed_predictions_expired",
+            "Scored events whose label did not come within the label TTL (forgotten).",
+            registry=registry,
+        )
+        self.predictions_evicted = Counter(
+            "streambed_predictions_evicted",
+            "Scored events forgotten before their label TTL because state.max_pending was "
+            "reached.",
+            registry=registry,
+        )
+        self.batch_records = Histogram(
+            "streambed_batch_records",
+            "Input records per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=registry,
         )
         self.model_info = Gauge(
@@ -120,6 +160,8 @@ class Metrics:
             "(Unix seconds, on the clock the worker passes in).",
             registry=registry,
         )
+        for table in STATE_TABLES:
+            self.state_decode_errors.labels(table=table)
         for outcome in EVENT_OUTCOMES:
             self.events.labels(outcome=outcome)
         for outcome in LABEL_OUTCOMES:

@@ -40,18 +40,12 @@ def _worker(args: argparse.Namespace) -> int:
     config = _config(args)  # before the heavy imports: a bad config fails at once
     import faust
 
-    from streams.model import OnlineModel
     from streams.scorer.app import create_app
-    from streams.topics import ensure_topics, latest_model_version
+    from streams.topics import ensure_topics
 
     ensure_topics(config)
-    model = OnlineModel(config.model, config.features.identity)
-    snap = latest_model_version(config)
-    if snap is not None and model.restore(snap):
-        print(f"worker: resuming model {model.version} ({model.labels_learned} labels)",
-              flush=True)
     data_dir = Path(args.data_dir or f"var/worker-{args.web_port}")
-    app = create_app(config, web_port=args.web_port, data_dir=data_dir, model=model)
+    app = create_app(config, web_port=args.web_port, data_dir=data_dir)
     print(f"worker: feature set {config.features.identity}; metrics on "
           f"http://127.0.0.1:{args.web_port}/metrics", flush=True)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)

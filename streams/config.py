@@ -80,9 +80,31 @@ class Topics(_Section):
     labels: str = "labels"
     scored: str = "scored"
     dlq: str = "events.dlq"
+    #: One partition: every example the model learns from, in one order (the lineage).
+    training: str = "training"
     model_versions: str = "model.versions"
+    model_audit: str = "model.audit"
     #: Partitions for events and labels (co-partitioned by entity).
     partitions: int = Field(default=4, ge=1, le=1024)
+    #: The broker's ``message.max.bytes`` (Kafka's default): no record may be larger.
+    max_message_bytes: int = Field(default=1_048_588, ge=65_536)
+
+
+class StateLimits(_Section):
+    """Caps on what the scorer holds, each with a defined behaviour when it is reached."""
+
+    #: An entity whose encoded state would exceed this sends the event that would make it
+    #: so to the DLQ as ``entity_state_limit`` (its state stays as it was before).
+    max_entity_bytes: int = Field(default=262_144, ge=1_024)
+    #: Labels held for events not yet seen; beyond it a label goes to the DLQ as
+    #: ``held_labels_full`` (counted unmatched; replay it from the DLQ).
+    max_held_labels: int = Field(default=100_000, ge=1)
+    #: Scored events waiting for their label; beyond it the oldest is forgotten
+    #: (``streambed_predictions_evicted_total``), before its label TTL.
+    max_pending: int = Field(default=2_000_000, ge=1)
+    #: Decoded entity states kept live between batches (least recently used beyond it are
+    #: decoded again from the table when next needed).
+    entity_cache: int = Field(default=100_000, ge=1)
 
 
 class ModelConfig(_Section):
@@ -111,6 +133,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     monitors: MonitorsConfig = MonitorsConfig()
     topics: Topics = Topics()
+    state: StateLimits = StateLimits()
 
     @field_validator("features", mode="before")
     @classmethod
@@ -140,6 +163,22 @@ class Config(_Section):
                     raise ValueError(
                         f"@features.{i}.field: '{feature.agg}' needs a numeric field"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _records_fit_the_broker(self) -> Config:
+        from streams.records import dead_letter_overhead_bytes
+
+        limit = self.topics.max_message_bytes
+        if dead_letter_overhead_bytes(self.event.max_payload_bytes) > limit:
+            raise ValueError(
+                f"@event.max_payload_bytes: {self.event.max_payload_bytes} leaves no room for "
+                f"its dead letter (base64, 4/3 of it, plus fields) under "
+                f"topics.max_message_bytes={limit}")
+        if self.state.max_entity_bytes > limit - 4096:
+            raise ValueError(
+                f"@state.max_entity_bytes: {self.state.max_entity_bytes} must stay under "
+                f"topics.max_message_bytes={limit} (an entity's state is one changelog record)")
         return self
 
     @model_validator(mode="after")

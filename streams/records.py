@@ -12,6 +12,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
+import msgspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
 from streams.config import EventSchema
 
 FeatureValue = int | float | None
+_JSON = msgspec.json.Encoder()
 
 
 class _Record(BaseModel):
@@ -81,18 +83,27 @@ DlqReason = Literal[
     "out_of_range",
     "bad_timestamp",
     "late",
+    "duplicate_event_id",
+    "entity_state_limit",
+    "held_labels_full",
+    "processing_error",
 ]
 #: Every reason a record can be dead-lettered for: the bounded label set of the metric.
 DLQ_REASONS: tuple[str, ...] = DlqReason.__args__  # type: ignore[attr-defined]
 
 
 class DeadLetter(_Record):
-    """A rejected input record on ``events.dlq``: the original bytes, why, and from where."""
+    """A rejected input record on ``events.dlq``: the original bytes, why, and from where.
+
+    The original bytes are always base64 (4/3 of their size, whatever they hold: a JSON
+    string escape could make a payload of control characters six times larger).
+    """
 
     reason: DlqReason
     detail: str = Field(description="Human-readable explanation, naming the offending field")
-    payload: str | None = Field(description="The original bytes as UTF-8 text, when they are")
-    payload_base64: str | None = Field(description="The original bytes, when not UTF-8 text")
+    input: Literal["event", "label"] = Field(description="Which input the record came from")
+    payload_base64: str = Field(description="The original bytes (the first max_payload_bytes "
+                                            "of them when payload_truncated), base64")
     payload_bytes: int = Field(description="Size of the original payload")
     payload_truncated: bool = Field(
         default=False,
@@ -102,23 +113,41 @@ class DeadLetter(_Record):
     source: Source
     received_at: int = Field(description="Wall-clock time of rejection, epoch ms UTC")
 
-    @classmethod
-    def of(cls, raw: bytes, reason: str, detail: str, source: Source, now_ms: int,
-           max_bytes: int | None = None) -> DeadLetter:
-        kept = raw if max_bytes is None else raw[:max_bytes]
-        try:
-            text, b64 = kept.decode("utf-8"), None
-        except UnicodeDecodeError:
-            text, b64 = None, base64.b64encode(kept).decode("ascii")
-        return cls(reason=reason, detail=detail, payload=text, payload_base64=b64,  # type: ignore[arg-type]
-                   payload_bytes=len(raw), payload_truncated=len(kept) < len(raw),
-                   payload_sha256=hashlib.sha256(raw).hexdigest(), source=source,
-                   received_at=now_ms)
-
     def original_bytes(self) -> bytes:
-        if self.payload is not None:
-            return self.payload.encode("utf-8")
-        return base64.b64decode(self.payload_base64 or "")
+        return base64.b64decode(self.payload_base64)
+
+
+def dead_letter_bytes(raw: bytes, reason: str, detail: str, source: tuple[str, int, int],
+                      now_ms: int, max_bytes: int, input_kind: str = "event") -> bytes:
+    """A :class:`DeadLetter` as JSON bytes, built without pydantic (it is on the hot path).
+
+    >>> import json
+    >>> letter = json.loads(dead_letter_bytes(b"\\x00\\x01", "malformed_json", "not JSON",
+    ...                                       ("events", 0, 7), 1, max_bytes=1))
+    >>> letter["payload_base64"], letter["payload_bytes"], letter["payload_truncated"]
+    ('AA==', 2, True)
+    >>> DeadLetter.model_validate(letter).source.offset
+    7
+    """
+    kept = raw[:max_bytes]
+    topic, partition, offset = source
+    return _JSON.encode({
+        "reason": reason,
+        "detail": detail,
+        "input": input_kind,
+        "payload_base64": base64.b64encode(kept).decode("ascii"),
+        "payload_bytes": len(raw),
+        "payload_truncated": len(kept) < len(raw),
+        "payload_sha256": hashlib.sha256(raw).hexdigest(),
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "received_at": now_ms,
+    })
+
+
+def dead_letter_overhead_bytes(max_payload_bytes: int) -> int:
+    """The largest dead letter a payload of ``max_payload_bytes`` can make: base64 of the
+    payload plus a generous allowance for the detail, the topic name and the other fields."""
+    return 4 * ((max_payload_bytes + 2) // 3) + 4096
 
 
 class ModelVersion(_Record):

@@ -18,16 +18,34 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.config import Config
 from streams.records import ModelVersion
 
+#: The scorer's tables (Faust names their changelogs ``<app id>-<table>-changelog``).
+SCORER_TABLES = ("entities", "pending", "held", "partitions")
+
+
+def scorer_app_id(config: Config) -> str:
+    return f"streambed-{config.name}"
+
+
+def changelog_topics(config: Config) -> list[str]:
+    return [f"{scorer_app_id(config)}-{name}-changelog" for name in SCORER_TABLES]
+
 
 def ensure_topics(config: Config) -> list[str]:
-    """Create missing topics; return the names created. Existing topics are left alone."""
+    """Create missing topics, the tables' changelogs included, each with its partition
+    count, before any agent starts (a Faust worker that finds a changelog topic without
+    partitions crash-loops on PartitionsMismatch). Return the names created; existing
+    topics are left alone."""
     t = config.topics
+    compact = {"cleanup.policy": "compact"}
     wanted = {
         t.events: (t.partitions, {}),
         t.labels: (t.partitions, {}),
         t.scored: (t.partitions, {}),
         t.dlq: (1, {}),
-        t.model_versions: (1, {"cleanup.policy": "compact"}),
+        t.training: (1, {}),
+        t.model_versions: (1, compact),
+        t.model_audit: (1, {}),
+        **{name: (t.partitions, compact) for name in changelog_topics(config)},
     }
     admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers,
                              client_id="streambed-admin")
