@@ -98,7 +98,10 @@ def _close(a, b) -> bool:
 @given(st.lists(numbers, min_size=1, max_size=20), st.data())
 def test_reverting_the_oldest_values_equals_aggregating_the_rest(values, data):
     k = data.draw(st.integers(0, len(values)))
-    for name, cls in AGGREGATIONS.items():
+    for name, lifetime_cls in AGGREGATIONS.items():
+        cls = lifetime_cls.windowed()
+        if cls.reads_window:  # first: read from the window's buffer, nothing to revert
+            continue
         inputs = [_input(name, i, x) for i, x in enumerate(values)]
         agg = cls()
         for x in inputs:

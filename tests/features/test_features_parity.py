@@ -7,8 +7,6 @@ window kind × every aggregation, with and without ``where`` filters.
 
 from __future__ import annotations
 
-import pickle
-
 import pandas as pd
 from feature_streams import LATENESS_MS, event_streams, every_feature, frame_of, mismatches
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +24,7 @@ def _online(events, lateness_ms=LATENESS_MS):
     for entity, ts, attrs in events:
         state = states.setdefault(entity, engine.new_state())
         out.append(engine.apply(state, ts, attrs))
-        states[entity] = pickle.loads(pickle.dumps(state))  # as the worker's table does
+        states[entity] = engine.decode_state(engine.encode_state(state))  # as the worker's table
     return out
 
 
