@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def _kafka(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     config = _config(args)  # before the heavy imports: a bad config fails at once
+    from streams.supervise import child_argv, exit_when_crashed, is_supervised, supervise
+
+    if not args.no_supervise and not is_supervised():
+        return supervise(child_argv(), "worker")
     import faust
 
     from streams.scorer.app import create_app
@@ -52,8 +57,28 @@ def _worker(args: argparse.Namespace) -> int:
     # Faust's terminal spinner sets the root logger to DEBUG so that every debug record
     # spins it: a sixth of the worker's time went to formatting unseen debug records.
     worker.spinner = None
+    quiet_startup_noise()
+    exit_when_crashed(app)
     worker.execute_from_commandline()
     return 0
+
+
+class _StartupNoise(logging.Filter):
+    """aiokafka logs ``GroupCoordinatorNotAvailableError`` at ERROR while a fresh broker
+    elects the coordinator of a new consumer group: routine on every first start, retried
+    within a second. Logged at INFO instead, so ERROR means trouble."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noise = "GroupCoordinatorNotAvailable" in record.getMessage()
+        if record.levelno >= logging.ERROR and noise:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def quiet_startup_noise() -> None:
+    for name in ("aiokafka.consumer.group_coordinator", "aiokafka.consumer", "aiokafka"):
+        logging.getLogger(name).addFilter(_StartupNoise())
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -114,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--web-port", type=int, default=6066)
     w.add_argument("--data-dir", help="this worker's own data directory")
     w.add_argument("--loglevel", default="warning")
+    w.add_argument("--no-supervise", action="store_true",
+                   help="run the Faust worker in this process, without restarts")
     w.set_defaults(func=_worker)
 
     s = sub.add_parser("simulate", help="synthetic events and delayed labels")

@@ -11,6 +11,8 @@ partition's end with the next offset due once the partition has been idle for a 
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -35,7 +37,11 @@ class GapReader:
     async def end_offset(self, topic: str, partition: int) -> int:
         """The offset the next record produced to the partition will get."""
         tp = TopicPartition(topic, partition)
-        return (await (await self._started()).end_offsets([tp]))[tp]
+        try:
+            return (await (await self._started()).end_offsets([tp]))[tp]
+        except Exception:
+            await self.close()  # a consumer broken by a broker outage is started afresh
+            raise
 
     async def read(self, topic: str, partition: int, start: int,
                    end: int) -> list[ConsumerRecord]:
@@ -44,15 +50,20 @@ class GapReader:
                                f"({start}..{end - 1}): too many to read back")
         consumer = await self._started()
         tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        out: list[ConsumerRecord] = []
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            out.extend(r for r in batch.get(tp, []) if r.offset < end)
-        return out
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            out: list[ConsumerRecord] = []
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                out.extend(r for r in batch.get(tp, []) if r.offset < end)
+            return out
+        except Exception:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
