@@ -165,7 +165,6 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_ar
             drift_notes = [b for _, b in receiver.notifications
                            if b["groupLabels"].get("alertname") == "FeatureDriftHigh"]
             assert all("feature" not in b["groupLabels"] for b in drift_notes)
-            assert len(drift_notes) < len(drifted) or len(note["alerts"]) > 1
 
             # Resolved: traffic has stopped, so the 20 s drift window empties, the PSI is
             # NaN again (not enough data) and Alertmanager says so.
