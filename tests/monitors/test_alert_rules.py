@@ -169,3 +169,10 @@ def test_rules_only_read_metrics_that_exist() -> None:
         for rule in group["rules"]:
             unknown = metric_names_in(rule["expr"]) - known
             assert not unknown, f"{rule.get('alert') or rule.get('record')} reads {unknown}"
+
+
+def test_the_operations_doc_has_its_sections() -> None:
+    anchors = github_anchors(OPERATIONS.read_text())
+    for section in ["trust-boundary", "health-readiness-and-lag", "alert-routing",
+                    "scaling-scorers", "local-broker", "the-compose-stack", "runbooks"]:
+        assert section in anchors, section
