@@ -21,9 +21,25 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from streams.devtools.kafka_local import BrokerOptions, resolve_classpath, start, status, stop
+    from pydantic import ValidationError
 
-    opts = BrokerOptions(port=args.port, data_dir=args.data_dir)
+    from streams.devtools.kafka_local import (
+        BrokerError,
+        BrokerOptions,
+        resolve_classpath,
+        start,
+        status,
+        stop,
+    )
+
+    try:
+        opts = BrokerOptions(port=args.port, controller_port=args.controller_port,
+                             data_dir=args.data_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "ports"
+        message = first["msg"].removeprefix("Value error, ")
+        raise BrokerError(f"kafka: {where}: {message}") from None
     if args.action == "fetch":
         print(f"kafka: broker jars in {resolve_classpath(opts)}")
     elif args.action == "start":
@@ -129,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kafka", help="a real local Kafka broker (KRaft) for dev and tests")
     k.add_argument("action", choices=["start", "stop", "status", "fetch"],
                    help="fetch: resolve the broker's jars with Maven, start nothing")
-    k.add_argument("--port", type=int, default=9092)
+    k.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    k.add_argument("--controller-port", type=int, default=None,
+                   help="KRaft controller port (default: --port + 1000, so 10092)")
     k.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
     k.set_defaults(func=_kafka)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +168,14 @@ def wait_until(predicate: Any, timeout_seconds: float, what: str, step: float = 
 class Prometheus:
     """A real Prometheus (Debian's package) on loopback scraping ``targets`` every second.
 
-    ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``). Use as a context
-    manager; it is stopped on exit.
+    ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``); ``alertmanager``, a
+    ``host:port`` to send alerts to. Use as a context manager; it is stopped on exit.
     """
 
-    def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str) -> None:
+    def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str,
+                 alertmanager: str | None = None) -> None:
         self.exe, self.workdir, self.targets, self.rules = exe, workdir, targets, rules
+        self.alertmanager = alertmanager
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -181,16 +185,21 @@ class Prometheus:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "alerts.yml").write_text(self.rules)
-        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump({
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": ["alerts.yml"],
             "scrape_configs": [{"job_name": "streambed",
                                 "static_configs": [{"targets": self.targets}]}],
-        }))
+        }
+        if self.alertmanager:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [self.alertmanager]}]}]}
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc = subprocess.Popen(
             [self.exe, f"--config.file={self.workdir / 'prometheus.yml'}",
              f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
+             f"--web.listen-address=127.0.0.1:{self.port}",
+             "--rules.alert.resend-delay=1s"],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "prometheus.log").open("wb"),
         )
         wait_until(self._ready, 30, "Prometheus to be ready")
@@ -226,6 +235,14 @@ class Prometheus:
         return {(a["labels"]["alertname"],
                  a["labels"].get("feature") or a["labels"].get("attribute", ""), a["state"])
                 for a in self.api("alerts")["alerts"]}
+
+    def evaluated_after(self, group: str, wall_time: float) -> bool:
+        """True once rule group ``group`` has begun an evaluation after ``wall_time``."""
+        for g in self.api("rules")["groups"]:
+            if g["name"] == group:
+                stamp = re.sub(r"(\.\d{6})\d*", r"\1", g["lastEvaluation"])
+                return datetime.fromisoformat(stamp).timestamp() > wall_time
+        raise AssertionError(f"no rule group {group!r} in Prometheus")
 
     def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
         data = self.api("query?query=" + urllib.parse.quote(promql))
