@@ -145,8 +145,8 @@ def _report(sent: dict[str, int], m: dict, took: float) -> None:
     rejected = _get(m, "streambed_events_total", outcome="rejected")
     late = _get(m, "streambed_events_total", outcome="late")
     joined = _get(m, "streambed_labels_total", outcome="joined")
-    count = _get(m, "streambed_scoring_latency_seconds_count")
-    total = _get(m, "streambed_scoring_latency_seconds_sum")
+    count = _get(m, "streambed_event_latency_seconds_count")
+    total = _get(m, "streambed_event_latency_seconds_sum")
     print("demo: drift psi by feature: " + ", ".join(
         f"{dict(lab)['feature']}={v:.2f}" for (n, lab), v in sorted(m.items())
         if n == "streambed_feature_drift_psi"), flush=True)

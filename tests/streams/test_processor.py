@@ -12,6 +12,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -95,9 +96,17 @@ def test_received_equals_scored_plus_rejected_plus_late_plus_duplicate_on_a_mess
 
 
 def test_scored_records_and_dead_letters_match_their_json_schemas() -> None:
+    """The hot path builds records without pydantic: hold them to the shipped schemas."""
     p = make()
-    res = p.process_events([rec(event(1, NOW_MS), 0), rec(b"\x00\xff{", 1)], NOW_MS)
-    ScoredRecord.model_validate(scored(res)[0])
+    res = p.process_events([rec(event(1, NOW_MS), 0), rec(b"\x00\xff{", 1),
+                            rec(event(2, NOW_MS + 1, amount=1e308), 2),
+                            rec(event(3, NOW_MS + 2, amount=1e308), 3)], NOW_MS)
+    schemas = REPO / "streams" / "schemas"
+    for record in scored(res):
+        jsonschema.validate(record, json.loads((schemas / "scored.schema.json").read_text()))
+        ScoredRecord.model_validate(record)
+    jsonschema.validate(dead(res)[0], json.loads(
+        (schemas / "dead_letter.schema.json").read_text()))
     letter = DeadLetter.model_validate(dead(res)[0])
     assert letter.original_bytes() == b"\x00\xff{" and letter.reason == "malformed_json"
 
