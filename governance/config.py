@@ -149,6 +149,7 @@ class PromotionConfig(_Section):
     #: Performance gate: positives and negatives each needed in the window for AUC and log
     #: loss to be judged; below it the gate holds. 30, as for groups.
     min_label_examples: int = Field(default=30, ge=1)
-    #: Versions whose artifacts the learner keeps for promote/rollback beyond the champions
-    #: (every past champion is kept). Older ones are still on model.versions.
-    retain_versions: int = Field(default=50, ge=1)
+    #: The learner keeps the records (and artifacts) of the last this-many champions and
+    #: of the last this-many other versions, for promote and rollback; older ones stay on
+    #: model.versions. 20: weeks of history at a version a day, a snapshot well under 1 MB.
+    retain_versions: int = Field(default=20, ge=1)

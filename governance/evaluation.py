@@ -80,7 +80,9 @@ def impact(decisions: Sequence[int], labels: Sequence[int],
         # examples, selected, positives, negatives, tp, fp
         counts: dict[str, list[int]] = {g: [0] * 6 for g in configured}
         for decision, label, g in zip(decisions, labels, groups, strict=True):
-            row = counts.setdefault(bounded_group(g.get(attribute), configured), [0] * 6)
+            row = counts.get(g.get(attribute))  # type: ignore[arg-type]
+            if row is None:  # not yet a known bounded group: bound it
+                row = counts.setdefault(bounded_group(g.get(attribute), configured), [0] * 6)
             row[0] += 1
             row[1] += decision
             row[2] += label

@@ -112,9 +112,24 @@ class _Seen:
     served_version: str
     groups: dict[str, str]
 
-    def to_list(self) -> list[Any]:
-        return [self.offset, self.x, self.prequential, self.label, self.served_score,
-                self.served_decision, self.served_version, self.groups]
+
+
+def _window_to_data(window: Sequence[_Seen]) -> dict[str, Any]:
+    """The window as plain data; feature names are written once per distinct set."""
+    names: dict[tuple[str, ...], int] = {}
+    rows = []
+    for s in window:
+        key = tuple(s.x)
+        index = names.setdefault(key, len(names))
+        rows.append([s.offset, index, list(s.x.values()), s.prequential, s.label,
+                     s.served_score, s.served_decision, s.served_version, s.groups])
+    return {"feature_names": [list(k) for k in names], "rows": rows}
+
+
+def _window_from_data(data: Mapping[str, Any]) -> list[_Seen]:
+    names = [list(n) for n in data["feature_names"]]
+    return [_Seen(offset, dict(zip(names[index], values, strict=True)), *rest)
+            for offset, index, values, *rest in data["rows"]]
 
 
 class LearnerCore:
@@ -378,12 +393,14 @@ class LearnerCore:
             champion_scores_served=served)
 
     def _evict(self) -> None:
-        """Keep every past champion and the last ``retain_versions`` other versions."""
-        keep = set(self.champion_history)
+        """Keep the champion, the last ``retain_versions`` champions and the last
+        ``retain_versions`` other versions (older ones stay on model.versions)."""
+        r = self.promotion.retain_versions
+        self.champion_history = self.champion_history[-r:]
+        keep = set(self.champion_history) | {self.champion}
         others = [v for v in self.versions() if v.version not in keep]
-        for record in others[:max(0, len(others) - self.promotion.retain_versions)]:
+        for record in others[:max(0, len(others) - r)]:
             del self._versions[record.version]
-            self._frozen.pop(record.version, None)
         for version in list(self._frozen):
             if version != self.champion:
                 del self._frozen[version]
@@ -405,7 +422,7 @@ class LearnerCore:
             "champion": self.champion,
             "champion_history": list(self.champion_history),
             "versions": [r.model_dump(mode="json") for r in self.versions()],
-            "window": [s.to_list() for s in self._window],
+            "window": _window_to_data(self._window),
         }
 
     @classmethod
@@ -433,8 +450,8 @@ class LearnerCore:
             core.champion_history = list(data["champion_history"])
             core._versions = {r["version"]: ModelVersionRecord.model_validate(r)
                               for r in data["versions"]}
-            core._window.extend(_Seen(*entry) for entry in data["window"])
-        except (KeyError, TypeError) as exc:
+            core._window.extend(_window_from_data(data["window"]))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise GovernanceError(f"learner snapshot is incomplete: {exc!r}") from None
         return core
 
