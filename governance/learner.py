@@ -152,6 +152,8 @@ class LearnerCore:
         self.sequence = -1                  # last version cut (0 = bootstrap)
         self.audit_sequence = 0
         self.champion: str | None = None
+        #: The last version cut (the parent of the next one).
+        self.latest: str | None = None
         self.champion_history: list[str] = []
         self._versions: dict[str, ModelVersionRecord] = {}
         self._window: deque[_Seen] = deque(maxlen=promotion.evaluation_window)
@@ -164,12 +166,6 @@ class LearnerCore:
         """The training offset to seek to (0 when nothing was read)."""
         return 0 if self.last_offset is None else self.last_offset + 1
 
-    @property
-    def latest(self) -> str | None:
-        """The last version cut (the parent of the next one)."""
-        return None if self.sequence < 0 else version_id(self.feature_set, self.spec,
-                                                         self.sequence)
-
     def version(self, version: str) -> ModelVersionRecord:
         """A retained version's current record; GovernanceError if unknown here."""
         try:
@@ -181,7 +177,8 @@ class LearnerCore:
 
     def versions(self) -> list[ModelVersionRecord]:
         """Retained versions, oldest first."""
-        return sorted(self._versions.values(), key=lambda r: r.sequence)
+        return sorted(self._versions.values(),
+                      key=lambda r: (r.lineage == self.lineage, r.sequence))
 
     def evaluate(self, version: str | None = None) -> Evaluation:
         """A version (default: the latest) against the champion on the current window."""
@@ -189,16 +186,36 @@ class LearnerCore:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self, now_ms: int) -> list[Output]:
-        """Publish the untrained version 0 as the first champion; [] if already started."""
+    def start(self, now_ms: int, incumbent: ModelVersionRecord | None = None) -> list[Output]:
+        """Begin the lineage; [] if already started.
+
+        Without ``incumbent``: publish the untrained version 0 as the first champion (the
+        bootstrap rule). With the champion now serving from another lineage (the feature
+        set or model config changed): keep it serving, record that it was adopted, and
+        judge this lineage's first version against it; version 0 is then not published.
+        """
         if self.sequence >= 0:
             return []
-        record = self._cut_record(now_ms, VersionStatus.CHAMPION)
-        self._set_champion(record.version)
-        return [record, self._audit(now_ms, record.version, Decision.BOOTSTRAP, POLICY,
-                                    "version 0 is the untrained model: it scores every "
-                                    "example 0.5 and treats every group alike",
-                                    previous=None)]
+        if incumbent is None:
+            record = self._cut_record(now_ms, VersionStatus.CHAMPION)
+            self._set_champion(record.version)
+            return [record, self._audit(now_ms, record.version, Decision.BOOTSTRAP, POLICY,
+                                        "version 0 is the untrained model: it scores every "
+                                        "example 0.5 and treats every group alike",
+                                        previous=None)]
+        if incumbent.lineage == self.lineage:
+            raise GovernanceError(f"{incumbent.version} is of this lineage: restore the "
+                                  f"learner's snapshot instead of starting it again")
+        if incumbent.status is not VersionStatus.CHAMPION:
+            raise GovernanceError(f"{incumbent.version} is {incumbent.status.value}, "
+                                  f"not the champion")
+        self.sequence = 0
+        self._versions[incumbent.version] = incumbent
+        self._set_champion(incumbent.version)
+        return [self._audit(now_ms, incumbent.version, Decision.BOOTSTRAP, POLICY,
+                            f"lineage {self.lineage} begins; the serving champion "
+                            f"{incumbent.version} stays and judges its first version",
+                            previous=incumbent.version)]
 
     def learn(self, offset: int, example: TrainingExample, now_ms: int) -> list[Output]:
         """Score-then-learn one training example; cut and judge a version every N."""
@@ -309,6 +326,7 @@ class LearnerCore:
             examples_learned=self.examples_learned, artifact_sha256=artifact_sha256(artifact),
             artifact=artifact)  # type: ignore[arg-type]
         self._versions[record.version] = record
+        self.latest = record.version
         return record
 
     def _promote(self, record: ModelVersionRecord, now_ms: int, by: str, reason: str,
@@ -420,6 +438,7 @@ class LearnerCore:
             "sequence": self.sequence,
             "audit_sequence": self.audit_sequence,
             "champion": self.champion,
+            "latest": self.latest,
             "champion_history": list(self.champion_history),
             "versions": [r.model_dump(mode="json") for r in self.versions()],
             "window": _window_to_data(self._window),
@@ -445,7 +464,7 @@ class LearnerCore:
         try:
             core.challenger = LogisticModel.from_artifact(data["challenger"])
             for key in ("examples_learned", "examples_skipped", "first_offset",
-                        "last_offset", "sequence", "audit_sequence", "champion"):
+                        "last_offset", "sequence", "audit_sequence", "champion", "latest"):
                 setattr(core, key, data[key])
             core.champion_history = list(data["champion_history"])
             core._versions = {r["version"]: ModelVersionRecord.model_validate(r)

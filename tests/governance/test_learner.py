@@ -252,3 +252,64 @@ def test_a_snapshot_of_another_lineage_is_refused() -> None:
     with pytest.raises(GovernanceError, match="not a learner snapshot"):
         LearnerCore.restore({"format": "pickle"}, spec=SPEC, promotion=PromotionConfig(),
                             feature_set=FEATURE_SET)
+
+
+def test_a_new_lineage_keeps_the_serving_champion_and_judges_against_it() -> None:
+    old = learner()
+    run(old, 300)
+    incumbent = old.version(old.champion or "")                  # old lineage's v1
+    new_spec = ModelSpec(learning_rate=0.1)
+    core = LearnerCore(spec=new_spec, promotion=old.promotion, feature_set=FEATURE_SET,
+                       sensitive_attributes=GROUPS)
+    (audit,) = core.start(now_ms=0, incumbent=incumbent)
+    assert (audit.decision, audit.champion) == (Decision.BOOTSTRAP, incumbent.version)
+    assert core.champion == incumbent.version
+    outputs, _ = run(core, 300, seed=2)
+    first = next(o for o in outputs if isinstance(o, ModelVersionRecord))
+    assert first.version == version_id(FEATURE_SET, new_spec, 1) and first.parent is None
+    assert first.evaluation is not None and first.evaluation.champion == incumbent.version
+    assert first.evaluation.champion_scores_served == 300          # the scorer used it
+    with pytest.raises(GovernanceError, match="restore"):
+        learner().start(now_ms=0, incumbent=learner().start(now_ms=0)[0])  # type: ignore[arg-type]
+
+
+def test_a_person_promoting_an_older_version_has_it_judged_on_the_current_window() -> None:
+    core = learner(mode="manual", examples_per_version=200, evaluation_window=300)
+    run(core, 400)                                                # v1 at 199, v2 at 399
+    v1 = core.version(version_id(FEATURE_SET, SPEC, 1))
+    frozen = core._frozen_model(v1)
+    window = list(core._window)                                   # offsets 100..399
+    expected = [s.prequential if s.offset <= 199 else frozen.predict_x(s.x) for s in window]
+    from governance import compare
+
+    got = core.evaluate(v1.version)
+    want = compare(
+        candidate=v1.version, champion=core.champion, candidate_scores=expected,
+        candidate_decisions=[int(p >= SPEC.threshold) for p in expected],
+        champion_scores=[s.served_score for s in window],
+        champion_decisions=[s.served_decision for s in window],
+        labels=[s.label for s in window], groups=[s.groups for s in window],
+        attributes=GROUPS, config=core.promotion, offsets=(100, 399),
+        champion_scores_served=300)
+    assert got == want
+
+
+def test_after_a_person_changes_the_champion_its_scores_are_recomputed() -> None:
+    core = learner(mode="manual", examples_per_version=200, evaluation_window=200)
+    run(core, 200)
+    core.promote(version_id(FEATURE_SET, SPEC, 1), by="ada", reason="ok", now_ms=1,
+                 override=True)
+    assert core.champion == version_id(FEATURE_SET, SPEC, 1)
+    ev = core.evaluate()                       # every example was scored by v0
+    assert (ev.champion_scores_served, ev.champion_scores_recomputed) == (0, 200)
+
+
+def test_retained_versions_are_bounded_and_evicted_ones_are_unknown_here() -> None:
+    core = learner(examples_per_version=30, evaluation_window=60, retain_versions=2,
+                   min_group_examples=1, min_label_examples=1)
+    run(core, 600, disparity=0.7)
+    assert core.sequence == 20
+    kept = [v.sequence for v in core.versions()]
+    assert len(kept) <= 5 and kept[-1] == 20              # 2 champions, 2 others, current
+    with pytest.raises(GovernanceError, match="unknown version"):
+        core.version(version_id(FEATURE_SET, SPEC, 1))
