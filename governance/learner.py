@@ -279,11 +279,12 @@ class LearnerCore:
         if to_version not in self.champion_history:
             raise GovernanceError(f"{to_version} has never been champion: promote it instead")
         previous = self.champion
+        evaluation = self._evaluate(target)      # against the champion it replaces
         out: list[Output] = [self._set_status(previous, VersionStatus.ROLLED_BACK, now_ms)]
         out.append(self._set_status(target.version, VersionStatus.CHAMPION, now_ms))
         self._set_champion(target.version)
         out.append(self._audit(now_ms, target.version, Decision.ROLLBACK, by, reason,
-                               previous=previous, evaluation=self._evaluate(target)))
+                               previous=previous, evaluation=evaluation))
         return out
 
     # ---------------------------------------------------------------- internals
@@ -299,8 +300,8 @@ class LearnerCore:
                 f"manual mode: gates {evaluation.outcome.value}; a person decides",
                 previous=self.champion, evaluation=evaluation)]
         elif evaluation.outcome is GateOutcome.PASS:
-            out = [record, *self._promote(record, now_ms, POLICY, "every gate passed",
-                                          evaluation, override=False)]
+            out = self._promote(record, now_ms, POLICY, "every gate passed", evaluation,
+                                override=False)
         else:
             held = self._set_status(record.version, VersionStatus.HELD, now_ms)
             out = [held, self._audit(

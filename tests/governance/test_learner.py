@@ -60,8 +60,7 @@ def test_start_publishes_the_untrained_version_0_as_champion_once() -> None:
 def test_gated_mode_promotes_a_fair_better_candidate_and_retires_the_champion() -> None:
     core = learner()
     outputs, _ = run(core, 300)
-    assert statuses(outputs) == [(0, "champion"), (1, "candidate"), (0, "retired"),
-                                 (1, "champion")]
+    assert statuses(outputs) == [(0, "champion"), (0, "retired"), (1, "champion")]
     promote = audits(outputs)[-1]
     assert (promote.decision, promote.by, promote.override) == (Decision.PROMOTE, "policy",
                                                                 False)
@@ -140,6 +139,8 @@ def test_rollback_to_the_previous_or_a_named_champion() -> None:
     audit = audits(out)[0]
     assert (audit.decision, audit.previous_champion, audit.champion, audit.by) == (
         Decision.ROLLBACK, v[3], v[2], "cy")
+    assert audit.evaluation is not None and audit.evaluation.champion == v[3]
+    assert audit.evaluation.candidate == v[2]
     out = core.rollback(v[0], by="cy", reason="back to baseline", now_ms=21)
     assert statuses(out) == [(2, "rolled_back"), (0, "champion")]
     out = core.rollback(by="cy", reason="v1 was fine", now_ms=22)   # skips rolled-back ones
@@ -265,7 +266,8 @@ def test_a_new_lineage_keeps_the_serving_champion_and_judges_against_it() -> Non
     assert (audit.decision, audit.champion) == (Decision.BOOTSTRAP, incumbent.version)
     assert core.champion == incumbent.version
     outputs, _ = run(core, 300, seed=2)
-    first = next(o for o in outputs if isinstance(o, ModelVersionRecord))
+    first = next(o for o in outputs
+                 if isinstance(o, ModelVersionRecord) and o.lineage == core.lineage)
     assert first.version == version_id(FEATURE_SET, new_spec, 1) and first.parent is None
     assert first.evaluation is not None and first.evaluation.champion == incumbent.version
     assert first.evaluation.champion_scores_served == 300          # the scorer used it
