@@ -242,11 +242,12 @@ class LearnerCore:
         return out
 
     def promote(self, version: str, *, by: str, reason: str, now_ms: int,
-                override: bool = False) -> list[Output]:
+                override: bool = False, request_id: str | None = None) -> list[Output]:
         """A person promotes a version: judged now against the champion on the window.
 
         Refused (an audit record, no change) when a gate does not pass, unless ``override``,
-        which is recorded as such.
+        which is recorded as such. ``request_id`` is copied into the audit record, so a CLI
+        that sent the request can find its answer.
         """
         _require_person(by, reason)
         record = self.version(version)
@@ -257,12 +258,13 @@ class LearnerCore:
         if not passed and not override:
             why = f"{reason} (refused: gates did not pass: {', '.join(evaluation.failing())})"
             return [self._audit(now_ms, version, Decision.REFUSE, by, why,
-                                previous=self.champion, evaluation=evaluation)]
+                                previous=self.champion, evaluation=evaluation,
+                                request_id=request_id)]
         return self._promote(record, now_ms, by, reason, evaluation,
-                             override=override and not passed)
+                             override=override and not passed, request_id=request_id)
 
     def rollback(self, to_version: str | None = None, *, by: str, reason: str,
-                 now_ms: int) -> list[Output]:
+                 now_ms: int, request_id: str | None = None) -> list[Output]:
         """A person puts a past champion back (default: the one before the current)."""
         _require_person(by, reason)
         if self.champion is None:
@@ -284,7 +286,8 @@ class LearnerCore:
         out.append(self._set_status(target.version, VersionStatus.CHAMPION, now_ms))
         self._set_champion(target.version)
         out.append(self._audit(now_ms, target.version, Decision.ROLLBACK, by, reason,
-                               previous=previous, evaluation=evaluation))
+                               previous=previous, evaluation=evaluation,
+                               request_id=request_id))
         return out
 
     # ---------------------------------------------------------------- internals
@@ -331,7 +334,8 @@ class LearnerCore:
         return record
 
     def _promote(self, record: ModelVersionRecord, now_ms: int, by: str, reason: str,
-                 evaluation: Evaluation, *, override: bool) -> list[Output]:
+                 evaluation: Evaluation, *, override: bool,
+                 request_id: str | None = None) -> list[Output]:
         previous = self.champion
         out: list[Output] = []
         if previous is not None:
@@ -339,7 +343,8 @@ class LearnerCore:
         out.append(self._set_status(record.version, VersionStatus.CHAMPION, now_ms))
         self._set_champion(record.version)
         out.append(self._audit(now_ms, record.version, Decision.PROMOTE, by, reason,
-                               previous=previous, evaluation=evaluation, override=override))
+                               previous=previous, evaluation=evaluation, override=override,
+                               request_id=request_id))
         return out
 
     def _set_champion(self, version: str) -> None:
@@ -357,13 +362,14 @@ class LearnerCore:
 
     def _audit(self, now_ms: int, version: str, decision: Decision, by: str, reason: str,
                *, previous: str | None, evaluation: Evaluation | None = None,
-               override: bool = False) -> AuditRecord:
+               override: bool = False, request_id: str | None = None) -> AuditRecord:
         self.audit_sequence += 1
         return AuditRecord(
             audit_id=f"{self.lineage}:{self.audit_sequence}", time=now_ms, version=version,
             decision=decision, by=by, override=override, reason=reason,
             previous_champion=previous, champion=self.champion,
-            gates=evaluation.gates if evaluation else [], evaluation=evaluation)
+            gates=evaluation.gates if evaluation else [], evaluation=evaluation,
+            request_id=request_id)
 
     def _frozen_model(self, record: ModelVersionRecord) -> LogisticModel:
         model = self._frozen.get(record.version)

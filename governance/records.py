@@ -211,6 +211,8 @@ class AuditRecord(_Record):
     champion: str | None = Field(description="The champion after this decision")
     gates: list[GateVerdict] = Field(default_factory=list)
     evaluation: Evaluation | None = None
+    request_id: str | None = Field(default=None, description="The person's request this "
+                                   "answers (promote/rollback), as sent by the CLI")
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {

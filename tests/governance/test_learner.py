@@ -105,12 +105,13 @@ def test_manual_mode_waits_for_a_person_and_records_who_promoted() -> None:
     v1 = version_id(FEATURE_SET, SPEC, 1)
     assert (wait.decision, wait.version) == (Decision.AWAIT_REVIEW, v1)
     assert core.version(v1).status is VersionStatus.CANDIDATE
-    out = core.promote(v1, by="ada", reason="reviewed the gates", now_ms=10)
+    out = core.promote(v1, by="ada", reason="reviewed the gates", now_ms=10,
+                       request_id="req-1")
     assert statuses(out) == [(0, "retired"), (1, "champion")]
     audit = audits(out)[0]
     assert (audit.decision, audit.by, audit.reason, audit.override) == (
         Decision.PROMOTE, "ada", "reviewed the gates", False)
-    assert audit.time == 10 and core.champion == v1
+    assert audit.time == 10 and audit.request_id == "req-1" and core.champion == v1
 
 
 def test_a_person_is_refused_when_gates_fail_unless_they_override() -> None:
