@@ -109,7 +109,7 @@ class ModelSpec(_Section):
 class PromotionConfig(_Section):
     """When versions are cut, and what a candidate must show before it serves.
 
-    Every default below is argued in docs/governance.md; in short:
+    Each default is argued beside its field, and in docs/governance.md.
     """
 
     #: ``gated``: the policy promotes a candidate when every gate passes and holds it

@@ -12,7 +12,9 @@ Lifecycle
   champion (the bootstrap rule: it scores every example 0.5, so it treats every group
   alike; every later version must beat it on performance without disparity). The scorer
   can serve v0 before the learner exists: :func:`version_id` (sequence 0) and
-  ``LogisticModel(spec)``.
+  ``LogisticModel(spec)``. ``start(now_ms, incumbent=record)`` instead keeps a champion of
+  another lineage serving (after a config change). The first ``learn`` starts a learner
+  that was not started.
 - One challenger learns every example, exactly once, in offset order. Just before learning
   an example it scores it (prequential); the last ``evaluation_window`` examples are kept
   with both that score and the champion's.
