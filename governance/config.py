@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -85,6 +86,10 @@ class ModelSpec(_Section):
     threshold: float = Field(default=0.5, ge=0, le=1)
     #: Feature values that are null are fed to the model as this value.
     fill_null: float = 0.0
+    #: A text-valued feature (first/last of a string field) is one-hot encoded into this
+    #: many hashed indicator inputs (``name[k]`` = 1 for ``k = crc32(value) mod buckets``):
+    #: bounded whatever the field holds, and the same on every scorer and the learner.
+    text_buckets: int = Field(default=16, ge=1, le=1024)
 
     @property
     def config_hash(self) -> str:
@@ -92,18 +97,26 @@ class ModelSpec(_Section):
         return sha256_hex({**self.model_dump(mode="json"), "clip_gradient": CLIP_GRADIENT,
                            "loss": "log", "scaler": "standard", "optimizer": "sgd"})
 
-    def to_x(self, features: Mapping[str, float | int | bool | None]) -> dict[str, float]:
+    def to_x(self, features: Mapping[str, float | int | bool | str | None]
+             ) -> dict[str, float]:
         """The model's input for one example: floats, nulls filled, in sorted name order.
 
         The order is fixed because River sums ``w·x`` in the order of ``x``: a producer that
-        reorders its JSON object must not change the last bit of a score.
+        reorders its JSON object must not change the last bit of a score. A text value
+        becomes one hashed indicator (see ``text_buckets``).
 
         >>> ModelSpec(fill_null=-1.0).to_x({"b": None, "a": 2})
         {'a': 2.0, 'b': -1.0}
+        >>> ModelSpec(text_buckets=8).to_x({"country": "US", "n": 1})
+        {'country[0]': 1.0, 'n': 1.0}
         """
-        fill = self.fill_null
-        return {k: fill if features[k] is None else float(features[k])  # type: ignore[arg-type]
-                for k in sorted(features)}
+        fill, x = self.fill_null, {}
+        for k, v in features.items():
+            if isinstance(v, str):
+                x[f"{k}[{zlib.crc32(v.encode()) % self.text_buckets}]"] = 1.0
+            else:
+                x[k] = fill if v is None else float(v)
+        return {k: x[k] for k in sorted(x)}
 
 
 class PromotionConfig(_Section):

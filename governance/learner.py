@@ -39,16 +39,16 @@ example). The champion's score is the one in the example when that champion scor
 ...                    min_label_examples=1, min_group_examples=1), feature_set="fs")
 >>> [r.status.value for r in core.start(now_ms=0) if isinstance(r, ModelVersionRecord)]
 ['champion']
->>> ex = lambda x, y: TrainingExample(event_id="e", entity_id="u", features={"x": x},
+>>> ex = lambda x, y: TrainingExample(event_id=f"e{x}", entity_id="u", features={"x": x},
 ...     label=y, score=0.5, decision=1, model_version=core.champion, feature_set="fs",
 ...     event_ts=0, label_ts=0)
 >>> core.learn(0, ex(1.0, 1), now_ms=1)
 []
 >>> held, audit = core.learn(1, ex(-1.0, 0), now_ms=2)  # x=-1 scored high: AUC 0
 >>> held.version, held.status.value, held.training.to_offset, held.parent
-('fs-0e8aa238-v1', 'held', 1, 'fs-0e8aa238-v0')
+('fs-316b4076-v1', 'held', 1, 'fs-316b4076-v0')
 >>> audit.decision.value, audit.reason, audit.champion
-('hold', 'gates fail: roc_auc', 'fs-0e8aa238-v0')
+('hold', 'gates fail: roc_auc', 'fs-316b4076-v0')
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def lineage_of(feature_set: str, spec: ModelSpec) -> str:
     """Versions of one feature set learned by one model config share a lineage.
 
     >>> lineage_of("0123456789ab", ModelSpec())
-    '0123456789ab-0e8aa238'
+    '0123456789ab-316b4076'
     """
     return f"{feature_set}-{spec.config_hash[:8]}"
 
@@ -93,6 +93,47 @@ def lineage_of(feature_set: str, spec: ModelSpec) -> str:
 def version_id(feature_set: str, spec: ModelSpec, sequence: int) -> str:
     """The deterministic id of a lineage's sequence-th version (0: untrained)."""
     return f"{lineage_of(feature_set, spec)}-v{sequence}"
+
+
+#: How many recent event ids the learner remembers to drop a repeated example.
+DUPLICATE_WINDOW = 10_000
+
+
+class RecentIds:
+    """The event ids of the last ``size`` examples learned (one rule for learner and
+    rebuild). Scorers append to ``training`` at least once: a scorer killed after sending
+    an example but before recording it sends it again right after restarting, so a repeat
+    lands within a few thousand offsets of the original, and is learned once.
+
+    >>> ids = RecentIds(2)
+    >>> [ids.check_and_add(e) for e in ("a", "b", "a", "c", "a")]
+    [True, True, False, True, True]
+    """
+
+    def __init__(self, size: int = DUPLICATE_WINDOW) -> None:
+        self.size = size
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def check_and_add(self, event_id: str) -> bool:
+        """True (and remembered) when the id is new; False for a repeat."""
+        if event_id in self._ids:
+            return False
+        self._order.append(event_id)
+        self._ids.add(event_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+        return True
+
+    def to_data(self) -> list[str]:
+        return list(self._order)
+
+    @classmethod
+    def from_data(cls, data: Sequence[str], size: int = DUPLICATE_WINDOW) -> RecentIds:
+        ids = cls(size)
+        for event_id in data:
+            ids.check_and_add(str(event_id))
+        return ids
 
 
 def learnable(example: TrainingExample, feature_set: str) -> bool:
@@ -149,6 +190,8 @@ class LearnerCore:
         self.challenger = LogisticModel(spec)
         self.examples_learned = 0
         self.examples_skipped = 0
+        self.examples_repeated = 0
+        self._recent = RecentIds()
         self.first_offset: int | None = None
         self.last_offset: int | None = None
         self.sequence = -1                  # last version cut (0 = bootstrap)
@@ -228,6 +271,9 @@ class LearnerCore:
         self.last_offset = offset
         if not learnable(example, self.feature_set):
             self.examples_skipped += 1
+            return out
+        if not self._recent.check_and_add(example.event_id):
+            self.examples_repeated += 1
             return out
         if self.first_offset is None:
             self.first_offset = offset
@@ -442,6 +488,8 @@ class LearnerCore:
             "challenger": self.challenger.to_artifact(),
             "examples_learned": self.examples_learned,
             "examples_skipped": self.examples_skipped,
+            "examples_repeated": self.examples_repeated,
+            "recent_event_ids": self._recent.to_data(),
             "first_offset": self.first_offset,
             "last_offset": self.last_offset,
             "sequence": self.sequence,
@@ -479,6 +527,8 @@ class LearnerCore:
             core._versions = {r["version"]: ModelVersionRecord.model_validate(r)
                               for r in data["versions"]}
             core._window.extend(_window_from_data(data["window"]))
+            core.examples_repeated = int(data.get("examples_repeated", 0))
+            core._recent = RecentIds.from_data(data.get("recent_event_ids", []))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise GovernanceError(f"learner snapshot is incomplete: {exc!r}") from None
         return core

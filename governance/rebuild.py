@@ -10,9 +10,10 @@ This is ``streambed model rebuild VERSION --verify``: the CLI reads the record f
 
 >>> from governance.config import ModelSpec
 >>> from governance.records import TrainingExample
->>> ex = TrainingExample(event_id="e", entity_id="u", features={"x": 1.0}, label=1,
-...     score=0.5, decision=1, model_version="v0", feature_set="fs", event_ts=0, label_ts=0)
->>> model, learned = rebuild([(0, ex), (1, ex), (2, ex)], spec=ModelSpec(),
+>>> ex = lambda i: TrainingExample(event_id=f"e{i}", entity_id="u", features={"x": 1.0},
+...     label=1, score=0.5, decision=1, model_version="v0", feature_set="fs", event_ts=0,
+...     label_ts=0)
+>>> model, learned = rebuild([(0, ex(0)), (1, ex(1)), (2, ex(2))], spec=ModelSpec(),
 ...                          feature_set="fs", from_offset=0, to_offset=1)
 >>> learned, model.iterations
 (2, 2)
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
 from governance.config import ModelSpec
-from governance.learner import learnable
+from governance.learner import RecentIds, learnable
 from governance.records import ModelVersionRecord, TrainingExample
 
 
@@ -40,6 +41,7 @@ def rebuild(examples: Iterable[tuple[int, TrainingExample]], *, spec: ModelSpec,
     if from_offset is None or to_offset is None:
         return model, learned
     previous = -1
+    recent = RecentIds()
     for offset, example in examples:
         if offset <= previous:
             raise ValueError(f"training examples out of order: {offset} after {previous}")
@@ -48,6 +50,8 @@ def rebuild(examples: Iterable[tuple[int, TrainingExample]], *, spec: ModelSpec,
             break
         if offset < from_offset or not learnable(example, feature_set):
             continue
+        if not recent.check_and_add(example.event_id):
+            continue  # a scorer's at-least-once repeat, skipped exactly as the learner did
         model.learn(example.features, example.label)
         learned += 1
     return model, learned

@@ -103,6 +103,12 @@ class Metrics:
             "reached.",
             registry=registry,
         )
+        self.model_versions_refused = Counter(
+            "streambed_model_versions_refused",
+            "Records on model.versions refused by a scorer: not a valid version record, or "
+            "an artifact that does not match its SHA-256 (never executed).",
+            registry=registry,
+        )
         self.batch_records = Histogram(
             "streambed_batch_records",
             "Input records per processed batch.",

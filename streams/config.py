@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from features.spec import DurationMs, FeatureSet
+from governance.config import ModelSpec, PromotionConfig
 from monitors.config import MonitorsConfig
 
 AttributeType = Literal["float", "int", "str", "bool"]
@@ -84,6 +85,10 @@ class Topics(_Section):
     training: str = "training"
     model_versions: str = "model.versions"
     model_audit: str = "model.audit"
+    #: People's requests to the learner (promote, rollback), answered on ``model.audit``.
+    model_commands: str = "model.commands"
+    #: The learner's snapshot (compacted): its state and the training offset it covers.
+    learner_state: str = "model.learner"
     #: Partitions for events and labels (co-partitioned by entity).
     partitions: int = Field(default=4, ge=1, le=1024)
     #: The broker's ``message.max.bytes`` (Kafka's default): no record may be larger.
@@ -108,19 +113,27 @@ class StateLimits(_Section):
 
 
 class ModelConfig(_Section):
-    """The online model: standard scaling then logistic regression, learned with River."""
+    """The model: standard scaling then logistic regression, learned with River by the
+    learner; scorers serve the champion. ``promotion`` governs which version serves."""
 
     kind: Literal["logistic_regression"] = "logistic_regression"
     learning_rate: float = Field(default=0.05, gt=0, le=10)
     l2: float = Field(default=0.0, ge=0)
+    #: Step size for the intercept (River's default).
+    intercept_learning_rate: float = Field(default=0.01, ge=0, le=10)
     #: Score at or above which the decision is positive (1).
     threshold: float = Field(default=0.5, ge=0, le=1)
-    #: A new model version is cut after this many learned labels.
-    labels_per_version: int = Field(default=200, ge=1)
     #: How long a scored event waits for its label before it expires.
     label_ttl_ms: DurationMs = Field(default=86_400_000, alias="label_ttl")
     #: Feature values that are null are fed to the model as this value.
     fill_null: float = 0.0
+    #: When versions are cut and what a candidate must show before it serves.
+    promotion: PromotionConfig = PromotionConfig()
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What is learned and how it scores (its hash is part of every version id)."""
+        return ModelSpec.model_validate(self, from_attributes=True)
 
 
 class Config(_Section):

@@ -316,3 +316,29 @@ def test_retained_versions_are_bounded_and_evicted_ones_are_unknown_here() -> No
     assert len(kept) <= 5 and kept[-1] == 20              # 2 champions, 2 others, current
     with pytest.raises(GovernanceError, match="unknown version"):
         core.version(version_id(FEATURE_SET, SPEC, 1))
+
+
+def test_a_repeated_example_is_learned_once_by_the_learner_and_by_rebuild() -> None:
+    """Scorers append at least once: a repeat of an event_id changes nothing, live or
+    rebuilt, so rebuild --verify still holds."""
+    from governance import LearnerCore, ModelSpec, PromotionConfig, TrainingExample, rebuild
+
+    def ex(i: int) -> TrainingExample:
+        return TrainingExample(event_id=f"e{i}", entity_id="u", features={"x": float(i % 7)},
+                               label=i % 2, score=0.5, decision=1, model_version="v0",
+                               feature_set="fs", event_ts=i, label_ts=i)
+
+    log = [ex(i) for i in range(60)]
+    with_repeats = log[:30] + log[25:30] + log[30:]  # a scorer replayed five examples
+    promotion = PromotionConfig(examples_per_version=1000)
+    clean = LearnerCore(spec=ModelSpec(), promotion=promotion, feature_set="fs")
+    noisy = LearnerCore(spec=ModelSpec(), promotion=promotion, feature_set="fs")
+    for offset, example in enumerate(log):
+        clean.learn(offset, example, now_ms=offset)
+    for offset, example in enumerate(with_repeats):
+        noisy.learn(offset, example, now_ms=offset)
+    assert noisy.examples_repeated == 5 and noisy.examples_learned == 60
+    assert noisy.challenger.to_artifact() == clean.challenger.to_artifact()
+    rebuilt, learned = rebuild(list(enumerate(with_repeats)), spec=ModelSpec(),
+                               feature_set="fs", from_offset=0, to_offset=len(with_repeats) - 1)
+    assert learned == 60 and rebuilt.to_artifact() == clean.challenger.to_artifact()

@@ -12,7 +12,7 @@ from governance import ModelSpec, PromotionConfig, TrainingExample, json_schemas
 EXAMPLE = {
     "event_id": "e1", "entity_id": "u1", "features": {"amount": 12.5, "apps_1h": 3,
                                                       "secs_since_prev": None},
-    "label": 1, "score": 0.73, "decision": 1, "model_version": "fs-0e8aa238-v3",
+    "label": 1, "score": 0.73, "decision": 1, "model_version": "fs-316b4076-v3",
     "feature_set": "fs", "groups": {"group": "B", "age_band": "unknown"},
     "event_ts": 1_700_000_000_000, "label_ts": 1_700_000_360_000,
     "scored_at": 1_700_000_000_020,
