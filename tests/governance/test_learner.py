@@ -321,7 +321,8 @@ def test_retained_versions_are_bounded_and_evicted_ones_are_unknown_here() -> No
 def test_a_repeated_example_is_learned_once_by_the_learner_and_by_rebuild() -> None:
     """Scorers append at least once: a repeat of an event_id changes nothing, live or
     rebuilt, so rebuild --verify still holds."""
-    from governance import LearnerCore, ModelSpec, PromotionConfig, TrainingExample, rebuild
+    from governance import LearnerCore, ModelSpec, PromotionConfig, TrainingExample
+    from governance.rebuild import rebuild
 
     def ex(i: int) -> TrainingExample:
         return TrainingExample(event_id=f"e{i}", entity_id="u", features={"x": float(i % 7)},
