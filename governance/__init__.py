@@ -44,10 +44,12 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
     from governance.records import (
         POLICY,
         AuditRecord,
+        CommandAnswer,
         Decision,
         Evaluation,
         GateOutcome,
         GateVerdict,
+        ModelCommand,
         ModelVersionRecord,
         Source,
         TrainingExample,
@@ -66,7 +68,8 @@ _LAZY = {
     "governance.rebuild": ["Verification", "rebuild", "verify"],
     "governance.records": ["POLICY", "AuditRecord", "Decision", "Evaluation", "GateOutcome",
                            "GateVerdict", "ModelVersionRecord", "Source", "TrainingExample",
-                           "TrainingRange", "VersionStatus", "json_schemas"],
+                           "TrainingRange", "VersionStatus", "json_schemas", "ModelCommand",
+                           "CommandAnswer"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -89,6 +92,7 @@ __all__ = [
     "RIVER_VERSION",
     "ArtifactError",
     "AuditRecord",
+    "CommandAnswer",
     "Decision",
     "Evaluation",
     "GateOutcome",
@@ -97,6 +101,7 @@ __all__ = [
     "LearnerCore",
     "LogisticArtifact",
     "LogisticModel",
+    "ModelCommand",
     "ModelSpec",
     "ModelVersionRecord",
     "Output",

@@ -60,14 +60,16 @@ from typing import Any
 
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
 from governance.config import ModelSpec, PromotionConfig
-from governance.evaluation import bounded_group, compare
+from governance.evaluation import bounded_group, compare, impact, performance
 from governance.records import (
     POLICY,
     AuditRecord,
     Decision,
     Evaluation,
     GateOutcome,
+    ImpactStats,
     ModelVersionRecord,
+    PerformanceStats,
     TrainingExample,
     TrainingRange,
     VersionStatus,
@@ -225,6 +227,16 @@ class LearnerCore:
         return sorted(self._versions.values(),
                       key=lambda r: (r.lineage == self.lineage, r.sequence))
 
+    def served(self) -> tuple[PerformanceStats, dict[str, ImpactStats]]:
+        """How the serving champions did on the window: the scores and decisions they gave
+        at scoring time against the labels (what the learner's /metrics export)."""
+        window = list(self._window)
+        labels = [s.label for s in window]
+        return (performance([s.served_score for s in window], labels),
+                impact([s.served_decision for s in window], labels,
+                       [s.groups for s in window], self.attributes,
+                       self.promotion.min_group_examples))
+
     def evaluate(self, version: str | None = None) -> Evaluation:
         """A version (default: the latest) against the champion on the current window."""
         return self._evaluate(self.version(version or self.latest or ""))
@@ -288,6 +300,14 @@ class LearnerCore:
         if self.examples_learned % self.promotion.examples_per_version == 0:
             out += self._cut(now_ms)
         return out
+
+    def skip(self, offset: int) -> None:
+        """Pass over a training record that is not a valid example (counted, not learned):
+        its offset is covered, so a restart does not read it again."""
+        if self.last_offset is not None and offset <= self.last_offset:
+            raise GovernanceError(f"offset {offset} already read (last {self.last_offset})")
+        self.last_offset = offset
+        self.examples_skipped += 1
 
     def promote(self, version: str, *, by: str, reason: str, now_ms: int,
                 override: bool = False, request_id: str | None = None) -> list[Output]:

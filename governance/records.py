@@ -215,10 +215,38 @@ class AuditRecord(_Record):
                                    "answers (promote/rollback), as sent by the CLI")
 
 
+class ModelCommand(_Record):
+    """A person's request to the learner, on ``model.commands``; answered by an audit
+    record carrying the same ``request_id`` (or refused with the reason)."""
+
+    record_format: Literal[1] = 1
+    request_id: str = Field(min_length=8, description="Chosen by the CLI; echoed in the answer")
+    action: Literal["promote", "rollback"]
+    version: str | None = Field(default=None, description="promote: the version; rollback: "
+                                "the version to put back (null: the previous champion)")
+    by: str = Field(min_length=1, description="The person deciding")
+    reason: str = Field(min_length=1)
+    override: bool = Field(default=False, description="promote although gates do not pass")
+    sent_at: EpochMs
+
+
+class CommandAnswer(_Record):
+    """The learner's answer to a command it could not carry out (unknown version, ...);
+    a command it carried out (or refused on the gates) is answered by its audit record."""
+
+    record_format: Literal[1] = 1
+    request_id: str
+    ok: Literal[False] = False
+    error: str
+    time: EpochMs
+
+
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "training_example": TrainingExample,
     "model_version": ModelVersionRecord,
     "audit": AuditRecord,
+    "model_command": ModelCommand,
+    "command_answer": CommandAnswer,
 }
 
 

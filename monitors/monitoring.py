@@ -177,6 +177,25 @@ class Monitoring:
             impact.on_outcome(group, outcome, now)
             self._outcome_counters[attribute, group, outcome].inc()
 
+    def on_example(
+        self,
+        *,
+        score: float,
+        decision: int,
+        label: int,
+        groups: dict[str, str | None],
+        model_version: str,
+        now: float,
+    ) -> None:
+        """The learner's view of one labelled example: its decision and its outcome, so
+        selection rates, TPR, FPR and their disparities cover every partition."""
+        for attribute, impact in self._impact.items():
+            group = impact.group(groups.get(attribute))
+            impact.on_decision(group, int(decision), now)
+            self._decision_counters[attribute, group, int(decision)].inc()
+        self.on_label(score=score, decision=decision, label=label, groups=groups,
+                      model_version=model_version, now=now)
+
     def on_model_version(self, model_version: str, now: float) -> None:
         """A new model version scores from now on: rebuild first-events references."""
         if model_version == self.model_version:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def create_app(
     config: Config,
     *,
     web_port: int = 6066,
+    web_host: str = "127.0.0.1",
     data_dir: Path = Path("var/worker"),
     champion: Champion | None = None,
     registry: CollectorRegistry | None = None,
@@ -141,9 +143,11 @@ def create_app(
         broker=config.broker,
         store="memory://",
         datadir=str(data_dir),
-        web_host="127.0.0.1",
+        # Other scorers reach this one (table routing) at web_host: when it binds every
+        # interface (in a container), they reach it by its host name.
+        web_host=socket.gethostname() if web_host == "0.0.0.0" else web_host,
         web_port=web_port,
-        web_bind="127.0.0.1",
+        web_bind=web_host,
         topic_partitions=topics.partitions,
         topic_disable_leader=True,
         processing_guarantee="at_least_once",
