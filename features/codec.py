@@ -129,8 +129,7 @@ def _restore(engine: FeatureEngine, data: _State) -> EntityState:
         running.append(None if item is None else kind.from_data(item))
     settled = []
     for i, (plan, item) in enumerate(zip(engine.plans, data.settled, strict=True)):
-        expected = plan.is_lifetime and engine.group_of[i] is not None
-        if (item is None) == expected:
+        if (item is None) == engine.settles(i):
             raise StateDecodeError(f"feature {plan.name!r}: settled state missing or extra")
         settled.append(None if item is None else plan.agg_type.from_data(item))
     state = EntityState([], running, settled)
@@ -158,7 +157,7 @@ def _buffer(
         raise StateDecodeError("a buffered time is later than the entity's latest")
     if max_ts is None:
         cursor = 0
-    elif group.lifetime:
+    elif not group.sheds:
         cursor = bisect_left(buf.ts, max_ts - engine.allowed_lateness_ms)
     else:
         cursor = bisect_right(buf.ts, group.window.start_excl(max_ts))
@@ -172,6 +171,6 @@ def _buffer(
         for bit, i in group.members:
             if flags & bit:
                 engine.plans[i].input_of(buf.ts[k], buf.value(k))  # a value it can read
-                if k >= cursor and not group.lifetime:
+                if k >= cursor and group.sheds:
                     held[i] += 1
     return buf

@@ -69,7 +69,10 @@ class Group:
     """Features sharing one buffer: the same field (or none) and the same window."""
 
     window: TimeWindow
-    lifetime: bool
+    #: Events leave the window one by one (sliding, hopping): the buffer holds the events
+    #: inside it. Otherwise (lifetime, tumbling) it holds the lateness and ``settled``
+    #: the older events of the window.
+    sheds: bool
     keeps_values: bool
     #: (flag bit, feature index) of each member, in feature order.
     members: tuple[tuple[int, int], ...]
@@ -99,10 +102,10 @@ class FeatureEngine:
         plans: Sequence[FeaturePlan], buffered: bool
     ) -> tuple[list[Group], list[tuple[int, int] | None]]:
         """One buffer per (field, window) with at most ``_GROUP_SIZE`` features; lifetime
-        features need one only when lateness is allowed."""
+        and tumbling features need one only when lateness is allowed."""
         members: dict[tuple[Any, ...], list[int]] = {}
         for i, plan in enumerate(plans):
-            if plan.is_lifetime and not buffered:
+            if not plan.window.sheds_events and not buffered:
                 continue
             key = (plan.field, plan.window)
             chunk = 0
@@ -115,7 +118,7 @@ class FeatureEngine:
             first = plans[indices[0]]
             groups.append(Group(
                 window=first.window,
-                lifetime=first.is_lifetime,
+                sheds=first.window.sheds_events,
                 keeps_values=any(plans[i].agg_type.reads_field() for i in indices),
                 members=tuple((1 << j, i) for j, i in enumerate(indices)),
             ))
@@ -129,12 +132,15 @@ class FeatureEngine:
             None if p.running_type.reads_window else p.new_aggregation() for p in self.plans
         ]
         settled: list[Aggregation | None] = [
-            p.agg_type() if p.is_lifetime and self.group_of[i] else None
-            for i, p in enumerate(self.plans)
+            p.agg_type() if self.settles(i) else None for i, p in enumerate(self.plans)
         ]
         return EntityState(buffers, running, settled)
 
     # -- the state as bytes ---------------------------------------------------------------
+
+    def settles(self, i: int) -> bool:
+        """Whether feature ``i`` folds events older than the lateness into ``settled``."""
+        return not self.plans[i].window.sheds_events and self.group_of[i] is not None
 
     def encode_state(self, state: EntityState) -> bytes:
         """The state as versioned msgpack plain data (see :mod:`features.codec`)."""
@@ -166,12 +172,19 @@ class FeatureEngine:
         return {name: _finite_or_none(v) for name, v in out.items()}
 
     def _apply_in_order(self, state: EntityState, ts: int, values: list[Any]) -> dict[str, Any]:
-        state.max_ts = ts
+        before, state.max_ts = state.max_ts, ts
+        if before is not None:
+            for i, plan in enumerate(self.plans):
+                window = plan.window
+                if not window.sheds_events and window.start_excl(ts) != window.start_excl(before):
+                    state.running[i] = plan.new_aggregation()  # a new tumbling window
         for group, buf in zip(self.groups, state.buffers, strict=True):
-            if group.lifetime:
-                self._settle(state, group, buf, ts - self.allowed_lateness_ms)
-            else:
+            if group.sheds:
                 self._evict(state, group, buf, group.window.start_excl(ts))
+            else:
+                lateness = self.allowed_lateness_ms
+                previous = None if before is None else before - lateness
+                self._settle(state, group, buf, ts - lateness, previous)
             flags, value = _entry(group, values)
             if flags:
                 buf.ts.append(ts)
@@ -187,7 +200,7 @@ class FeatureEngine:
                 out[plan.name] = self._read_window(state, i, ts, ())
                 continue
             out[plan.name] = _value_with(agg, ts, x)
-            if x is not SKIP and not plan.is_lifetime:
+            if x is not SKIP and plan.window.sheds_events:
                 state.held[i] += 1
         return out
 
@@ -208,21 +221,30 @@ class FeatureEngine:
             k += 1
         buf.cursor = k
 
-    def _settle(self, state: EntityState, group: Group, buf: Buffer, limit: int) -> None:
-        """Fold entries older than ``limit`` (the lateness) into ``settled``."""
+    def _settle(
+        self, state: EntityState, group: Group, buf: Buffer, limit: int, before: int | None
+    ) -> None:
+        """Fold entries older than ``limit`` (the lateness) into ``settled``: the
+        aggregation of the settled events of the window ``limit`` is in (``before``: the
+        previous limit). Settled events of older windows no late event can reach."""
+        start = group.window.start_excl(limit)
+        if before is not None and start != group.window.start_excl(before):
+            for _, i in group.members:
+                state.settled[i] = self.plans[i].agg_type()
         k, times = buf.cursor, buf.ts
         while k < len(times) and times[k] < limit:
             flags = buf.flags[k]
-            for bit, i in group.members:
-                settled = state.settled[i]
-                if flags & bit and settled is not None:
-                    settled.update(self.plans[i].input_of(times[k], buf.value(k)))
+            if start is None or times[k] > start:
+                for bit, i in group.members:
+                    settled = state.settled[i]
+                    if flags & bit and settled is not None:
+                        settled.update(self.plans[i].input_of(times[k], buf.value(k)))
             k += 1
         buf.cursor = k
 
     def stale(self, group: Group, buf: Buffer, max_ts: int) -> int:
         """How many entries at the front no late event can need any more."""
-        if group.lifetime:
+        if not group.sheds:
             return buf.cursor
         cut = group.window.start_excl(max_ts - self.allowed_lateness_ms)
         assert cut is not None
@@ -260,7 +282,7 @@ class FeatureEngine:
                 buf.flags.insert(at, flags)
                 if buf.values is not None:
                     buf.values.insert(at, value)
-                if not group.lifetime and ts <= group.window.start_excl(max_ts):
+                if group.sheds and ts <= group.window.start_excl(max_ts):
                     buf.cursor += 1  # before the current window: only for later late events
         for i, plan in enumerate(self.plans):
             agg = state.running[i]
@@ -270,21 +292,23 @@ class FeatureEngine:
             if agg.order_free:
                 if inputs[i] is not SKIP and (start is None or ts > start):
                     agg.update(inputs[i])
-                    if start is not None:
+                    if plan.window.sheds_events:
                         state.held[i] += 1
             else:
                 state.running[i], held = self._fold(state, i, start, max_ts)
-                state.held[i] = 0 if start is None else held
+                state.held[i] = held if plan.window.sheds_events else 0
         return out
 
-    def _entries(self, state: EntityState, i: int, start: int | None, end: int) -> Iterator[Any]:
-        """Feature ``i``'s inputs buffered in ``(start, end]`` (lifetime: the unsettled
-        ones up to ``end``), in (time, arrival) order."""
+    def _entries(self, state: EntityState, i: int, lo: int | None, start: int | None,
+                 end: int) -> Iterator[Any]:
+        """Feature ``i``'s inputs buffered in ``(start, end]`` in (time, arrival) order;
+        from entry ``lo`` if given (lifetime: all unsettled entries)."""
         at = self.group_of[i]
         assert at is not None, "only buffered features are read from a buffer"
         g, bit = at
         buf = state.buffers[g]
-        lo = buf.cursor if start is None else bisect_right(buf.ts, start)
+        if lo is None:
+            lo = buf.cursor if start is None else bisect_right(buf.ts, start)
         input_of = self.plans[i].input_of
         for k in range(lo, bisect_right(buf.ts, end)):
             if buf.flags[k] & bit:
@@ -294,11 +318,16 @@ class FeatureEngine:
         self, state: EntityState, i: int, start: int | None, end: int
     ) -> tuple[Aggregation, int]:
         """Aggregate feature ``i`` over its buffered inputs in ``(start, end]``, with how
-        many; for a lifetime feature, ``settled`` plus the unsettled entries up to ``end``."""
-        settled = state.settled[i]
-        agg = settled.clone() if start is None and settled else self.plans[i].new_aggregation()
+        many; when ``settled`` holds the window's older events, from it and the unsettled
+        entries."""
+        settled, plan, lo = state.settled[i], self.plans[i], None
+        assert state.max_ts is not None
+        if settled and start == plan.window.start_excl(state.max_ts - self.allowed_lateness_ms):
+            agg, lo = settled.clone(), state.buffers[self.group_of[i][0]].cursor  # type: ignore[index]
+        else:
+            agg = plan.new_aggregation()
         n = 0
-        for x in self._entries(state, i, start, end):
+        for x in self._entries(state, i, lo, start, end):
             agg.update(x)
             n += 1
         return agg, n
@@ -307,7 +336,7 @@ class FeatureEngine:
         """The value of a feature read from its window's buffer (``first``), as of ``ts``;
         ``extra``: the event itself when it is not buffered yet."""
         plan = self.plans[i]
-        held = self._entries(state, i, plan.window.start_excl(ts), ts)
+        held = self._entries(state, i, None, plan.window.start_excl(ts), ts)
         return plan.running_type.read(chain(held, (x for x in extra if x is not SKIP)))
 
 
