@@ -9,17 +9,19 @@ is not finite (a sum beyond ±1.8e308, an infinite input) is reported as null.
 The state (:mod:`features.state`) is plain data, encoded with :meth:`encode_state` and
 :meth:`decode_state` (:mod:`features.codec`). Per feature it keeps the aggregation over
 the current window, O(1) for most aggregations; per (field, window) ONE shared buffer of
-the ``(time, value, flags)`` entries its features need: the events still inside the
-window (a revert needs the value leaving) and, with ``allowed_lateness_ms > 0``, those a
-late event's window can still reach. An in-order event (``ts >= max_ts``) moves each
-buffer's cursor past the entries at or before its window start, reverting them from the
-features that hold them (an aggregation restarts from scratch when it holds nothing),
-appends itself, and updates: O(1) amortised per feature. Lifetime features buffer only
-the events within the lateness; older ones are folded into ``settled``.
+the ``(time, value, flags)`` entries its features need. A sliding or hopping window
+sheds events one by one: its buffer holds the events still inside it (a revert needs
+the value leaving) and, with ``allowed_lateness_ms > 0``, those a late event's window
+can still reach. An in-order event (``ts >= max_ts``) moves the buffer's cursor past the
+entries at or before its window start, reverting them from the features that hold
+them (an aggregation restarts from scratch when it holds nothing), appends itself, and
+updates: O(1) amortised per feature. Lifetime and tumbling windows never revert (a
+tumbling window restarts when the next begins); with lateness their buffer holds the
+events within it, and ``settled`` the window's older events.
 
 An out-of-order event (``max_ts - lateness <= ts < max_ts``) is inserted into the buffers
-and its values are folded from the buffer slice its windows cover (lifetime: ``settled``
-plus the unsettled entries up to ``ts``). Then the running states catch up: an
+and its values are folded from the buffer slice its windows cover (from ``settled``
+when it holds the window's older events). Then the running states catch up: an
 aggregation that declares itself ``order_free`` just adds the event (if it is in the
 current window); the others are rebuilt from the current window's slice. Cost: O(events
 in the event's windows, or within the lateness), and exact.
@@ -299,10 +301,11 @@ class FeatureEngine:
                 state.held[i] = held if plan.window.sheds_events else 0
         return out
 
-    def _entries(self, state: EntityState, i: int, lo: int | None, start: int | None,
-                 end: int) -> Iterator[Any]:
+    def _entries(
+        self, state: EntityState, i: int, lo: int | None, start: int | None, end: int
+    ) -> Iterator[Any]:
         """Feature ``i``'s inputs buffered in ``(start, end]`` in (time, arrival) order;
-        from entry ``lo`` if given (lifetime: all unsettled entries)."""
+        from entry ``lo`` if given (a lifetime's ``start`` is None: the unsettled ones)."""
         at = self.group_of[i]
         assert at is not None, "only buffered features are read from a buffer"
         g, bit = at
@@ -320,10 +323,13 @@ class FeatureEngine:
         """Aggregate feature ``i`` over its buffered inputs in ``(start, end]``, with how
         many; when ``settled`` holds the window's older events, from it and the unsettled
         entries."""
-        settled, plan, lo = state.settled[i], self.plans[i], None
-        assert state.max_ts is not None
-        if settled and start == plan.window.start_excl(state.max_ts - self.allowed_lateness_ms):
-            agg, lo = settled.clone(), state.buffers[self.group_of[i][0]].cursor  # type: ignore[index]
+        settled, plan, at = state.settled[i], self.plans[i], self.group_of[i]
+        assert state.max_ts is not None and at is not None
+        lo = None
+        if settled is not None and start == plan.window.start_excl(
+            state.max_ts - self.allowed_lateness_ms
+        ):
+            agg, lo = settled.clone(), state.buffers[at[0]].cursor
         else:
             agg = plan.new_aggregation()
         n = 0
