@@ -6,12 +6,12 @@ The encoding is one msgpack array (msgspec ``array_like`` structs)::
      buffers: [[cursor, ts deltas, flags, values | nil], ...],
      running: [aggregation data | nil, ...], settled: [aggregation data | nil, ...]]
 
-Buffered times are the first time then differences (small ints), entries no late event
-can reach are left out, and each aggregation writes its own ``to_data()`` (ints,
-floats, strings). :func:`decode` rebuilds the state only through typed decoding and
-each aggregation's ``from_data``, checks that every part fits this engine (version,
-feature set, lateness, shapes, order of times, cursors, flags, values its features can
-read) and raises :class:`StateDecodeError` for anything else. Nothing is executed.
+Buffered times are the first time then differences (small ints), a buffer of one
+feature leaves its flags out (all 1), entries no late event can reach are left out, and
+each aggregation writes its own ``to_data()`` (ints, floats, strings). :func:`decode`
+rebuilds the state only through typed decoding and each aggregation's ``from_data``,
+checks that every part fits this engine (version, feature set, lateness, shapes, order
+of times, cursors, flags, values its features can read) and raises :class:`StateDecodeError` for anything else. Nothing is executed.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def encode(engine: FeatureEngine, state: EntityState) -> bytes:
         buffers.append(_Buffer(
             cursor=buf.cursor - stale,
             ts=ts[:1] + [b - a for a, b in pairwise(ts)],
-            flags=buf.flags[stale:],
+            flags=[] if len(group.members) == 1 else buf.flags[stale:],
             values=None if buf.values is None else buf.values[stale:],
         ))
     return _ENCODER.encode(_State(
@@ -143,6 +143,8 @@ def _buffer(
     engine: FeatureEngine, group: Group, item: _Buffer, max_ts: int | None, held: list[int]
 ) -> Buffer:
     size = len(item.ts)
+    if len(group.members) == 1 and not item.flags:
+        item.flags = [1] * size  # a buffer of one feature leaves its flags out
     if len(item.flags) != size or (item.values is None) == group.keeps_values or (
         item.values is not None and len(item.values) != size
     ):
