@@ -11,7 +11,8 @@ feature leaves its flags out (all 1), entries no late event can reach are left o
 each aggregation writes its own ``to_data()`` (ints, floats, strings). :func:`decode`
 rebuilds the state only through typed decoding and each aggregation's ``from_data``,
 checks that every part fits this engine (version, feature set, lateness, shapes, order
-of times, cursors, flags, values its features can read) and raises :class:`StateDecodeError` for anything else. Nothing is executed.
+of times, cursors, flags, values its features can read) and raises
+:class:`StateDecodeError` for anything else. Nothing is executed.
 """
 
 from __future__ import annotations
