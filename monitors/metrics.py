@@ -9,7 +9,10 @@ entity or event id). Ratios that PromQL can derive from counters are left to Pro
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 EVENT_OUTCOMES = ("scored", "rejected", "late", "duplicate")
 LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
@@ -363,3 +366,11 @@ class Metrics:
         """Point ``streambed_model_info`` at the version now scoring (one series at 1)."""
         self.model_info.clear()
         self.model_info.labels(model_version=model_version, feature_set=feature_set).set(1)
+
+
+def add_standard_collectors(registry: CollectorRegistry) -> None:
+    """The process_*, python_gc_* and python_info series every Prometheus client exports
+    (a process's own registry lacks them unless asked)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)

@@ -109,7 +109,7 @@ def _learner(args: argparse.Namespace) -> int:
 
     from prometheus_client import CollectorRegistry, disable_created_metrics
 
-    from monitors.metrics import Metrics
+    from monitors.metrics import Metrics, add_standard_collectors
     from monitors.monitoring import Monitoring
     from streams.learner.runner import Learner
     from streams.learner.web import serve
@@ -121,6 +121,7 @@ def _learner(args: argparse.Namespace) -> int:
     ensure_topics(config)
     disable_created_metrics()
     registry = CollectorRegistry()
+    add_standard_collectors(registry)
     metrics = Metrics(registry)
     # The learner watches labels, not feature drift (each scorer does): no drift features.
     label_monitors = config.monitors.model_copy(
@@ -177,7 +178,10 @@ def _schemas(args: argparse.Namespace) -> int:
     schemas = json_schemas(_config(args).event if args.config else None)
     for name, schema in schemas.items():
         (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    print(f"schemas: wrote {len(schemas)} JSON Schemas to {out}")
+    from streams.scorer.http_api import openapi
+
+    (out / "openapi.json").write_text(json.dumps(openapi(), indent=2) + "\n")
+    print(f"schemas: wrote {len(schemas)} JSON Schemas and openapi.json to {out}")
     return 0
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 
-from monitors.metrics import Metrics
+from monitors.metrics import Metrics, add_standard_collectors
 from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.scorer.batch import BatchResult, InRecord
@@ -133,7 +133,9 @@ def create_app(
 ) -> faust.App:
     """Build the scorer's Faust app for ``config`` (nothing connects until it runs)."""
     disable_created_metrics()  # *_created series only add noise to every scrape
-    registry = registry or CollectorRegistry()
+    if registry is None:
+        registry = CollectorRegistry()
+        add_standard_collectors(registry)
     metrics = Metrics(registry)
     monitoring = Monitoring(config.monitors, config.features.names, metrics)
     topics = config.topics
