@@ -197,12 +197,11 @@ class Monitoring:
                       model_version=model_version, now=now)
 
     def on_model_version(self, model_version: str, now: float) -> None:
-        """A new model version scores from now on: rebuild first-events references."""
+        """A new champion scores from now on: rebuild the prediction drift reference."""
         if model_version == self.model_version:
             return
         if self.model_version is not None and self.config.drift.reference.reset_on_model_version:
-            for drift in (*self._features.values(), self._prediction):
-                drift.reset()
+            self._prediction.reset()  # a new champion scores differently; features do not
         self.model_version = model_version
 
     # ---- on a timer -------------------------------------------------------------------
