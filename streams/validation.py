@@ -23,6 +23,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from streams.config import Attribute, EventSchema
@@ -150,27 +151,69 @@ class EventValidator:
             raise _Reject("missing_field", f"{s.time_field}: field required")
         ts_ms = parse_event_time(value, s.time_format, s.time_field)
         if ts_ms < s.min_time_ms:
-            raise _Reject("bad_timestamp", f"{s.time_field}: {value!r} is before min_time_ms")
+            raise _Reject("bad_timestamp", f"{s.time_field}: {value!r} is before min_time_ms"
+                                           f"{unit_hint(value, s.time_format)}")
         if ts_ms > now_ms + s.max_future_ms:
             raise _Reject("bad_timestamp",
-                          f"{s.time_field}: {value!r} is more than max_future ahead of receipt")
+                          f"{s.time_field}: {value!r} is more than max_future ahead of receipt"
+                          f"{unit_hint(value, s.time_format)}")
         return ts_ms
+
+
+#: Epoch numbers by magnitude: from 1e8 (1973 in seconds) each unit is 1000 times the last.
+_UNITS = ((1e8, "seconds"), (1e11, "milliseconds"), (1e14, "microseconds"),
+          (1e17, "nanoseconds"), (1e20, None))
+_FORMAT_UNIT = {"epoch_seconds": "seconds", "epoch_ms": "milliseconds"}
+
+
+def unit_hint(value: Any, time_format: str) -> str:
+    """``" (looks like seconds, time_format is epoch_ms)"`` when a time looks written in
+    another unit or format than the configured one; ``""`` otherwise.
+
+    >>> unit_hint(1767225600, "epoch_ms")
+    ' (looks like seconds, time_format is epoch_ms)'
+    >>> unit_hint("2026-01-01T00:00:00", "epoch_ms")
+    ' (looks like ISO-8601, time_format is epoch_ms)'
+    >>> unit_hint(1767225600000, "epoch_ms")
+    ''
+    """
+    looks = None
+    if _is_number(value) and math.isfinite(value):
+        for (low, unit), (high, _) in pairwise(_UNITS):
+            if low <= abs(value) < high:
+                looks = f"epoch {unit}" if time_format == "iso8601" else unit
+        if looks == _FORMAT_UNIT.get(time_format):
+            looks = None
+    elif isinstance(value, str) and time_format != "iso8601":
+        text = value.strip()
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            looks = "a number written as text"
+        else:
+            try:
+                datetime.fromisoformat(text.replace("Z", "+00:00"))
+                looks = "ISO-8601"
+            except ValueError:
+                looks = None
+    return f" (looks like {looks}, time_format is {time_format})" if looks else ""
 
 
 def parse_event_time(value: Any, time_format: str, field: str = "ts") -> int:
     """An event's time in integer epoch milliseconds UTC, per the configured format."""
     if time_format == "iso8601":
         if not isinstance(value, str):
-            raise _Reject("wrong_type", f"{field}: expected an ISO-8601 string, got {value!r}")
+            raise _Reject("wrong_type", f"{field}: expected an ISO-8601 string, got {value!r}"
+                                        f"{unit_hint(value, time_format)}")
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise _Reject("bad_timestamp", f"{field}: {value!r} is not ISO-8601") from None
         if dt.tzinfo is None:
-            raise _Reject("bad_timestamp", f"{field}: {value!r} has no UTC offset")
+            raise _Reject("bad_timestamp",
+                          f"{field}: {value!r} has no UTC offset (add Z or +HH:MM)")
         return (dt - _EPOCH) // timedelta(milliseconds=1)
     if not _is_number(value) or not math.isfinite(value):
-        raise _Reject("wrong_type", f"{field}: expected a number ({time_format}), got {value!r}")
+        raise _Reject("wrong_type", f"{field}: expected a number ({time_format}), got {value!r}"
+                                    f"{unit_hint(value, time_format)}")
     if time_format == "epoch_ms":
         if isinstance(value, float) and not value.is_integer():
             raise _Reject("wrong_type", f"{field}: epoch_ms must be a whole number, got {value!r}")
