@@ -16,13 +16,20 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian's prometheus package gives prometheus and promtool (tests run both for real).
+# Debian's packages give prometheus, promtool and the alertmanager (tests run all of them
+# for real). Idempotent: installs only what is missing, and stops the services the packages
+# start on install (tests run their own instances on free ports).
 system-deps:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
-	  echo "installing Debian's prometheus package"; \
+	@missing=; \
+	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus >/dev/null; \
-	  $$SUDO systemctl stop prometheus prometheus-node-exporter >/dev/null 2>&1 || true; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  for svc in prometheus prometheus-node-exporter prometheus-alertmanager; do \
+	    $$SUDO systemctl stop $$svc >/dev/null 2>&1 || $$SUDO service $$svc stop >/dev/null 2>&1 || true; \
+	  done; \
 	fi
 	@command -v java >/dev/null || { echo "java not found: install a Java 17+ JDK"; exit 1; }
 	@command -v mvn >/dev/null || { echo "mvn not found: install Apache Maven"; exit 1; }

@@ -57,7 +57,7 @@ def quantile(worker: Worker, q: float) -> float:
     buckets = []
     for fam in text_string_to_metric_families(worker.metrics_text()):
         for s in fam.samples:
-            if s.name == "streambed_scoring_latency_seconds_bucket":
+            if s.name == "streambed_event_latency_seconds_bucket":
                 buckets.append((float(s.labels["le"]), s.value))
     buckets.sort()
     total = buckets[-1][1]

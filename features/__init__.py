@@ -3,9 +3,11 @@
 Pure: no I/O, no clocks, no globals. See ``docs/features.md`` for the semantics.
 """
 
-from features.engine import EntityState, FeatureEngine, LateEventError
+from features.codec import StateDecodeError
+from features.engine import FeatureEngine, LateEventError
 from features.offline import compute_features
 from features.spec import Feature, FeatureSet, Where, Window, parse_duration_ms
+from features.state import EntityState
 from features.timeconv import to_epoch_ms
 from features.training import training_set
 from features.watermark import Watermark, late_mask
@@ -16,6 +18,7 @@ __all__ = [
     "FeatureEngine",
     "FeatureSet",
     "LateEventError",
+    "StateDecodeError",
     "Watermark",
     "Where",
     "Window",

@@ -3,37 +3,28 @@
 ``FeatureEngine.apply(state, ts, attrs)`` returns every feature "as of ts, inclusive":
 the entity's events already applied (this one included) with time in the feature's
 window and ``<= ts``. Callers guarantee ``ts >= max_ts - allowed_lateness_ms`` (``max_ts``
-the highest time applied to the entity); otherwise :class:`LateEventError`.
+the highest time applied to the entity); otherwise :class:`LateEventError`. A value that
+is not finite (a sum beyond ±1.8e308, an infinite input) is reported as null.
 
-What an entity's state keeps (all picklable, all bounded):
+The state (:mod:`features.state`) is plain data, encoded with :meth:`encode_state` and
+:meth:`decode_state` (:mod:`features.codec`). Per feature it keeps the aggregation over
+the current window, O(1) for most aggregations; per (field, window) ONE shared buffer of
+the ``(time, value, flags)`` entries its features need. A sliding or hopping window
+sheds events one by one: its buffer holds the events still inside it (a revert needs
+the value leaving) and, with ``allowed_lateness_ms > 0``, those a late event's window
+can still reach. An in-order event (``ts >= max_ts``) moves the buffer's cursor past the
+entries at or before its window start, reverting them from the features that hold
+them (an aggregation restarts from scratch when it holds nothing), appends itself, and
+updates: O(1) amortised per feature. Lifetime and tumbling windows never revert (a
+tumbling window restarts when the next begins); with lateness their buffer holds the
+events within it, and ``settled`` the window's older events.
 
-- ``running[i]``, per feature: the aggregation over the current window and, for
-  sliding/tumbling/hopping windows, a FIFO ``held`` of the ``(ts, input)`` pairs inside
-  it. An in-order event (``ts >= max_ts``) first evicts from the front of the FIFO
-  everything at or before the window start (``revert``), then updates: O(1) amortised
-  per feature. The FIFO holds only events still in the window; when it empties the
-  aggregation restarts from scratch. Per aggregation: count/last/seconds_since_previous
-  a few numbers; sum/mean/variance/stddev double-double sums of values added and
-  reverted; min/max a monotonic deque; first the values held; count_distinct a multiset.
-  Lifetime windows keep no FIFO and their aggregations keep only the extreme/first
-  value, a count or the sums (count_distinct: the distinct values ever seen).
-- ``buffer`` (only when ``allowed_lateness_ms > 0``): the events of the last
-  ``allowed_lateness_ms + longest window`` ms, sorted by ``(ts, arrival)``, with their
-  per-feature inputs. A late event can only reach back that far. Old entries are cut
-  in batches, so the buffer holds at most about 9/8 of that.
-- ``settled``, per lifetime feature: the aggregation of the buffered events older than
-  ``max_ts - allowed_lateness_ms`` (the first ``settled_upto`` entries of the buffer and
-  all events cut from it). Every event still to come is later than those, so they are
-  in every future lifetime value.
-
-An out-of-order event (``max_ts - lateness <= ts < max_ts``) is inserted into the
-buffer and its values are folded from the buffer slice its windows cover (lifetime:
-``settled`` plus the unsettled entries up to ``ts``). Then the running states catch up:
-an aggregation whose update and revert ignore order (count, sum, mean, variance,
-stddev, count_distinct; and min/max over a lifetime) just adds the event, inserted
-into the FIFO at its time; first, last, seconds_since_previous and windowed min/max are
-rebuilt from the buffer slice of the current window. Cost: O(events in the event's
-windows, or within the lateness), and exact.
+An out-of-order event (``max_ts - lateness <= ts < max_ts``) is inserted into the buffers
+and its values are folded from the buffer slice its windows cover (from ``settled``
+when it holds the window's older events). Then the running states catch up: an
+aggregation that declares itself ``order_free`` just adds the event (if it is in the
+current window); the others are rebuilt from the current window's slice. Cost: O(events
+in the event's windows, or within the lateness), and exact.
 
 >>> from features.spec import FeatureSet
 >>> fs = FeatureSet(features=[
@@ -46,84 +37,125 @@ windows, or within the lateness), and exact.
 {'n_10s': 1, 'gap': None}
 >>> engine.apply(state, 20_000, {})      # 10 s is exactly on the window start: out
 {'n_10s': 1, 'gap': 10.0}
+>>> state = engine.decode_state(engine.encode_state(state))
 >>> engine.apply(state, 16_000, {})      # late but within 5 s: exact, as of 16 s
 {'n_10s': 2, 'gap': 6.0}
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+from features import codec
 from features.aggregations import Aggregation
 from features.plan import SKIP, FeaturePlan, plans_of
 from features.spec import FeatureSet
+from features.state import Buffer, EntityState
+from features.windows import TimeWindow
 
-Buffered = tuple[int, int, tuple[Any, ...]]  # (ts, arrival sequence number, inputs)
-
-#: Aggregations whose update and revert do not depend on order: a late event is simply
-#: added (and, in a FIFO, inserted where its time puts it, for the revert later).
-ORDER_FREE = frozenset({"count", "sum", "mean", "variance", "stddev", "count_distinct"})
-#: Lifetime aggregations never revert, so min and max are order-free there too.
-LIFETIME_ORDER_FREE = ORDER_FREE | {"min", "max"}
-_MIN_CUT = 64  # cut at least this many stale buffer entries at once
-
-
-def _ts(entry: Buffered) -> int:
-    return entry[0]
+_MIN_CUT = 64  # cut at least this many stale buffer entries at once (or an eighth)
+_GROUP_SIZE = 62  # features per buffer: flags stay one msgpack int
 
 
 class LateEventError(ValueError):
     """An event older than the entity's highest time minus the allowed lateness."""
 
 
-class _Running:
-    __slots__ = ("agg", "held")
+@dataclass(frozen=True)
+class Group:
+    """Features sharing one buffer: the same field (or none) and the same window."""
 
-    def __init__(self, agg: Aggregation, held: deque[tuple[int, Any]] | None) -> None:
-        self.agg = agg
-        self.held = held
-
-
-class EntityState:
-    """Everything the engine remembers about one entity (see the module docstring)."""
-
-    __slots__ = ("buffer", "max_ts", "running", "seq", "settled", "settled_upto")
-
-    def __init__(self, running: list[_Running], settled: list[Aggregation | None]) -> None:
-        self.max_ts: int | None = None
-        self.seq = 0
-        self.buffer: list[Buffered] = []
-        self.settled_upto = 0
-        self.running = running
-        self.settled = settled
+    window: TimeWindow
+    #: Events leave the window one by one (sliding, hopping): the buffer holds the events
+    #: inside it. Otherwise (lifetime, tumbling) it holds the lateness and ``settled``
+    #: the older events of the window.
+    sheds: bool
+    keeps_values: bool
+    #: (flag bit, feature index) of each member, in feature order.
+    members: tuple[tuple[int, int], ...]
 
 
 class FeatureEngine:
-    """Computes a :class:`FeatureSet` incrementally; state lives outside, per entity."""
+    """Computes a :class:`FeatureSet` incrementally; state lives outside, per entity.
+
+    :meth:`apply` raises ``LateEventError`` (a ``ValueError``) for an event older than
+    the lateness allows and ``ValueError`` naming the feature when a numeric feature's
+    field holds a non-number; in both cases the state is left exactly as it was.
+    :meth:`decode_state` raises :class:`~features.codec.StateDecodeError` (a
+    ``ValueError``) for anything but a state this engine's feature set wrote.
+    """
 
     def __init__(self, feature_set: FeatureSet, allowed_lateness_ms: int) -> None:
         if allowed_lateness_ms < 0:
             raise ValueError("allowed_lateness_ms must be >= 0")
         self.feature_set = feature_set
+        self.identity = feature_set.identity
         self.allowed_lateness_ms = int(allowed_lateness_ms)
         self.plans = plans_of(feature_set)
-        reach = max((p.window.reach_ms for p in self.plans), default=0)
-        self._horizon_ms = self.allowed_lateness_ms + reach
-        self._buffered = self.allowed_lateness_ms > 0
-
-    def new_state(self) -> EntityState:
-        running = [self._fresh_running(p) for p in self.plans]
-        settled = [
-            p.new_aggregation() if p.is_lifetime and self._buffered else None for p in self.plans
-        ]
-        return EntityState(running, settled)
+        self.groups, self.group_of = self._group(self.plans, self.allowed_lateness_ms > 0)
 
     @staticmethod
-    def _fresh_running(plan: FeaturePlan) -> _Running:
-        return _Running(plan.new_aggregation(), None if plan.is_lifetime else deque())
+    def _group(
+        plans: Sequence[FeaturePlan], buffered: bool
+    ) -> tuple[list[Group], list[tuple[int, int] | None]]:
+        """One buffer per (field, window) with at most ``_GROUP_SIZE`` features; lifetime
+        and tumbling features need one only when lateness is allowed."""
+        members: dict[tuple[Any, ...], list[int]] = {}
+        for i, plan in enumerate(plans):
+            if not plan.window.sheds_events and not buffered:
+                continue
+            key = (plan.field, plan.window)
+            chunk = 0
+            while len(members.setdefault((*key, chunk), [])) >= _GROUP_SIZE:
+                chunk += 1
+            members[(*key, chunk)].append(i)
+        groups: list[Group] = []
+        group_of: list[tuple[int, int] | None] = [None] * len(plans)
+        for g, indices in enumerate(members.values()):
+            first = plans[indices[0]]
+            groups.append(Group(
+                window=first.window,
+                sheds=first.window.sheds_events,
+                keeps_values=any(plans[i].agg_type.reads_field() for i in indices),
+                members=tuple((1 << j, i) for j, i in enumerate(indices)),
+            ))
+            for j, i in enumerate(indices):
+                group_of[i] = (g, 1 << j)
+        return groups, group_of
+
+    def new_state(self) -> EntityState:
+        buffers = [Buffer(g.keeps_values) for g in self.groups]
+        running = [
+            None if p.running_type.reads_window else p.new_aggregation() for p in self.plans
+        ]
+        settled: list[Aggregation | None] = [
+            p.agg_type() if self.settles(i) else None for i, p in enumerate(self.plans)
+        ]
+        return EntityState(buffers, running, settled)
+
+    # -- the state as bytes ---------------------------------------------------------------
+
+    def settles(self, i: int) -> bool:
+        """Whether feature ``i`` folds events older than the lateness into ``settled``."""
+        return not self.plans[i].window.sheds_events and self.group_of[i] is not None
+
+    def encode_state(self, state: EntityState) -> bytes:
+        """The state as versioned msgpack plain data (see :mod:`features.codec`)."""
+        return codec.encode(self, state)
+
+    def decode_state(self, raw: bytes) -> EntityState:
+        """The state :meth:`encode_state` wrote, or :class:`~features.codec.StateDecodeError`."""
+        return codec.decode(self, raw)
+
+    def encoded_size(self, state: EntityState) -> int:
+        return len(self.encode_state(state))
+
+    # -- applying events ------------------------------------------------------------------
 
     def apply(self, state: EntityState, ts_ms: int, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Apply one event to ``state`` and return the features as of ``ts_ms``, inclusive."""
@@ -134,103 +166,210 @@ class FeatureEngine:
                 f"event at {ts} ms is older than the entity's latest {max_ts} ms minus the "
                 f"allowed lateness of {self.allowed_lateness_ms} ms"
             )
-        inputs = tuple(p.input_of(ts, attrs) for p in self.plans)
-        seq = state.seq
-        state.seq += 1
+        values = [p.value_of(attrs) for p in self.plans]  # raises before anything changes
         if max_ts is not None and ts < max_ts:
-            return self._apply_out_of_order(state, (ts, seq, inputs))
-        state.max_ts = ts
-        if self._buffered:
-            state.buffer.append((ts, seq, inputs))
-            self._settle(state, ts)
+            out = self._apply_out_of_order(state, ts, values)
+        else:
+            out = self._apply_in_order(state, ts, values)
+        return {name: _finite_or_none(v) for name, v in out.items()}
+
+    def _apply_in_order(self, state: EntityState, ts: int, values: list[Any]) -> dict[str, Any]:
+        before, state.max_ts = state.max_ts, ts
+        if before is not None:
+            for i, plan in enumerate(self.plans):
+                window = plan.window
+                if not window.sheds_events and window.start_excl(ts) != window.start_excl(before):
+                    state.running[i] = plan.new_aggregation()  # a new tumbling window
+        for group, buf in zip(self.groups, state.buffers, strict=True):
+            if group.sheds:
+                self._evict(state, group, buf, group.window.start_excl(ts))
+            else:
+                lateness = self.allowed_lateness_ms
+                previous = None if before is None else before - lateness
+                self._settle(state, group, buf, ts - lateness, previous)
+            flags, value = _entry(group, values)
+            if flags:
+                buf.ts.append(ts)
+                buf.flags.append(flags)
+                if buf.values is not None:
+                    buf.values.append(value)
+            self._cut(group, buf, ts)
         out: dict[str, Any] = {}
-        for plan, run, x in zip(self.plans, state.running, inputs, strict=True):
-            held = run.held
-            if held:
-                start = plan.window.start_excl(ts)
-                if held[0][0] <= start:
-                    while held and held[0][0] <= start:
-                        run.agg.revert(held.popleft()[1])
-                    if not held:
-                        run.agg = plan.new_aggregation()
-            agg = run.agg
-            if agg.excludes_self:
-                out[plan.name] = agg.value_as_of(ts)
-            if x is not SKIP:
-                agg.update(x)
-                if held is not None:
-                    held.append((ts, x))
-            if not agg.excludes_self:
-                out[plan.name] = agg.get()
-        return out
-
-    def _settle(self, state: EntityState, max_ts: int) -> None:
-        """Fold entries older than the lateness into ``settled``; cut stale ones in batches."""
-        buffer = state.buffer
-        limit = max_ts - self.allowed_lateness_ms
-        while state.settled_upto < len(buffer) and buffer[state.settled_upto][0] < limit:
-            inputs = buffer[state.settled_upto][2]
-            for agg, x in zip(state.settled, inputs, strict=True):
-                if agg is not None and x is not SKIP:
-                    agg.update(x)
-            state.settled_upto += 1
-        stale = bisect_right(buffer, max_ts - self._horizon_ms - 1, key=_ts)
-        if stale >= _MIN_CUT and stale * 8 >= len(buffer):
-            del buffer[:stale]
-            state.settled_upto -= stale
-
-    def _apply_out_of_order(self, state: EntityState, event: Buffered) -> dict[str, Any]:
-        ts, seq, inputs = event
-        assert state.max_ts is not None
-        state.buffer.insert(bisect_right(state.buffer, ts, key=_ts), event)
-        out = {}
         for i, plan in enumerate(self.plans):
-            skip = seq if plan.agg_type.excludes_self else None
-            agg = self._fold(state, i, plan.window.start_excl(ts), ts, None, skip)
-            out[plan.name] = agg.value_as_of(ts)
-        for i, plan in enumerate(self.plans):
-            run, x = state.running[i], inputs[i]
-            start = plan.window.start_excl(state.max_ts)
-            if plan.agg in (LIFETIME_ORDER_FREE if plan.is_lifetime else ORDER_FREE):
-                if x is not SKIP and (start is None or ts > start):
-                    run.agg.update(x)
-                    if run.held is not None:
-                        _insert_in_time_order(run.held, (ts, x))
+            x = SKIP if values[i] is SKIP else plan.input_of(ts, values[i])
+            agg = state.running[i]
+            if agg is None:
+                out[plan.name] = self._read_window(state, i, ts, ())
                 continue
-            held = None if plan.is_lifetime else deque[tuple[int, Any]]()
-            state.running[i] = _Running(self._fold(state, i, start, state.max_ts, held), held)
+            out[plan.name] = _value_with(agg, ts, x)
+            if x is not SKIP and plan.window.sheds_events:
+                state.held[i] += 1
         return out
+
+    def _evict(self, state: EntityState, group: Group, buf: Buffer, start: int | None) -> None:
+        """Move the cursor past entries at or before ``start``, reverting them."""
+        assert start is not None
+        k, times = buf.cursor, buf.ts
+        while k < len(times) and times[k] <= start:
+            flags = buf.flags[k]
+            for bit, i in group.members:
+                if flags & bit and state.running[i] is not None:
+                    state.held[i] -= 1
+                    if state.held[i] <= 0:  # held nothing more: restart from scratch
+                        state.held[i] = 0
+                        state.running[i] = self.plans[i].new_aggregation()
+                    else:
+                        state.running[i].revert(self.plans[i].input_of(times[k], buf.value(k)))
+            k += 1
+        buf.cursor = k
+
+    def _settle(
+        self, state: EntityState, group: Group, buf: Buffer, limit: int, before: int | None
+    ) -> None:
+        """Fold entries older than ``limit`` (the lateness) into ``settled``: the
+        aggregation of the settled events of the window ``limit`` is in (``before``: the
+        previous limit). Settled events of older windows no late event can reach."""
+        start = group.window.start_excl(limit)
+        if before is not None and start != group.window.start_excl(before):
+            for _, i in group.members:
+                state.settled[i] = self.plans[i].agg_type()
+        k, times = buf.cursor, buf.ts
+        while k < len(times) and times[k] < limit:
+            flags = buf.flags[k]
+            if start is None or times[k] > start:
+                for bit, i in group.members:
+                    settled = state.settled[i]
+                    if flags & bit and settled is not None:
+                        settled.update(self.plans[i].input_of(times[k], buf.value(k)))
+            k += 1
+        buf.cursor = k
+
+    def stale(self, group: Group, buf: Buffer, max_ts: int) -> int:
+        """How many entries at the front no late event can need any more."""
+        if not group.sheds:
+            return buf.cursor
+        cut = group.window.start_excl(max_ts - self.allowed_lateness_ms)
+        assert cut is not None
+        return bisect_right(buf.ts, cut, 0, buf.cursor)
+
+    def _cut(self, group: Group, buf: Buffer, max_ts: int) -> None:
+        stale = self.stale(group, buf, max_ts)
+        if stale and (stale >= _MIN_CUT or stale * 8 >= len(buf)):
+            del buf.ts[:stale], buf.flags[:stale]
+            if buf.values is not None:
+                del buf.values[:stale]
+            buf.cursor -= stale
+
+    def _apply_out_of_order(
+        self, state: EntityState, ts: int, values: list[Any]
+    ) -> dict[str, Any]:
+        max_ts = state.max_ts
+        assert max_ts is not None
+        out: dict[str, Any] = {}
+        inputs = [
+            SKIP if v is SKIP else p.input_of(ts, v)
+            for p, v in zip(self.plans, values, strict=True)
+        ]
+        for i, plan in enumerate(self.plans):
+            start = plan.window.start_excl(ts)
+            if state.running[i] is None:
+                out[plan.name] = self._read_window(state, i, ts, (inputs[i],))
+            else:
+                out[plan.name] = _value_with(self._fold(state, i, start, ts)[0], ts, inputs[i])
+        for group, buf in zip(self.groups, state.buffers, strict=True):
+            flags, value = _entry(group, values)
+            if flags:
+                at = bisect_right(buf.ts, ts)
+                buf.ts.insert(at, ts)
+                buf.flags.insert(at, flags)
+                if buf.values is not None:
+                    buf.values.insert(at, value)
+                if group.sheds and ts <= group.window.start_excl(max_ts):
+                    buf.cursor += 1  # before the current window: only for later late events
+        for i, plan in enumerate(self.plans):
+            agg = state.running[i]
+            if agg is None:
+                continue
+            start = plan.window.start_excl(max_ts)
+            if agg.order_free:
+                if inputs[i] is not SKIP and (start is None or ts > start):
+                    agg.update(inputs[i])
+                    if plan.window.sheds_events:
+                        state.held[i] += 1
+            else:
+                state.running[i], held = self._fold(state, i, start, max_ts)
+                state.held[i] = held if plan.window.sheds_events else 0
+        return out
+
+    def _entries(
+        self, state: EntityState, i: int, lo: int | None, start: int | None, end: int
+    ) -> Iterator[Any]:
+        """Feature ``i``'s inputs buffered in ``(start, end]`` in (time, arrival) order;
+        from entry ``lo`` if given (a lifetime's ``start`` is None: the unsettled ones)."""
+        at = self.group_of[i]
+        assert at is not None, "only buffered features are read from a buffer"
+        g, bit = at
+        buf = state.buffers[g]
+        if lo is None:
+            lo = buf.cursor if start is None else bisect_right(buf.ts, start)
+        input_of = self.plans[i].input_of
+        for k in range(lo, bisect_right(buf.ts, end)):
+            if buf.flags[k] & bit:
+                yield input_of(buf.ts[k], buf.value(k))
 
     def _fold(
-        self,
-        state: EntityState,
-        i: int,
-        start: int | None,
-        end: int,
-        held: deque[tuple[int, Any]] | None,
-        skip_seq: int | None = None,
-    ) -> Aggregation:
-        """Aggregate feature ``i`` over the buffered events in ``(start, end]``; for a
-        lifetime feature, ``settled`` plus the unsettled entries up to ``end``."""
-        buffer = state.buffer
-        settled = state.settled[i]
-        if start is None:
-            assert settled is not None
-            agg, first = settled.clone(), state.settled_upto
+        self, state: EntityState, i: int, start: int | None, end: int
+    ) -> tuple[Aggregation, int]:
+        """Aggregate feature ``i`` over its buffered inputs in ``(start, end]``, with how
+        many; when ``settled`` holds the window's older events, from it and the unsettled
+        entries."""
+        settled, plan, at = state.settled[i], self.plans[i], self.group_of[i]
+        assert state.max_ts is not None and at is not None
+        lo = None
+        if settled is not None and start == plan.window.start_excl(
+            state.max_ts - self.allowed_lateness_ms
+        ):
+            agg, lo = settled.clone(), state.buffers[at[0]].cursor
         else:
-            agg, first = self.plans[i].new_aggregation(), bisect_right(buffer, start, key=_ts)
-        for k in range(first, bisect_right(buffer, end, key=_ts)):
-            ts, seq, inputs = buffer[k]
-            x = inputs[i]
-            if x is not SKIP and seq != skip_seq:
-                agg.update(x)
-                if held is not None:
-                    held.append((ts, x))
-        return agg
+            agg = plan.new_aggregation()
+        n = 0
+        for x in self._entries(state, i, lo, start, end):
+            agg.update(x)
+            n += 1
+        return agg, n
+
+    def _read_window(self, state: EntityState, i: int, ts: int, extra: tuple[Any, ...]) -> Any:
+        """The value of a feature read from its window's buffer (``first``), as of ``ts``;
+        ``extra``: the event itself when it is not buffered yet."""
+        plan = self.plans[i]
+        held = self._entries(state, i, None, plan.window.start_excl(ts), ts)
+        return plan.running_type.read(chain(held, (x for x in extra if x is not SKIP)))
 
 
-def _insert_in_time_order(held: deque[tuple[int, Any]], item: tuple[int, Any]) -> None:
-    at = len(held)
-    while at and held[at - 1][0] > item[0]:
-        at -= 1
-    held.insert(at, item)
+def _entry(group: Group, values: Sequence[Any]) -> tuple[int, Any]:
+    """The flags of an event in a group's buffer, and the value to keep."""
+    flags, value = 0, None
+    for bit, i in group.members:
+        if values[i] is not SKIP:
+            flags |= bit
+            value = values[i]
+    return flags, value
+
+
+def _value_with(agg: Aggregation, ts: int, x: Any) -> Any:
+    """Add input ``x`` (unless SKIP) and return the feature value as of ``ts``."""
+    if agg.excludes_self:
+        value = agg.value_as_of(ts)
+        if x is not SKIP:
+            agg.update(x)
+        return value
+    if x is not SKIP:
+        agg.update(x)
+    return agg.get()
+
+
+def _finite_or_none(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+__all__ = ["EntityState", "FeatureEngine", "Group", "LateEventError"]

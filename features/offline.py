@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from features.columns import Layout, feature_column
-from features.engine import EntityState, FeatureEngine
-from features.plan import INTEGER_VALUED, FeaturePlan, plans_of
+from features.engine import FeatureEngine
+from features.plan import FeaturePlan, plans_of
 from features.predicates import mask
-from features.spec import NUMERIC, FeatureSet, Where
+from features.spec import FeatureSet, Where
+from features.state import EntityState
 from features.timeconv import to_epoch_ms
 from features.watermark import late_mask
 
@@ -34,10 +35,10 @@ def _feature_values(events: pd.DataFrame, plan: FeaturePlan) -> tuple[np.ndarray
         return np.zeros(len(events), dtype=bool), np.full(len(events), np.nan)
     column = events[plan.field]
     present = column.notna().to_numpy()
-    if plan.agg == "count_distinct":
+    reads = plan.agg_type.reads
+    if reads == "key":
         return present, pd.factorize(column)[0]
-    numeric = pd.api.types.is_numeric_dtype(column)
-    if plan.agg in NUMERIC or numeric:
+    if reads == "number" or pd.api.types.is_numeric_dtype(column):
         try:
             return present, column.to_numpy(dtype=np.float64, na_value=np.nan)
         except (TypeError, ValueError):
@@ -122,7 +123,7 @@ def compute_features(
     if order == "event-time":
         result = result.iloc[np.argsort(process, kind="stable")]
     for plan in plans:
-        if plan.agg in INTEGER_VALUED:
+        if plan.agg_type.integer_valued:
             result[plan.name] = result[plan.name].astype(np.int64)
     return result
 

@@ -9,58 +9,41 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from typing import Any
 
+from features.aggregations import AGGREGATIONS
 from features.predicates import is_null, matches
-from features.spec import NUMERIC, Feature, FeatureSet
+from features.spec import Feature, FeatureSet
 from features.windows import window_of
 
 
-def _value(feature: Feature, attrs: Mapping[str, Any]) -> Any:
+def _value(feature: Feature, ts: int, attrs: Mapping[str, Any]) -> Any:
+    """What the event gives the aggregation, as its ``reads`` declares (None: nothing)."""
+    reads = AGGREGATIONS[feature.agg].reads
+    if reads == "event":
+        return True
+    if reads == "time":
+        return ts
     assert feature.field is not None
     v = attrs.get(feature.field)
     if is_null(v):
         return None
-    if feature.agg in NUMERIC or (feature.agg in ("first", "last") and isinstance(v, int | float)):
+    if reads == "number" or (reads == "value" and isinstance(v, int | float)):
         return float(v)
     return v
 
 
 def _aggregate(feature: Feature, t: int, covered: list[tuple[int, int, Mapping[str, Any]]]) -> Any:
-    """``covered``: (ts, arrival, attrs) of the matching events in the window, ts <= t."""
-    if feature.agg == "count":
-        return len(covered)
-    if feature.agg == "seconds_since_previous":
-        return (t - max(c[0] for c in covered)) / 1000 if covered else None
+    """``covered``: (ts, arrival, attrs) of the matching events in the window, ts <= t.
+
+    Each aggregation's brute-force definition is its ``exact`` (exact arithmetic with
+    ``fractions.Fraction`` for sums and moments); a value that is not a finite float is
+    null, as in both engines.
+    """
     ordered = sorted(covered, key=lambda c: (c[0], c[1]))
-    values = [v for c in ordered if (v := _value(feature, c[2])) is not None]
-    if feature.agg == "count_distinct":
-        return len(set(values))
-    if not values:
-        return None
-    exact = [Fraction(v) for v in values] if feature.agg in NUMERIC else []
-    n = len(values)
-    match feature.agg:
-        case "sum":
-            return float(sum(exact))
-        case "mean":
-            return float(sum(exact) / n)
-        case "min":
-            return min(values)
-        case "max":
-            return max(values)
-        case "first":
-            return values[0]
-        case "last":
-            return values[-1]
-        case "variance" | "stddev":
-            if n < 2:
-                return None
-            mean = sum(exact) / n
-            var = sum((v - mean) ** 2 for v in exact) / n
-            return float(var) if feature.agg == "variance" else math.sqrt(var)
-    raise AssertionError(feature.agg)
+    values = [v for ts, _, attrs in ordered if (v := _value(feature, ts, attrs)) is not None]
+    value = AGGREGATIONS[feature.agg].exact(values, t)
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def reference_features(

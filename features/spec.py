@@ -26,6 +26,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from features.aggregations import AGGREGATIONS
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 
@@ -56,23 +58,12 @@ def parse_duration_ms(value: Any) -> int:
 DurationMs = Annotated[int, BeforeValidator(parse_duration_ms)]
 
 WindowKind = Literal["lifetime", "tumbling", "hopping", "sliding"]
-Aggregation = Literal[
-    "count",
-    "sum",
-    "mean",
-    "min",
-    "max",
-    "variance",
-    "stddev",
-    "first",
-    "last",
-    "count_distinct",
-    "seconds_since_previous",
-]
+#: The names a feature's ``agg`` may take, in the registry's order.
+Aggregation = Literal[tuple(AGGREGATIONS)]  # type: ignore[valid-type]
 #: Aggregations that read no field: they describe the events themselves.
-FIELDLESS = frozenset({"count", "seconds_since_previous"})
+FIELDLESS = frozenset(name for name, cls in AGGREGATIONS.items() if not cls.reads_field())
 #: Aggregations that need a numeric field.
-NUMERIC = frozenset({"sum", "mean", "min", "max", "variance", "stddev"})
+NUMERIC = frozenset(name for name, cls in AGGREGATIONS.items() if cls.reads == "number")
 
 
 class _Strict(BaseModel):

@@ -66,6 +66,17 @@ class Binning:
             return NULL_BIN
         return 1 + bisect_left(self.edges, float(value))  # type: ignore[arg-type]
 
+    def counts(self, values: list[object]) -> np.ndarray:
+        """How many of ``values`` fall in each fine bin (a batch at a time: numpy, no loop
+        over values for numeric bins)."""
+        if self.kind == "categorical":
+            index = [self.index(v) for v in values]
+            return np.bincount(index, minlength=self.n_bins).astype(np.float64)
+        x = np.fromiter((_as_float(v) for v in values), dtype=np.float64, count=len(values))
+        bins = 1 + np.searchsorted(np.asarray(self.edges), x, side="left")
+        bins[np.isnan(x)] = NULL_BIN
+        return np.bincount(bins, minlength=self.n_bins).astype(np.float64)
+
     def coarse(self, fine_counts: np.ndarray) -> np.ndarray:
         """Fine-bin counts summed into the PSI bins."""
         return np.bincount(self.coarse_of_fine, weights=fine_counts, minlength=self.n_coarse)
@@ -118,3 +129,13 @@ class Binning:
             reference_counts=counts,
             coarse_of_fine=np.asarray(coarse_of_fine),
         )
+
+
+def _as_float(value: object) -> float:
+    """A numeric bin's input as a float; null and non-numbers are NaN (the null bin)."""
+    if value is None or isinstance(value, str):
+        return float("nan")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")

@@ -75,6 +75,12 @@ class TimeBuckets:
             for column in columns:
                 self._counts[row, column] += amount
 
+    def add_counts(self, now: float, counts: np.ndarray) -> None:
+        """Add a whole row of counts (one per column) at time ``now``."""
+        row = self._row(now)
+        if row is not None:
+            self._counts[row] += counts
+
     def totals(self, now: float) -> np.ndarray:
         """The counts summed over the buckets inside the window ending at ``now``."""
         bucket = self._bucket_id(now)

@@ -102,6 +102,17 @@ class VariableDrift:
             return
         self.window.add(now, self.binning.index(value))
 
+    def observe_many(self, values: list[Any], now: float) -> None:
+        """Count a batch of values observed at ``now`` (the same as one by one)."""
+        if self.binning is None or self.window is None:
+            for i, value in enumerate(values):
+                self.observe(value, now)
+                if self.binning is not None:
+                    self.observe_many(values[i + 1:], now)
+                    return
+            return
+        self.window.add_counts(now, self.binning.counts(values))
+
     def reset(self) -> None:
         """Forget a reference taken from first events (a file reference is kept)."""
         if not self.fixed:

@@ -33,6 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from monitors.buckets import TimeBuckets
 from monitors.config import OTHER_GROUP, UNKNOWN_GROUP, ImpactConfig
 
@@ -139,6 +141,15 @@ class AttributeImpact:
         base = _WIDTH * self._index[group]
         columns = [base + _DECISIONS, base + _SELECTED] if decision else [base + _DECISIONS]
         self.window.add_many(now, columns)
+
+    def on_decisions(self, groups: list[str], decisions: list[int], now: float) -> None:
+        """A batch of decisions at ``now`` (the same as :meth:`on_decision` one by one)."""
+        index = np.fromiter((self._index[g] for g in groups), dtype=np.int64, count=len(groups))
+        chosen = np.asarray(decisions, dtype=bool)
+        counts = np.zeros(_WIDTH * len(self.groups))
+        counts += np.bincount(_WIDTH * index + _DECISIONS, minlength=len(counts))
+        counts += np.bincount(_WIDTH * index[chosen] + _SELECTED, minlength=len(counts))
+        self.window.add_counts(now, counts)
 
     def on_outcome(self, group: str, outcome: str, now: float) -> None:
         column = {"tp": _TP, "fp": _FP, "tn": _TN, "fn": _FN}[outcome]

@@ -9,15 +9,20 @@ entity or event id). Ratios that PromQL can derive from counters are left to Pro
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 EVENT_OUTCOMES = ("scored", "rejected", "late", "duplicate")
 LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
 
-#: Latency buckets in seconds: sub-millisecond to 10 s, for event received → scored sent.
+#: Latency buckets in seconds, from a millisecond to a minute: event produced → scored acked.
 LATENCY_BUCKETS_SECONDS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
+#: The tables whose values are decoded from plain data (a bounded label set).
+STATE_TABLES = ("entities", "pending", "held", "partitions")
 
 
 class Metrics:
@@ -59,14 +64,58 @@ class Metrics:
         )
         self.labels_waiting = Gauge(
             "streambed_labels_waiting",
-            "Labels received before their event was scored, held until it is (or until "
-            "twice the label TTL has passed, when they count as unmatched).",
+            "Labels received before their event was scored, held until it is (or until the "
+            "label TTL has passed on the partition's event-time clock: then unmatched).",
             registry=registry,
         )
-        self.scoring_latency = Histogram(
-            "streambed_scoring_latency_seconds",
-            "Time from an event being received by the worker to its scored record being sent.",
+        self.event_latency = Histogram(
+            "streambed_event_latency_seconds",
+            "Time from an event's Kafka record timestamp (when it was produced) to its scored "
+            "record being acknowledged by the broker: consumer lag shows in it.",
             buckets=LATENCY_BUCKETS_SECONDS,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "streambed_consumer_lag_records",
+            "Records of an assigned events partition not yet processed (high watermark minus "
+            "the next offset due).",
+            ["partition"],
+            registry=registry,
+        )
+        self.state_decode_errors = Counter(
+            "streambed_state_decode_errors",
+            "Table values that failed to decode as plain data (logged with their key, never "
+            "executed; the entry is treated as absent).",
+            ["table"],
+            registry=registry,
+        )
+        self.training_examples = Counter(
+            "streambed_training_examples",
+            "Examples (a joined label with the features as scored) appended to the training "
+            "topic.",
+            registry=registry,
+        )
+        self.predictions_expired = Counter(
+            "streambed_predictions_expired",
+            "Scored events whose label did not come within the label TTL (forgotten).",
+            registry=registry,
+        )
+        self.predictions_evicted = Counter(
+            "streambed_predictions_evicted",
+            "Scored events forgotten before their label TTL because state.max_pending was "
+            "reached.",
+            registry=registry,
+        )
+        self.model_versions_refused = Counter(
+            "streambed_model_versions_refused",
+            "Records on model.versions refused by a scorer: not a valid version record, or "
+            "an artifact that does not match its SHA-256 (never executed).",
+            registry=registry,
+        )
+        self.batch_records = Histogram(
+            "streambed_batch_records",
+            "Input records per processed batch.",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=registry,
         )
         self.model_info = Gauge(
@@ -111,6 +160,7 @@ class Metrics:
             "Wall-clock time the online model last learned from a label (Unix seconds).",
             registry=registry,
         )
+        self._declare_learner()
         self._declare_drift()
         self._declare_performance()
         self._declare_impact()
@@ -120,6 +170,8 @@ class Metrics:
             "(Unix seconds, on the clock the worker passes in).",
             registry=registry,
         )
+        for table in STATE_TABLES:
+            self.state_decode_errors.labels(table=table)
         for outcome in EVENT_OUTCOMES:
             self.events.labels(outcome=outcome)
         for outcome in LABEL_OUTCOMES:
@@ -130,6 +182,52 @@ class Metrics:
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, list(labels), registry=self.registry)
+
+    def _declare_learner(self) -> None:
+        g, c = self._gauge, self._counter
+        self.learner_examples = c(
+            "streambed_learner_examples",
+            "Training examples read by the learner, by outcome: learned, skipped (another "
+            "feature set), repeated (an event_id learned already: a scorer's at-least-once "
+            "repeat).",
+            "outcome",
+        )
+        self.learner_next_offset = g(
+            "streambed_learner_next_offset",
+            "The training offset the learner reads next (its snapshot covers the ones before).",
+        )
+        self.learner_active = g(
+            "streambed_learner_active",
+            "1 on the learner that holds the training partition, 0 on a standby.",
+        )
+        self.model_decisions = c(
+            "streambed_model_decisions",
+            "Lifecycle decisions recorded on model.audit, by decision (bootstrap, promote, "
+            "hold, await_review, refuse, rollback).",
+            "decision",
+        )
+        self.model_last_promotion = g(
+            "streambed_model_last_promotion_timestamp_seconds",
+            "When the serving champion last changed (bootstrap, promotion or rollback), "
+            "by the training record's time (Unix seconds).",
+        )
+        self.model_held_since_promotion = g(
+            "streambed_model_held_versions",
+            "Versions cut and held (or awaiting review) since the champion last changed.",
+        )
+        self.champion_roc_auc = g(
+            "streambed_champion_roc_auc_ratio",
+            "ROC AUC of the scores the serving champions gave, over the learner's evaluation "
+            "window of recent labels (NaN below the minimum): one series across versions.",
+        )
+        self.champion_log_loss = g(
+            "streambed_champion_log_loss",
+            "Log loss of the scores the serving champions gave over the evaluation window.",
+        )
+        self.learner_snapshot_bytes = g(
+            "streambed_learner_snapshot_bytes",
+            "Size of the learner's last snapshot on the learner-state topic (gzipped JSON).",
+        )
 
     def _declare_drift(self) -> None:
         g = self._gauge
@@ -268,3 +366,11 @@ class Metrics:
         """Point ``streambed_model_info`` at the version now scoring (one series at 1)."""
         self.model_info.clear()
         self.model_info.labels(model_version=model_version, feature_set=feature_set).set(1)
+
+
+def add_standard_collectors(registry: CollectorRegistry) -> None:
+    """The process_*, python_gc_* and python_info series every Prometheus client exports
+    (a process's own registry lacks them unless asked)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)

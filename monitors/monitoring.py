@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from monitors.config import MonitorsConfig
@@ -129,6 +131,30 @@ class Monitoring:
             impact.on_decision(group, decision, now)
             self._decision_counters[attribute, group, decision].inc()
 
+    def on_scored_batch(
+        self,
+        observations: Sequence[Any],
+        *,
+        model_version: str,
+        now: float,
+    ) -> None:
+        """Count a batch of scored events (objects with ``features``, ``score``,
+        ``decision`` and ``groups``): the same counts as :meth:`on_scored` one by one, with
+        one numpy pass per monitored variable instead of a call per event."""
+        if not observations:
+            return
+        if model_version != self.model_version:
+            self.on_model_version(model_version, now)
+        for name, drift in self._features.items():
+            drift.observe_many([o.features.get(name) for o in observations], now)
+        self._prediction.observe_many([o.score for o in observations], now)
+        decisions = [int(o.decision) for o in observations]
+        for attribute, impact in self._impact.items():
+            groups = [impact.group(o.groups.get(attribute)) for o in observations]
+            impact.on_decisions(groups, decisions, now)
+            for (group, decision), n in Counter(zip(groups, decisions, strict=True)).items():
+                self._decision_counters[attribute, group, decision].inc(n)
+
     def on_label(
         self,
         *,
@@ -150,6 +176,25 @@ class Monitoring:
             group = impact.group(groups.get(attribute))
             impact.on_outcome(group, outcome, now)
             self._outcome_counters[attribute, group, outcome].inc()
+
+    def on_example(
+        self,
+        *,
+        score: float,
+        decision: int,
+        label: int,
+        groups: dict[str, str | None],
+        model_version: str,
+        now: float,
+    ) -> None:
+        """The learner's view of one labelled example: its decision and its outcome, so
+        selection rates, TPR, FPR and their disparities cover every partition."""
+        for attribute, impact in self._impact.items():
+            group = impact.group(groups.get(attribute))
+            impact.on_decision(group, int(decision), now)
+            self._decision_counters[attribute, group, int(decision)].inc()
+        self.on_label(score=score, decision=decision, label=label, groups=groups,
+                      model_version=model_version, now=now)
 
     def on_model_version(self, model_version: str, now: float) -> None:
         """A new model version scores from now on: rebuild first-events references."""

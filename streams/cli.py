@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -20,9 +21,25 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _kafka(args: argparse.Namespace) -> int:
-    from streams.devtools.kafka_local import BrokerOptions, resolve_classpath, start, status, stop
+    from pydantic import ValidationError
 
-    opts = BrokerOptions(port=args.port, data_dir=args.data_dir)
+    from streams.devtools.kafka_local import (
+        BrokerError,
+        BrokerOptions,
+        resolve_classpath,
+        start,
+        status,
+        stop,
+    )
+
+    try:
+        opts = BrokerOptions(port=args.port, controller_port=args.controller_port,
+                             data_dir=args.data_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "ports"
+        message = first["msg"].removeprefix("Value error, ")
+        raise BrokerError(f"kafka: {where}: {message}") from None
     if args.action == "fetch":
         print(f"kafka: broker jars in {resolve_classpath(opts)}")
     elif args.action == "start":
@@ -38,27 +55,89 @@ def _kafka(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     config = _config(args)  # before the heavy imports: a bad config fails at once
+    from streams.supervise import child_argv, exit_when_crashed, is_supervised, supervise
+
+    if not args.no_supervise and not is_supervised():
+        return supervise(child_argv(), "worker")
     import faust
 
-    from streams.model import OnlineModel
     from streams.scorer.app import create_app
-    from streams.topics import ensure_topics, latest_model_version
+    from streams.topics import ensure_topics
 
     ensure_topics(config)
-    model = OnlineModel(config.model, config.features.identity)
-    snap = latest_model_version(config)
-    if snap is not None and model.restore(snap):
-        print(f"worker: resuming model {model.version} ({model.labels_learned} labels)",
-              flush=True)
     data_dir = Path(args.data_dir or f"var/worker-{args.web_port}")
-    app = create_app(config, web_port=args.web_port, data_dir=data_dir, model=model)
+    app = create_app(config, web_port=args.web_port, web_host=args.web_host,
+                     data_dir=data_dir)
     print(f"worker: feature set {config.features.identity}; metrics on "
           f"http://127.0.0.1:{args.web_port}/metrics", flush=True)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner sets the root logger to DEBUG so that every debug record
     # spins it: a sixth of the worker's time went to formatting unseen debug records.
     worker.spinner = None
+    quiet_startup_noise()
+    exit_when_crashed(app)
     worker.execute_from_commandline()
+    return 0
+
+
+class _StartupNoise(logging.Filter):
+    """aiokafka logs ``GroupCoordinatorNotAvailableError`` at ERROR while a fresh broker
+    elects the coordinator of a new consumer group: routine on every first start, retried
+    within a second. Logged at INFO instead, so ERROR means trouble."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        noise = "GroupCoordinatorNotAvailable" in record.getMessage()
+        if record.levelno >= logging.ERROR and noise:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
+def quiet_startup_noise() -> None:
+    for name in ("aiokafka.consumer.group_coordinator", "aiokafka.consumer", "aiokafka"):
+        logging.getLogger(name).addFilter(_StartupNoise())
+
+
+def _learner(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from streams.supervise import child_argv, is_supervised, supervise
+
+    if not args.no_supervise and not is_supervised():
+        return supervise(child_argv(), "learner")
+    import signal
+    import threading
+
+    from prometheus_client import CollectorRegistry, disable_created_metrics
+
+    from monitors.metrics import Metrics, add_standard_collectors
+    from monitors.monitoring import Monitoring
+    from streams.learner.runner import Learner
+    from streams.learner.web import serve
+    from streams.topics import ensure_topics
+
+    logging.basicConfig(level=args.loglevel.upper(),
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    quiet_startup_noise()
+    ensure_topics(config)
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    add_standard_collectors(registry)
+    metrics = Metrics(registry)
+    # The learner watches labels, not feature drift (each scorer does): no drift features.
+    label_monitors = config.monitors.model_copy(
+        update={"drift": config.monitors.drift.model_copy(update={"features": None})})
+    monitoring = Monitoring(label_monitors, [], metrics)
+    learner = Learner(config, metrics, monitoring)
+    server = serve(registry, learner.readiness, args.web_host, args.web_port)
+    print(f"learner: feature set {config.features.identity}; metrics on "
+          f"http://{args.web_host}:{args.web_port}/metrics", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        learner.run(stop)
+    finally:
+        server.shutdown()
     return 0
 
 
@@ -99,7 +178,10 @@ def _schemas(args: argparse.Namespace) -> int:
     schemas = json_schemas(_config(args).event if args.config else None)
     for name, schema in schemas.items():
         (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    print(f"schemas: wrote {len(schemas)} JSON Schemas to {out}")
+    from streams.scorer.http_api import openapi
+
+    (out / "openapi.json").write_text(json.dumps(openapi(), indent=2) + "\n")
+    print(f"schemas: wrote {len(schemas)} JSON Schemas and openapi.json to {out}")
     return 0
 
 
@@ -110,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kafka", help="a real local Kafka broker (KRaft) for dev and tests")
     k.add_argument("action", choices=["start", "stop", "status", "fetch"],
                    help="fetch: resolve the broker's jars with Maven, start nothing")
-    k.add_argument("--port", type=int, default=9092)
+    k.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+    k.add_argument("--controller-port", type=int, default=None,
+                   help="KRaft controller port (default: --port + 1000, so 10092)")
     k.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
     k.set_defaults(func=_kafka)
 
@@ -119,8 +203,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
     w.add_argument("--web-port", type=int, default=6066)
     w.add_argument("--data-dir", help="this worker's own data directory")
+    w.add_argument("--web-host", default="127.0.0.1",
+                   help="address of /metrics, /ready, /features (0.0.0.0 in a container)")
     w.add_argument("--loglevel", default="warning")
+    w.add_argument("--no-supervise", action="store_true",
+                   help="run the Faust worker in this process, without restarts")
     w.set_defaults(func=_worker)
+
+    lr = sub.add_parser("learner", help="the learner: training log -> versions -> gates")
+    lr.add_argument("--config", required=True)
+    lr.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
+    lr.add_argument("--web-port", type=int, default=6067)
+    lr.add_argument("--web-host", default="127.0.0.1")
+    lr.add_argument("--data-dir", help="unused: the learner keeps its state on Kafka")
+    lr.add_argument("--loglevel", default="warning")
+    lr.add_argument("--no-supervise", action="store_true",
+                    help="run the learner in this process, without restarts")
+    lr.set_defaults(func=_learner)
 
     s = sub.add_parser("simulate", help="synthetic events and delayed labels")
     s.add_argument("--config", required=True)
@@ -145,7 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.set_defaults(func=_schemas)
 
     from streams.features_cli import add_features_parser
+    from streams.learner.commands import add_model_parser
     from streams.replay.cli import add_replay_parser
+
+    add_model_parser(sub, _config)
 
     add_replay_parser(sub)
     add_features_parser(sub)

@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from features.spec import DurationMs, FeatureSet
+from governance.config import ModelSpec, PromotionConfig
 from monitors.config import MonitorsConfig
 
 AttributeType = Literal["float", "int", "str", "bool"]
@@ -86,25 +87,59 @@ class Topics(_Section):
     labels: str = "labels"
     scored: str = "scored"
     dlq: str = "events.dlq"
+    #: One partition: every example the model learns from, in one order (the lineage).
+    training: str = "training"
     model_versions: str = "model.versions"
+    model_audit: str = "model.audit"
+    #: People's requests to the learner (promote, rollback), answered on ``model.audit``.
+    model_commands: str = "model.commands"
+    #: The learner's snapshot (compacted): its state and the training offset it covers.
+    learner_state: str = "model.learner"
     #: Partitions for events and labels (co-partitioned by entity).
     partitions: int = Field(default=4, ge=1, le=1024)
+    #: The broker's ``message.max.bytes`` (Kafka's default): no record may be larger.
+    max_message_bytes: int = Field(default=1_048_588, ge=65_536)
+
+
+class StateLimits(_Section):
+    """Caps on what the scorer holds, each with a defined behaviour when it is reached."""
+
+    #: An entity whose encoded state would exceed this sends the event that would make it
+    #: so to the DLQ as ``entity_state_limit`` (its state stays as it was before).
+    max_entity_bytes: int = Field(default=262_144, ge=1_024)
+    #: Labels held for events not yet seen; beyond it a label goes to the DLQ as
+    #: ``held_labels_full`` (counted unmatched; replay it from the DLQ).
+    max_held_labels: int = Field(default=100_000, ge=1)
+    #: Scored events waiting for their label; beyond it the oldest is forgotten
+    #: (``streambed_predictions_evicted_total``), before its label TTL.
+    max_pending: int = Field(default=2_000_000, ge=1)
+    #: Decoded entity states kept live between batches (least recently used beyond it are
+    #: decoded again from the table when next needed).
+    entity_cache: int = Field(default=100_000, ge=1)
 
 
 class ModelConfig(_Section):
-    """The online model: standard scaling then logistic regression, learned with River."""
+    """The model: standard scaling then logistic regression, learned with River by the
+    learner; scorers serve the champion. ``promotion`` governs which version serves."""
 
     kind: Literal["logistic_regression"] = "logistic_regression"
     learning_rate: float = Field(default=0.05, gt=0, le=10)
     l2: float = Field(default=0.0, ge=0)
+    #: Step size for the intercept (River's default).
+    intercept_learning_rate: float = Field(default=0.01, ge=0, le=10)
     #: Score at or above which the decision is positive (1).
     threshold: float = Field(default=0.5, ge=0, le=1)
-    #: A new model version is cut after this many learned labels.
-    labels_per_version: int = Field(default=200, ge=1)
     #: How long a scored event waits for its label before it expires.
     label_ttl_ms: DurationMs = Field(default=86_400_000, alias="label_ttl")
     #: Feature values that are null are fed to the model as this value.
     fill_null: float = 0.0
+    #: When versions are cut and what a candidate must show before it serves.
+    promotion: PromotionConfig = PromotionConfig()
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What is learned and how it scores (its hash is part of every version id)."""
+        return ModelSpec.model_validate(self, from_attributes=True)
 
 
 class Config(_Section):
@@ -117,6 +152,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     monitors: MonitorsConfig = MonitorsConfig()
     topics: Topics = Topics()
+    state: StateLimits = StateLimits()
 
     @field_validator("features", mode="before")
     @classmethod
@@ -159,6 +195,22 @@ class Config(_Section):
                     problems.append(f"@features.{i}.where: {problem}")
         if problems:
             raise ValueError("\n".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _records_fit_the_broker(self) -> Config:
+        from streams.records import dead_letter_overhead_bytes
+
+        limit = self.topics.max_message_bytes
+        if dead_letter_overhead_bytes(self.event.max_payload_bytes) > limit:
+            raise ValueError(
+                f"@event.max_payload_bytes: {self.event.max_payload_bytes} leaves no room for "
+                f"its dead letter (base64, 4/3 of it, plus fields) under "
+                f"topics.max_message_bytes={limit}")
+        if self.state.max_entity_bytes > limit - 4096:
+            raise ValueError(
+                f"@state.max_entity_bytes: {self.state.max_entity_bytes} must stay under "
+                f"topics.max_message_bytes={limit} (an entity's state is one changelog record)")
         return self
 
     @model_validator(mode="after")

@@ -1,5 +1,8 @@
 """Wire records: the JSON that crosses topics, as pydantic models (JSON Schema comes from here).
 
+The learner's records (``training``, ``model.versions``, ``model.audit``) are defined in
+:mod:`governance.records`; :func:`json_schemas` ships all of them.
+
 ``events`` carries objects shaped by the configured :class:`~streams.config.EventSchema`
 (validated by :mod:`streams.validation`); the other records are fixed by this module.
 Times are integer epoch milliseconds in UTC.
@@ -12,6 +15,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
+import msgspec
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,21 +27,16 @@ from pydantic import (
     create_model,
 )
 
+from governance.records import Source
+from governance.records import json_schemas as governance_schemas
 from streams.config import EventSchema
 
 FeatureValue = int | float | None
+_JSON = msgspec.json.Encoder()
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Source(_Record):
-    """Where a record came from: its topic, partition and offset."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class Label(_Record):
@@ -81,18 +80,27 @@ DlqReason = Literal[
     "out_of_range",
     "bad_timestamp",
     "late",
+    "duplicate_event_id",
+    "entity_state_limit",
+    "held_labels_full",
+    "processing_error",
 ]
 #: Every reason a record can be dead-lettered for: the bounded label set of the metric.
 DLQ_REASONS: tuple[str, ...] = DlqReason.__args__  # type: ignore[attr-defined]
 
 
 class DeadLetter(_Record):
-    """A rejected input record on ``events.dlq``: the original bytes, why, and from where."""
+    """A rejected input record on ``events.dlq``: the original bytes, why, and from where.
+
+    The original bytes are always base64 (4/3 of their size, whatever they hold: a JSON
+    string escape could make a payload of control characters six times larger).
+    """
 
     reason: DlqReason
     detail: str = Field(description="Human-readable explanation, naming the offending field")
-    payload: str | None = Field(description="The original bytes as UTF-8 text, when they are")
-    payload_base64: str | None = Field(description="The original bytes, when not UTF-8 text")
+    input: Literal["event", "label"] = Field(description="Which input the record came from")
+    payload_base64: str = Field(description="The original bytes (the first max_payload_bytes "
+                                            "of them when payload_truncated), base64")
     payload_bytes: int = Field(description="Size of the original payload")
     payload_truncated: bool = Field(
         default=False,
@@ -102,40 +110,47 @@ class DeadLetter(_Record):
     source: Source
     received_at: int = Field(description="Wall-clock time of rejection, epoch ms UTC")
 
-    @classmethod
-    def of(cls, raw: bytes, reason: str, detail: str, source: Source, now_ms: int,
-           max_bytes: int | None = None) -> DeadLetter:
-        kept = raw if max_bytes is None else raw[:max_bytes]
-        try:
-            text, b64 = kept.decode("utf-8"), None
-        except UnicodeDecodeError:
-            text, b64 = None, base64.b64encode(kept).decode("ascii")
-        return cls(reason=reason, detail=detail, payload=text, payload_base64=b64,  # type: ignore[arg-type]
-                   payload_bytes=len(raw), payload_truncated=len(kept) < len(raw),
-                   payload_sha256=hashlib.sha256(raw).hexdigest(), source=source,
-                   received_at=now_ms)
-
     def original_bytes(self) -> bytes:
-        if self.payload is not None:
-            return self.payload.encode("utf-8")
-        return base64.b64decode(self.payload_base64 or "")
+        return base64.b64decode(self.payload_base64)
 
 
-class ModelVersion(_Record):
-    """A snapshot of the online model on the compacted ``model.versions`` topic."""
+def dead_letter_bytes(raw: bytes, reason: str, detail: str, source: tuple[str, int, int],
+                      now_ms: int, max_bytes: int, input_kind: str = "event") -> bytes:
+    """A :class:`DeadLetter` as JSON bytes, built without pydantic (it is on the hot path).
 
-    model_version: str
-    feature_set: str
-    labels_learned: int
-    created_at: int = Field(description="Wall-clock time, epoch ms UTC")
-    model_pickle_base64: str = Field(description="The River pipeline, pickled")
+    >>> import json
+    >>> letter = json.loads(dead_letter_bytes(b"\\x00\\x01", "malformed_json", "not JSON",
+    ...                                       ("events", 0, 7), 1, max_bytes=1))
+    >>> letter["payload_base64"], letter["payload_bytes"], letter["payload_truncated"]
+    ('AA==', 2, True)
+    >>> DeadLetter.model_validate(letter).source.offset
+    7
+    """
+    kept = raw[:max_bytes]
+    topic, partition, offset = source
+    return _JSON.encode({
+        "reason": reason,
+        "detail": detail,
+        "input": input_kind,
+        "payload_base64": base64.b64encode(kept).decode("ascii"),
+        "payload_bytes": len(raw),
+        "payload_truncated": len(kept) < len(raw),
+        "payload_sha256": hashlib.sha256(raw).hexdigest(),
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "received_at": now_ms,
+    })
+
+
+def dead_letter_overhead_bytes(max_payload_bytes: int) -> int:
+    """The largest dead letter a payload of ``max_payload_bytes`` can make: base64 of the
+    payload plus a generous allowance for the detail, the topic name and the other fields."""
+    return 4 * ((max_payload_bytes + 2) // 3) + 4096
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "label": Label,
     "scored": ScoredRecord,
     "dead_letter": DeadLetter,
-    "model_version": ModelVersion,
 }
 
 
@@ -171,6 +186,7 @@ def json_schemas(schema: EventSchema | None = None) -> dict[str, dict[str, Any]]
     """JSON Schema of every wire record, generated from the models above (and, given an
     event schema from a config, of its events too)."""
     out = {name: model.model_json_schema() for name, model in WIRE_MODELS.items()}
+    out.update(governance_schemas())
     if schema is not None:
         out["event"] = event_model(schema).model_json_schema()
     return out

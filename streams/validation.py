@@ -19,14 +19,20 @@ from the bounded set :data:`streams.records.DLQ_REASONS` and a detail naming the
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import msgspec
+
 from streams.config import Attribute, EventSchema
+
+_JSON = msgspec.json.Decoder()
+#: Integers beyond int64 do not survive plain-data encodings (or a float) intact.
+_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +60,20 @@ class _Reject(Exception):
         self.reason, self.detail = reason, detail
 
 
-def _no_constants(name: str) -> float:
-    raise _Reject("malformed_json", f"non-standard JSON constant {name}")
+def parse_json(raw: bytes) -> Any:
+    """Decode JSON bytes; every failure is a :class:`_Reject` (never another exception).
+
+    NaN/Infinity literals are not JSON and are refused; a number too large for a float is
+    ``out_of_range``; nesting too deep for the decoder is ``malformed_json``.
+    """
+    try:
+        return _JSON.decode(raw)
+    except msgspec.ValidationError as exc:  # a number literal beyond float range
+        raise _Reject("out_of_range", f"not representable: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise _Reject("malformed_json", f"not valid JSON: {exc}{_near(raw, str(exc))}") from None
+    except RecursionError:
+        raise _Reject("malformed_json", "not valid JSON: nested too deeply") from None
 
 
 def _is_number(value: Any) -> bool:
@@ -66,12 +84,17 @@ def _coerce(name: str, attr: Attribute, value: Any) -> Any:
     if attr.type == "float":
         if not _is_number(value):
             raise _Reject("wrong_type", f"{name}: expected a number, got {type(value).__name__}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise _Reject("out_of_range", f"{name}: {value} does not fit a float") from None
     elif attr.type == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Reject("wrong_type", f"{name}: expected an integer, got {value!r}")
+            raise _Reject("wrong_type", f"{name}: expected an integer, got {_short(value)}")
+        if abs(value) > _INT64:
+            raise _Reject("out_of_range", f"{name}: {_short(value)} does not fit 64 bits")
     elif attr.type == "bool":
         if not isinstance(value, bool):
             raise _Reject("wrong_type", f"{name}: expected true or false, got {value!r}")
@@ -105,10 +128,7 @@ class EventValidator:
         if len(raw) > s.max_payload_bytes:
             raise _Reject("too_large",
                           f"{len(raw)} bytes exceeds max_payload_bytes={s.max_payload_bytes}")
-        try:
-            obj = json.loads(raw, parse_constant=_no_constants)
-        except (ValueError, RecursionError) as exc:
-            raise _Reject("malformed_json", f"not valid JSON: {exc}") from None
+        obj = parse_json(raw)
         if not isinstance(obj, dict):
             raise _Reject("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
         if not s.allow_unknown_fields:
@@ -150,14 +170,22 @@ class EventValidator:
         if value is None:
             raise _Reject("missing_field", f"{s.time_field}: field required")
         ts_ms = parse_event_time(value, s.time_format, s.time_field)
-        if ts_ms < s.min_time_ms:
-            raise _Reject("bad_timestamp", f"{s.time_field}: {value!r} is before min_time_ms"
-                                           f"{unit_hint(value, s.time_format)}")
-        if ts_ms > now_ms + s.max_future_ms:
-            raise _Reject("bad_timestamp",
-                          f"{s.time_field}: {value!r} is more than max_future ahead of receipt"
-                          f"{unit_hint(value, s.time_format)}")
+        check_time_bounds(s, s.time_field, value, ts_ms, now_ms)
         return ts_ms
+
+
+def check_time_bounds(schema: EventSchema, field: str, value: Any, ts_ms: int,
+                      now_ms: int, time_format: str | None = None) -> None:
+    """Refuse absurd times: before ``min_time_ms`` or more than ``max_future`` after receipt.
+
+    ``time_format`` is the format ``value`` was written in (default: the event schema's).
+    """
+    hint = unit_hint(value, time_format or schema.time_format)
+    if ts_ms < schema.min_time_ms:
+        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is before min_time_ms{hint}")
+    if ts_ms > now_ms + schema.max_future_ms:
+        raise _Reject("bad_timestamp",
+                      f"{field}: {_short(value)} is more than max_future ahead of receipt{hint}")
 
 
 #: Epoch numbers by magnitude: from 1e8 (1973 in seconds) each unit is 1000 times the last.
@@ -211,11 +239,91 @@ def parse_event_time(value: Any, time_format: str, field: str = "ts") -> int:
             raise _Reject("bad_timestamp",
                           f"{field}: {value!r} has no UTC offset (add Z or +HH:MM)")
         return (dt - _EPOCH) // timedelta(milliseconds=1)
-    if not _is_number(value) or not math.isfinite(value):
-        raise _Reject("wrong_type", f"{field}: expected a number ({time_format}), got {value!r}"
-                                    f"{unit_hint(value, time_format)}")
+    if not _is_number(value):
+        raise _Reject("wrong_type",
+                      f"{field}: expected a number ({time_format}), got {_short(value)}"
+                      f"{unit_hint(value, time_format)}")
+    if abs(value) > _INT64 // 1000:  # before isfinite: a huge int overflows a float
+        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is not a plausible time")
+    if not math.isfinite(value):
+        raise _Reject("wrong_type", f"{field}: expected a finite number, got {value!r}")
     if time_format == "epoch_ms":
         if isinstance(value, float) and not value.is_integer():
             raise _Reject("wrong_type", f"{field}: epoch_ms must be a whole number, got {value!r}")
         return int(value)
     return round(value * 1000)
+
+
+def _near(raw: bytes, message: str) -> str:
+    """The text around the byte a decode error names, so the detail shows what is wrong."""
+    found = re.search(r"\(byte (\d+)\)", message)
+    if found is None:
+        return ""
+    at = int(found.group(1))
+    return f" near {raw[max(0, at - 12):at + 12].decode('utf-8', 'replace')!r}"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` cut to ``limit`` characters: details name values, not megabytes of them."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+@dataclass(frozen=True, slots=True)
+class ValidLabel:
+    event_id: str
+    entity_id: str
+    label: int
+    ts_ms: int
+
+
+_LABEL_FIELDS = frozenset({"event_id", "entity_id", "label", "ts"})
+
+
+class LabelValidator:
+    """Turns raw label bytes into a :class:`ValidLabel` or a :class:`Rejection`.
+
+    A label is ``{"event_id", "entity_id", "label": 0|1|true|false, "ts": epoch ms}``; its
+    time is held to the same bounds as an event's (``min_time_ms``, ``max_future``).
+
+    >>> from streams.config import EventSchema
+    >>> v = LabelValidator(EventSchema())
+    >>> v.validate(b'{"event_id":"e1","entity_id":"u1","label":1,"ts":1700000000000}',
+    ...            1700000000000)
+    ValidLabel(event_id='e1', entity_id='u1', label=1, ts_ms=1700000000000)
+    >>> v.validate(b'[' * 5000 + b']' * 5000, 0).detail
+    'not valid JSON: nested too deeply'
+    """
+
+    def __init__(self, schema: EventSchema) -> None:
+        self.schema = schema
+
+    def validate(self, raw: bytes, now_ms: int) -> ValidLabel | Rejection:
+        try:
+            return self._validate(raw, now_ms)
+        except _Reject as r:
+            return Rejection(r.reason, r.detail)
+
+    def _validate(self, raw: bytes, now_ms: int) -> ValidLabel:
+        if len(raw) > self.schema.max_payload_bytes:
+            raise _Reject("too_large", f"{len(raw)} bytes exceeds max_payload_bytes="
+                                       f"{self.schema.max_payload_bytes}")
+        obj = parse_json(raw)
+        if not isinstance(obj, dict):
+            raise _Reject("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+        unknown = sorted(set(obj) - _LABEL_FIELDS)
+        if unknown:
+            raise _Reject("unknown_field", f"{', '.join(unknown)}: not a label field")
+        event_id = EventValidator._identifier(obj, "event_id")
+        entity_id = EventValidator._identifier(obj, "entity_id")
+        label = obj.get("label")
+        if label is None:
+            raise _Reject("missing_field", "label: field required")
+        if label not in (0, 1) or isinstance(label, float):
+            raise _Reject("wrong_type", f"label: expected 0, 1, true or false, got {_short(label)}")
+        ts = obj.get("ts")
+        if ts is None:
+            raise _Reject("missing_field", "ts: field required")
+        ts_ms = parse_event_time(ts, "epoch_ms", "ts")
+        check_time_bounds(self.schema, "ts", ts, ts_ms, now_ms, "epoch_ms")
+        return ValidLabel(event_id, entity_id, int(label), ts_ms)

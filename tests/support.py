@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,10 @@ def port_is_free(port: int) -> bool:
 class Worker:
     """``streambed worker`` as a child process with its own data directory and log."""
 
-    def __init__(self, config: Path, web_port: int, data_dir: Path) -> None:
+    def __init__(self, config: Path, web_port: int, data_dir: Path, role: str = "worker",
+                 ) -> None:
         self.config, self.web_port, self.data_dir = config, web_port, data_dir
+        self.role = role
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.with_suffix(".log")
 
@@ -50,7 +54,7 @@ class Worker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config),
+            [sys.executable, "-m", "streams.cli", self.role, "--config", str(self.config),
              "--web-port", str(self.web_port), "--data-dir", str(self.data_dir),
              "--loglevel", os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
@@ -82,6 +86,12 @@ class Worker:
                                                for k, v in labels.items()):
                     return sample.value
         return 0.0
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the supervisor and its worker): a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -166,12 +176,14 @@ def wait_until(predicate: Any, timeout_seconds: float, what: str, step: float = 
 class Prometheus:
     """A real Prometheus (Debian's package) on loopback scraping ``targets`` every second.
 
-    ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``). Use as a context
-    manager; it is stopped on exit.
+    ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``); ``alertmanager``, a
+    ``host:port`` to send alerts to. Use as a context manager; it is stopped on exit.
     """
 
-    def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str) -> None:
+    def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str,
+                 alertmanager: str | None = None) -> None:
         self.exe, self.workdir, self.targets, self.rules = exe, workdir, targets, rules
+        self.alertmanager = alertmanager
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -181,16 +193,21 @@ class Prometheus:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "alerts.yml").write_text(self.rules)
-        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump({
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": ["alerts.yml"],
             "scrape_configs": [{"job_name": "streambed",
                                 "static_configs": [{"targets": self.targets}]}],
-        }))
+        }
+        if self.alertmanager:
+            config["alerting"] = {
+                "alertmanagers": [{"static_configs": [{"targets": [self.alertmanager]}]}]}
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc = subprocess.Popen(
             [self.exe, f"--config.file={self.workdir / 'prometheus.yml'}",
              f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}"],
+             f"--web.listen-address=127.0.0.1:{self.port}",
+             "--rules.alert.resend-delay=1s"],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "prometheus.log").open("wb"),
         )
         wait_until(self._ready, 30, "Prometheus to be ready")
@@ -226,6 +243,14 @@ class Prometheus:
         return {(a["labels"]["alertname"],
                  a["labels"].get("feature") or a["labels"].get("attribute", ""), a["state"])
                 for a in self.api("alerts")["alerts"]}
+
+    def evaluated_after(self, group: str, wall_time: float) -> bool:
+        """True once rule group ``group`` has begun an evaluation after ``wall_time``."""
+        for g in self.api("rules")["groups"]:
+            if g["name"] == group:
+                stamp = re.sub(r"(\.\d{6})\d*", r"\1", g["lastEvaluation"])
+                return datetime.fromisoformat(stamp).timestamp() > wall_time
+        raise AssertionError(f"no rule group {group!r} in Prometheus")
 
     def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
         data = self.api("query?query=" + urllib.parse.quote(promql))

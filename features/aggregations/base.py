@@ -1,38 +1,76 @@
-"""The one interface every aggregation shares (River style).
+"""The one interface every aggregation shares (River style), and what each declares.
 
-``update(x)`` adds a value, ``revert(x)`` removes the OLDEST value still held (what a
-window does when its start moves past an event; values arrive in event-time order),
-``merge(other)`` folds in a partial state covering later events, ``get()`` reads the
-value. Aggregations never see time except :class:`SecondsSincePrevious`, whose inputs
-are timestamps. Null values never reach an aggregation: the engine skips them.
+``update(x)`` adds a value, ``merge(other)`` folds in a partial state covering later
+events, ``get()`` reads the value. A window with a moving start also needs
+``revert(x)``: remove the OLDEST value still held (what the window does when its start
+moves past an event; values arrive in event-time order). Aggregations never see time
+except through their inputs (``seconds_since_previous`` reads timestamps). Null values
+never reach an aggregation: the engine skips them.
 
-An aggregation built with ``revertible=False`` (lifetime windows) may drop the history
-a revert would need, which keeps its state bounded.
+Each aggregation declares everything the rest of the package needs, once, here:
+
+- ``name``: what a feature declares (``agg: sum``);
+- ``reads``: its input. ``"event"`` (no field, counts events), ``"time"`` (no field, the
+  event time in ms), ``"number"`` (a numeric field, as float), ``"value"`` (any value,
+  numbers as floats), ``"key"`` (any value, compared for equality);
+- ``integer_valued``: the value is an int, never null;
+- ``order_free``: ``update`` (and ``revert``) do not depend on order, so a late event is
+  simply added;
+- ``excludes_self``: the value for an event is read before the event is added;
+- ``windowed``: the class that runs in a window with a moving start (default: the same
+  class). Where keeping what ``revert`` needs costs more, there are two honest classes
+  (``Max`` keeps one value, ``RollingMax`` a monotonic deque), as in River;
+- ``column(rows)``: the vectorised kernel of the offline replay (:mod:`features.columns`);
+- ``exact(values, t)``: the brute-force definition the reference uses;
+- ``to_data()`` / ``from_data(data)``: the state as plain data (ints, floats, strings).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
-from typing import Any, ClassVar
+import math
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from features.windows import TimeWindow
+import msgspec
+import numpy as np
+
+if TYPE_CHECKING:
+    from features.columns import Rows
+    from features.windows import TimeWindow
+
+Reads = Literal["event", "time", "number", "value", "key"]
+#: What a value read from an event may be, once in an aggregation's state.
+Scalar = str | int | float | bool
 
 
 class Aggregation:
     """Base class: see the module docstring for the contract."""
 
-    #: The value for an event excludes the event itself (read before ``update``).
+    name: ClassVar[str]
+    reads: ClassVar[Reads]
+    integer_valued: ClassVar[bool] = False
+    order_free: ClassVar[bool] = False
     excludes_self: ClassVar[bool] = False
+    #: The value is read from the window's buffered values, not kept (see ``RollingFirst``).
+    reads_window: ClassVar[bool] = False
+    _windowed: ClassVar[type[Aggregation] | None] = None
 
-    def __init__(self, revertible: bool = True) -> None:
-        self.revertible = revertible
+    @classmethod
+    def windowed(cls) -> type[Aggregation]:
+        """The class that runs in a window whose start moves (it can ``revert``)."""
+        return cls._windowed or cls
+
+    @classmethod
+    def reads_field(cls) -> bool:
+        return cls.reads not in ("event", "time")
 
     def update(self, x: Any) -> None:
         raise NotImplementedError
 
     def revert(self, x: Any) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} runs only in lifetime windows")
 
     def merge(self, other: Aggregation) -> None:
         raise NotImplementedError
@@ -47,8 +85,50 @@ class Aggregation:
     def clone(self) -> Aggregation:
         return copy.deepcopy(self)
 
+    def to_data(self) -> list[Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_data(cls, data: Any) -> Aggregation:
+        """Rebuild from :meth:`to_data`; raises ``msgspec.ValidationError`` or ``ValueError``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def exact(values: Sequence[Any], t: int) -> Any:
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get()!r})"
+
+
+def convert(data: Any, type_: Any) -> Any:
+    """``msgspec.convert`` for restoring state: ints are accepted as floats."""
+    return msgspec.convert(data, type_, strict=True)
+
+
+def count_of(n: int) -> int:
+    if n < 0:
+        raise ValueError(f"a count cannot be negative: {n}")
+    return n
+
+
+def exact_float(x: Fraction) -> float | None:
+    """``float(x)``, or None when it does not fit a float."""
+    try:
+        return float(x)
+    except OverflowError:
+        return None
+
+
+def fractions(values: Sequence[float]) -> list[Fraction] | None:
+    """Exact values, or None when one is not finite (the result would not be either)."""
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return [Fraction(v) for v in values]
 
 
 def window_value(

@@ -8,6 +8,8 @@ Examples
 0
 >>> c.update(None); c.update(None); c.revert(None); c.get()
 1
+>>> Count.from_data(c.to_data()).get()
+1
 
 A 10 s sliding window as of t=10 s is (0 s, 10 s]: the event exactly on its start has
 left, the one exactly at t is in.
@@ -18,18 +20,26 @@ left, the one exactly at t is in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from features.aggregations.base import Aggregation, window_value
+import numpy as np
+
+from features.aggregations.base import Aggregation, convert, count_of, window_value
+from features.columns import Rows
 
 __all__ = ["Count", "window_value"]
 
 
 class Count(Aggregation):
-    """Counts events, not values: ``x`` is ignored."""
+    """Counts events, not values: ``x`` is always None (the events carry no value here)."""
 
-    def __init__(self, revertible: bool = True) -> None:
-        super().__init__(revertible)
+    name = "count"
+    reads = "event"
+    integer_valued = True
+    order_free = True
+
+    def __init__(self) -> None:
         self.n = 0
 
     def update(self, x: Any) -> None:
@@ -44,3 +54,21 @@ class Count(Aggregation):
 
     def get(self) -> int:
         return self.n
+
+    def to_data(self) -> list[Any]:
+        return [self.n]
+
+    @classmethod
+    def from_data(cls, data: Any) -> Count:
+        (n,) = convert(data, tuple[int])
+        agg = cls()
+        agg.n = count_of(n)
+        return agg
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        return rows.count.astype(np.int64)
+
+    @staticmethod
+    def exact(values: Sequence[Any], t: int) -> int:
+        return len(values)

@@ -5,9 +5,11 @@ among the smallest timestamps, ``last`` the latest-arrived among the largest tim
 ``<= t``. Null values are skipped. Values are whatever the field holds (numbers come
 back as floats).
 
-``first`` under a sliding window must remember every value still in it (the next one
-becomes first when the oldest leaves); with ``revertible=False`` it keeps one value.
-``last`` only needs the newest value and how many are held.
+``first`` over a lifetime keeps one value. Over a window whose start moves, the next
+value becomes first when the oldest leaves: :class:`RollingFirst` keeps nothing and
+reads the oldest value the window's shared buffer holds (the engine buffers it anyway).
+``last`` only needs the newest value and how many are held: removing the oldest of
+several leaves the newest in place.
 
 Examples
 --------
@@ -18,7 +20,11 @@ None None
 >>> for x in ("a", "b", "c"): f.update(x); l.update(x)
 >>> f.get(), l.get()
 ('a', 'c')
->>> f.revert("a"); f.get()
+>>> l.revert("a"); l.revert("b"); l.get()
+'c'
+>>> l.revert("c"); print(l.get())
+None
+>>> RollingFirst.read(iter(["b", "c"]))     # the oldest value the window still holds
 'b'
 
 An event exactly on a tumbling boundary (t=10 s) ends the window (0 s, 10 s]:
@@ -32,38 +38,77 @@ An event exactly on a tumbling boundary (t=10 s) ends the window (0 s, 10 s]:
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from features.aggregations.base import Aggregation, window_value
+import numpy as np
 
-__all__ = ["First", "Last", "window_value"]
+from features.aggregations.base import Aggregation, Scalar, convert, count_of, window_value
+from features.columns import Rows, empty_as_nan
+from features.kernels import last_marked, next_marked
+
+__all__ = ["First", "Last", "RollingFirst", "window_value"]
+
+
+class RollingFirst(Aggregation):
+    """``first`` in a window whose start moves: the value is read from the buffer."""
+
+    name = "first"
+    reads = "value"
+    reads_window = True
+
+    @staticmethod
+    def read(held: Iterator[Any]) -> Any:
+        """The feature value from the values held, oldest first (read lazily)."""
+        return next(held, None)
 
 
 class First(Aggregation):
-    def __init__(self, revertible: bool = True) -> None:
-        super().__init__(revertible)
-        self.values: deque[Any] = deque()
+    name = "first"
+    reads = "value"
+    _windowed = RollingFirst
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.value: Any = None
 
     def update(self, x: Any) -> None:
-        if self.revertible or not self.values:
-            self.values.append(x)
-
-    def revert(self, x: Any) -> None:
-        self.values.popleft()
+        if not self.n:
+            self.value = x
+        self.n += 1
 
     def merge(self, other: Aggregation) -> None:
         assert isinstance(other, First)
-        for x in other.values:
-            self.update(x)
+        if not self.n:
+            self.value = other.value
+        self.n += other.n
 
     def get(self) -> Any:
-        return self.values[0] if self.values else None
+        return self.value if self.n else None
+
+    def to_data(self) -> list[Any]:
+        return [self.n, self.value] if self.n else [0]
+
+    @classmethod
+    def from_data(cls, data: Any) -> First:
+        return _restore_end(cls(), data)
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        assert rows.values is not None
+        at = np.minimum(next_marked(rows.marked)[rows.start], len(rows.marked) - 1)
+        return empty_as_nan(rows.values[at], rows.count == 0)
+
+    @staticmethod
+    def exact(values: Sequence[Any], t: int) -> Any:
+        return values[0] if values else None
 
 
 class Last(Aggregation):
-    def __init__(self, revertible: bool = True) -> None:
-        super().__init__(revertible)
+    name = "last"
+    reads = "value"
+
+    def __init__(self) -> None:
         self.n = 0
         self.value: Any = None
 
@@ -84,3 +129,29 @@ class Last(Aggregation):
 
     def get(self) -> Any:
         return self.value if self.n else None
+
+    def to_data(self) -> list[Any]:
+        return [self.n, self.value] if self.n else [0]
+
+    @classmethod
+    def from_data(cls, data: Any) -> Last:
+        return _restore_end(cls(), data)
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        assert rows.values is not None
+        at = np.maximum(last_marked(rows.marked), 0)
+        return empty_as_nan(rows.values[at], rows.count == 0)
+
+    @staticmethod
+    def exact(values: Sequence[Any], t: int) -> Any:
+        return values[-1] if values else None
+
+
+def _restore_end(agg: First | Last, data: Any) -> Any:
+    n, *value = convert(data, list[Scalar])
+    if type(n) is not int or len(value) != (1 if n else 0):
+        raise ValueError(f"{agg.name} state is [0] or [n, value]")
+    agg.n = count_of(n)
+    agg.value = value[0] if n else None
+    return agg

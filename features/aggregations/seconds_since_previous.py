@@ -3,7 +3,8 @@
 "Previous" is the latest OTHER event among those the feature covers as of ``t`` (so
 never the event itself): null for an entity's first matching event in the window, 0.0
 for an equal timestamp. Its inputs are event timestamps in ms; it keeps how many are
-held and the two latest, because reverts remove the oldest.
+held and the two latest: reverts remove the oldest, which leaves the latest in place
+while more than one is held.
 
 ``get()`` is the gap between the two latest timestamps held; the feature value for an
 event at ``t`` is :meth:`value_as_of`, read before the event itself is added.
@@ -18,6 +19,8 @@ None
 0.0
 >>> s.update(1_000); s.update(3_500); s.get()
 2.5
+>>> s.to_data()
+[3, 3500, 1000]
 
 The event exactly 10 s before, on a sliding window's start, is no longer covered:
 
@@ -29,16 +32,24 @@ None
 
 from __future__ import annotations
 
-from features.aggregations.base import Aggregation, window_value
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from features.aggregations.base import Aggregation, convert, count_of, window_value
+from features.columns import Rows
+from features.kernels import last_marked
 
 __all__ = ["SecondsSincePrevious", "window_value"]
 
 
 class SecondsSincePrevious(Aggregation):
+    name = "seconds_since_previous"
+    reads = "time"
     excludes_self = True
 
-    def __init__(self, revertible: bool = True) -> None:
-        super().__init__(revertible)
+    def __init__(self) -> None:
         self.n = 0
         self.latest = 0
         self.before_latest = 0
@@ -63,3 +74,26 @@ class SecondsSincePrevious(Aggregation):
 
     def value_as_of(self, t: int) -> float | None:
         return (t - self.latest) / 1000 if self.n else None
+
+    def to_data(self) -> list[Any]:
+        return [self.n, self.latest, self.before_latest]
+
+    @classmethod
+    def from_data(cls, data: Any) -> SecondsSincePrevious:
+        agg = cls()
+        n, agg.latest, agg.before_latest = convert(data, tuple[int, int, int])
+        agg.n = count_of(n)
+        return agg
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        layout = rows.layout
+        before = np.where(layout.is_entity_first, -1, last_marked(rows.marked)[layout.pos - 1])
+        found = before >= rows.start
+        gap = (layout.ts - layout.ts[np.maximum(before, 0)]).astype(np.float64) / 1000.0
+        return np.where(found, gap, np.nan)
+
+    @staticmethod
+    def exact(values: Sequence[int], t: int) -> float | None:
+        """``values``: the times of the covered events other than this one."""
+        return (t - max(values)) / 1000 if values else None

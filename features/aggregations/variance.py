@@ -8,6 +8,8 @@ values added and values reverted, and ``M2 = S2 - S1**2 / n`` is evaluated in
 double-double (:func:`features.ddmath.central_m2`). The offline replay evaluates the same
 formulas on prefix sums, so both engines give the same bits. ``merge`` re-shifts the
 other state's sums to this ``K`` (the pairwise update of Chan, Golub & LeVeque 1979).
+The squares must stay finite: beyond about ``|x - K| > 1e150`` the sums overflow and the
+value is null (never inf or NaN) until the window empties and the sums restart.
 
 Examples
 --------
@@ -19,6 +21,10 @@ None
 1.0
 >>> v.update(1e9 + 5.0); v.revert(1e9 + 1.0); v.get()
 1.0
+>>> Variance.from_data(v.to_data()).get()
+1.0
+>>> w = Variance(); w.update(-1e200); w.update(1e200); print(w.get())   # overflows: null
+None
 
 The value exactly on the start of a sliding window has left it:
 
@@ -32,24 +38,65 @@ None
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
-from features.aggregations.base import Aggregation, window_value
+import numpy as np
+
+from features.aggregations.base import (
+    Aggregation,
+    convert,
+    count_of,
+    exact_float,
+    fractions,
+    window_value,
+)
+from features.columns import Rows, segments, window_sums
 from features.ddmath import accumulate, central_m2, difference, shifted_moment_terms, two_prod
+from features.kernels import next_marked
 
 __all__ = ["Stddev", "Variance", "window_value"]
 
 _ZERO = (0.0, 0.0)
+_DD = tuple[float, float]
+_STATE = tuple[int, float | None, float, float, float, float, float, float, float, float]
+
+
+def _variance_column(rows: Rows) -> np.ndarray:
+    assert rows.values is not None
+    seg = segments(rows)
+    first = next_marked(rows.marked)
+    shift = rows.values[np.minimum(first[seg[1]], len(rows.marked) - 1)]
+    terms = shifted_moment_terms(rows.values, shift)
+    yh, yl, y2h, y2l = (np.where(rows.marked, term, 0.0) for term in terms)
+    s1h, s1l = window_sums(rows, yh, yl, seg)
+    s2h, s2l = window_sums(rows, y2h, y2l, seg)
+    n = rows.count.astype(np.float64)
+    m2 = central_m2(n, s1h, s1l, s2h, s2l)
+    var = np.where(np.isfinite(m2), np.maximum(m2, 0.0) / n, np.nan)
+    return np.where(rows.count < 2, np.nan, var)
+
+
+def _exact_variance(values: Sequence[float]) -> float | None:
+    exact = fractions(values)
+    if exact is None or len(exact) < 2:
+        return None
+    mean = sum(exact) / len(exact)
+    return exact_float(sum((v - mean) ** 2 for v in exact) / len(exact))
 
 
 class Variance(Aggregation):
-    def __init__(self, revertible: bool = True) -> None:
-        super().__init__(revertible)
+    name = "variance"
+    reads = "number"
+    order_free = True
+
+    def __init__(self) -> None:
         self.n = 0
         self.shift: float | None = None
         self.added = (_ZERO, _ZERO)
         self.reverted = (_ZERO, _ZERO)
 
-    def _add(self, sums: tuple[tuple[float, float], tuple[float, float]], x: float) -> tuple:
+    def _add(self, sums: tuple[_DD, _DD], x: float) -> tuple[_DD, _DD]:
         assert self.shift is not None
         yh, yl, y2h, y2l = shifted_moment_terms(x, self.shift)
         s1, s2 = sums
@@ -92,10 +139,47 @@ class Variance(Aggregation):
             return None
         (s1h, s1l), (s2h, s2l) = self.moments()
         m2 = central_m2(float(self.n), s1h, s1l, s2h, s2l)
+        if not math.isfinite(m2):  # overflowed; -inf would clamp to a wrong 0.0
+            return None
         return max(m2, 0.0) / self.n
+
+    def to_data(self) -> list[Any]:
+        (a1, a2), (r1, r2) = self.added, self.reverted
+        return [self.n, self.shift, *a1, *a2, *r1, *r2]
+
+    @classmethod
+    def from_data(cls, data: Any) -> Variance:
+        n, shift, *sums = convert(data, _STATE)
+        if shift is None and n:
+            raise ValueError("a variance over values has a shift")
+        agg = cls()
+        a1h, a1l, a2h, a2l, r1h, r1l, r2h, r2l = sums
+        agg.n, agg.shift = count_of(n), shift
+        agg.added = ((a1h, a1l), (a2h, a2l))
+        agg.reverted = ((r1h, r1l), (r2h, r2l))
+        return agg
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        return _variance_column(rows)
+
+    @staticmethod
+    def exact(values: Sequence[float], t: int) -> float | None:
+        return _exact_variance(values)
 
 
 class Stddev(Variance):
+    name = "stddev"
+
     def get(self) -> float | None:
         var = super().get()
+        return None if var is None else math.sqrt(var)
+
+    @staticmethod
+    def column(rows: Rows) -> np.ndarray:
+        return np.sqrt(_variance_column(rows))
+
+    @staticmethod
+    def exact(values: Sequence[float], t: int) -> float | None:
+        var = _exact_variance(values)
         return None if var is None else math.sqrt(var)

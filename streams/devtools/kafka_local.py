@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 _HERE = Path(__file__).resolve().parent / "kafka"
 POM = _HERE / "pom.xml"
@@ -41,17 +41,33 @@ def default_cache_dir() -> Path:
 
 
 class BrokerOptions(BaseModel):
-    """Where and how the local broker runs."""
+    """Where and how the local broker runs.
 
-    port: int = Field(default=9092, ge=1024, le=64535)
+    The broker listens on two loopback ports: ``port`` for clients and ``controller_port``
+    for its KRaft controller (default ``port + 1000``; not ``port + 1``, because 9093 is
+    Alertmanager's port, which a local Prometheus setup uses).
+
+    >>> BrokerOptions(port=9092).controller_port
+    10092
+    >>> BrokerOptions(port=9092, controller_port=19093).controller_port
+    19093
+    """
+
+    port: int = Field(default=9092, ge=1024, le=65535)
+    controller_port: int | None = Field(default=None, ge=1024, le=65535)
     data_dir: Path = Path("var/kafka")
     cache_dir: Path = Field(default_factory=default_cache_dir)
     heap_mb: int = Field(default=512, ge=128)
 
-    @property
-    def controller_port(self) -> int:
-        # Not port + 1: 9093 is Alertmanager's port, which a local Prometheus setup uses.
-        return self.port + 1000
+    @model_validator(mode="after")
+    def _default_controller_port(self) -> BrokerOptions:
+        if self.controller_port is None:
+            if self.port + 1000 > 65535:
+                raise ValueError(f"port {self.port} + 1000 is no port: give --controller-port")
+            self.controller_port = self.port + 1000
+        if self.controller_port == self.port:
+            raise ValueError("the controller port must differ from the client port")
+        return self
 
     @property
     def bootstrap(self) -> str:
@@ -150,6 +166,31 @@ def _read_pid(opts: BrokerOptions) -> int | None:
     return pid
 
 
+def port_in_use(port: int) -> bool:
+    """True when something already listens on (or holds) 127.0.0.1:``port``.
+
+    Binds the way the broker will (with SO_REUSEADDR, as Java's server sockets do on
+    Linux), so a port in TIME_WAIT after a previous broker counts as free.
+    """
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def check_ports_free(opts: BrokerOptions) -> None:
+    """Raise a one-line :class:`BrokerError` naming the first port that is taken."""
+    for what, port, flag in [("client port", opts.port, "--port"),
+                             ("controller port", opts.controller_port, "--controller-port")]:
+        if port_in_use(port):
+            raise BrokerError(
+                f"kafka: {what} {port} on 127.0.0.1 is already in use; stop what holds it "
+                f"or choose another with {flag}")
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
@@ -201,8 +242,7 @@ def start(opts: BrokerOptions, log: Callable[[str], None] = print) -> BrokerStat
     if current.pid:
         log(f"kafka: process {current.pid} is up but not serving; stopping it first")
         stop(opts, log)
-    elif _port_open(opts.port):
-        raise BrokerError(f"port {opts.port} is taken by something that is not a Kafka broker")
+    check_ports_free(opts)  # one line naming the port, not the JVM's bind trace
     _require_tools()
     began = time.monotonic()
     libs = resolve_classpath(opts)

@@ -11,6 +11,10 @@ partition's end with the next offset due once the partition has been idle for a 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -35,7 +39,11 @@ class GapReader:
     async def end_offset(self, topic: str, partition: int) -> int:
         """The offset the next record produced to the partition will get."""
         tp = TopicPartition(topic, partition)
-        return (await (await self._started()).end_offsets([tp]))[tp]
+        try:
+            return (await (await self._started()).end_offsets([tp]))[tp]
+        except Exception:
+            await self.close()  # a consumer broken by a broker outage is started afresh
+            raise
 
     async def read(self, topic: str, partition: int, start: int,
                    end: int) -> list[ConsumerRecord]:
@@ -44,15 +52,67 @@ class GapReader:
                                f"({start}..{end - 1}): too many to read back")
         consumer = await self._started()
         tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        out: list[ConsumerRecord] = []
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            out.extend(r for r in batch.get(tp, []) if r.offset < end)
-        return out
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            out: list[ConsumerRecord] = []
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=1000)
+                out.extend(r for r in batch.get(tp, []) if r.offset < end)
+            return out
+        except Exception:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+
+class VersionFollower:
+    """Reads a one-partition topic from its start, then follows it (no consumer group:
+    every scorer needs every record of ``model.versions``)."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, poll_ms: int = 1000) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.poll_ms = poll_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def batches(self) -> AsyncIterator[tuple[list[bytes | None], bool]]:
+        """Yield ``(values, caught_up)``: caught_up once the end seen at start is reached.
+        A broken consumer (broker outage) is started afresh after a pause."""
+        tp = TopicPartition(self.topic, 0)
+        caught_up = False
+        while True:
+            try:
+                if self._consumer is None:
+                    self._consumer = AIOKafkaConsumer(
+                        bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+                        group_id=None, max_partition_fetch_bytes=8 << 20)
+                    await self._consumer.start()
+                    self._consumer.assign([tp])
+                    await self._consumer.seek_to_beginning(tp)
+                    end = (await self._consumer.end_offsets([tp]))[tp]
+                    caught_up = caught_up or end == 0
+                    if caught_up:
+                        yield [], True
+                batch = await self._consumer.getmany(tp, timeout_ms=self.poll_ms)
+                records = batch.get(tp, [])
+                if not caught_up and await self._consumer.position(tp) >= end:
+                    caught_up = True
+                if records or caught_up:
+                    yield [r.value for r in records], caught_up
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception:
+                await self.close()
+                await asyncio.sleep(2.0)
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()

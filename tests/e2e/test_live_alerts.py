@@ -1,10 +1,16 @@
-"""Live: real broker, real worker, real Prometheus; drift and disparity alerts fire on cue.
+"""Live: real broker, worker, Prometheus and Alertmanager; alerts fire on cue and are delivered.
 
 The simulator's stream turns bad halfway (every numeric attribute drifts, and group B is
 made to look riskier than its true outcomes say). Through Prometheus' HTTP API the test
 checks that the drift and disparity alerts were quiet — with the statistics computed, not
 NaN — while the first half was scored, and firing after the second half. The rules are
 the shipped ones with every ``for:`` shortened to one second.
+
+Prometheus sends its alerts to a real Alertmanager running the shipped
+deploy/alertmanager/alertmanager.yml (timers shortened, webhooks pointed at a receiver in
+this test): the drifting features arrive grouped in one notification on the warning route,
+with the runbook, and a resolved notification follows once the traffic stops and the
+drift window empties.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,7 +27,8 @@ from monitors.alert_rules import rules_with_for
 from streams.config import load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics
-from tests.support import Prometheus, Worker, free_port, produce_to, wait_until
+from tests.alerting import Alertmanager, WebhookReceiver, alertmanager_exe, short_timer_config
+from tests.support import REPO, Prometheus, Worker, free_port, produce_to, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 
@@ -28,6 +36,25 @@ COUNT = 4000
 #: Paced like a live source, so labels are learned as they come, not after a burst.
 RECORDS_PER_SECOND = 800
 WATCHED = ("FeatureDriftHigh", "PredictionDriftHigh", "GroupImpactDisparity")
+ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+@pytest.fixture
+def alertmanager_bin() -> str:
+    exe = alertmanager_exe()
+    if exe is None:
+        pytest.fail("alertmanager not found: `make test` installs Debian's "
+                    "'prometheus-alertmanager' package", pytrace=False)
+    return exe
+
+
+def _drift_notification(status: str, features: set[str]) -> Any:
+    """Matches a FeatureDriftHigh notification of ``status`` naming at least ``features``."""
+    def match(path: str, body: dict[str, Any]) -> bool:
+        named = {a["labels"].get("feature") for a in body["alerts"]}
+        return (body["groupLabels"].get("alertname") == "FeatureDriftHigh"
+                and body["status"] == status and features <= named)
+    return match
 
 
 def _short_windows(config_path: Path) -> None:
@@ -53,8 +80,9 @@ def _produce_until_event(bootstrap: str, config, records: list, stop_at: int) ->
     return len(batch)
 
 
-def test_drift_and_disparity_alerts_are_quiet_before_injection_and_fire_after(
-    kafka_bootstrap: str, topic_config: Path, prometheus_bin: str, tmp_path: Path
+def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_are_delivered(
+    kafka_bootstrap: str, topic_config: Path, prometheus_bin: str, alertmanager_bin: str,
+    tmp_path: Path,
 ) -> None:
     _short_windows(topic_config)
     config = load_config(topic_config)
@@ -63,11 +91,22 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_and_fire_after(
                              disparity_at=0.5, mean_gap_ms=20_000, label_delay_ms=600_000)
     records = list(Simulator(config, opts).records())
 
+    began = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def mark(phase: str) -> None:
+        phases[phase] = round(time.monotonic() - began, 1)
+
     worker = Worker(topic_config, free_port(), tmp_path / "worker")
     worker.start()
+    mark("worker up")
     try:
-        with Prometheus(prometheus_bin, tmp_path / "prometheus",
-                        [f"127.0.0.1:{worker.web_port}"], rules_with_for(1)) as prom:
+        with WebhookReceiver() as receiver, \
+             Alertmanager(alertmanager_bin, tmp_path / "alertmanager",
+                          short_timer_config(ALERTMANAGER_CONFIG, receiver.url)) as am, \
+             Prometheus(prometheus_bin, tmp_path / "prometheus",
+                        [f"127.0.0.1:{worker.web_port}"], rules_with_for(1),
+                        alertmanager=f"127.0.0.1:{am.port}") as prom:
             taken = _produce_until_event(kafka_bootstrap, config, records, COUNT // 2)
             wait_until(lambda: worker.metric("streambed_events_total", outcome="scored")
                        == COUNT // 2, 90, "the first half to be scored")
@@ -80,7 +119,11 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_and_fire_after(
                         and bool(parity) and not math.isnan(parity[0][1]))
 
             wait_until(computed, 30, "drift and parity statistics in Prometheus")
-            time.sleep(3)  # rules evaluate every 1 s with for: 1s: anything due is pending now
+            # Anything due is pending once the rules were evaluated on these statistics.
+            seen_at = time.time()
+            wait_until(lambda: prom.evaluated_after("streambed.alerts", seen_at), 10,
+                       "the alert rules to be evaluated on the statistics", step=0.2)
+            mark("first half quiet")
             before = {(name, label) for name, label, _ in prom.alerts() if name in WATCHED}
             assert before == set(), (
                 f"alerts before the injection: {before}; selection rates: "
@@ -100,10 +143,42 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_and_fire_after(
             wait_until(lambda: {"FeatureDriftHigh", "GroupImpactDisparity"}
                        <= {n for n, _ in firing()}, 60, "drift and disparity alerts to fire")
             after = firing()
+            mark("firing")
             assert ("GroupImpactDisparity", "group") in after
             drifted = {label for name, label in after if name == "FeatureDriftHigh"}
             assert {"amount_last", "credit_score_last"} <= drifted, after
             assert "WorkerDown" not in {n for n, _ in after}
-            print(f"alerts before injection: {sorted(before)}; after: {sorted(after)}")
+
+            # Delivered: one notification for all the drifting features, on the warning
+            # route, with the runbook and links; grouped by alert name, not by feature.
+            path, note = receiver.wait_for(_drift_notification("firing", drifted), 30,
+                                           "the grouped FeatureDriftHigh notification")
+            mark("notified")
+            assert path == "/warning"
+            assert note["groupLabels"] == {"alertname": "FeatureDriftHigh", "job": "streambed"}
+            assert len(note["alerts"]) >= len(drifted) >= 2
+            for alert in note["alerts"]:
+                notes = alert["annotations"]
+                assert notes["runbook"].startswith("docs/operations.md#featuredrifthigh - 1.")
+                assert notes["runbook_url"] == "docs/operations.md#featuredrifthigh"
+                assert notes["dashboard_url"].startswith("/d/streambed/")
+            drift_notes = [b for _, b in receiver.notifications
+                           if b["groupLabels"].get("alertname") == "FeatureDriftHigh"]
+            assert all("feature" not in b["groupLabels"] for b in drift_notes)
+
+            # Resolved: traffic has stopped, so the 20 s drift window empties, the PSI is
+            # NaN again (not enough data) and Alertmanager says so.
+            _, resolved = receiver.wait_for(_drift_notification("resolved", drifted), 45,
+                                            "the resolved FeatureDriftHigh notification")
+            mark("resolved")
+            assert all(a["status"] == "resolved" for a in resolved["alerts"])
+            assert "docs/operations.md#featuredrifthigh" in resolved["commonAnnotations"].get(
+                "runbook_url", "")
+            assert not [b for p, b in receiver.notifications if p == "/critical"], (
+                "nothing critical happened")
+            delivered = [(p, b["status"], b["groupLabels"]["alertname"], len(b["alerts"]))
+                         for p, b in receiver.notifications]
+            print(f"alerts before injection: {sorted(before)}; after: {sorted(after)}; "
+                  f"notifications: {delivered}; seconds: {phases}")
     finally:
         worker.stop()

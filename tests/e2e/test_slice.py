@@ -8,6 +8,7 @@ checked against what was produced: accepted + rejected = received.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -110,8 +111,8 @@ def test_slice_scores_valid_events_dead_letters_bad_ones_and_joins_labels(
     reasons = [d["reason"] for d in dead]
     assert reasons.count("late") == len(late)
     limit = config.event.max_payload_bytes
-    assert {d["payload"] for d in dead if d["reason"] != "late"} == \
-        {r.value[:limit].decode() for r in malformed}, "the DLQ keeps the original bytes"
+    assert {base64.b64decode(d["payload_base64"]) for d in dead if d["reason"] != "late"} == \
+        {r.value[:limit] for r in malformed}, "the DLQ keeps the original bytes"
     huge = [d for d in dead if d["reason"] == "too_large"]
     assert huge and all(d["payload_truncated"] and d["payload_bytes"] > limit for d in huge)
     assert all(d["detail"] and d["source"]["topic"] == config.topics.events for d in dead)
@@ -123,12 +124,12 @@ def test_slice_scores_valid_events_dead_letters_bad_ones_and_joins_labels(
     assert m("streambed_events_total", outcome="rejected") == len(malformed)
     assert m("streambed_events_total", outcome="late") == len(late)
     assert sum(m("streambed_rejections_total", reason=r) for r in set(reasons)) == len(dead)
-    assert m("streambed_scoring_latency_seconds_count") == len(valid)
+    assert m("streambed_event_latency_seconds_count") == len(valid)
     assert m("streambed_model_info", model_version=scored[-1]["model_version"],
-             feature_set=config.features.identity) in (0.0, 1.0)
+             feature_set=config.features.identity) == 1.0
 
-    bogus = [("u0", b'{"event_id": "nope"'), ("u0", json.dumps(
-        {"event_id": "never-scored", "entity_id": "u0", "label": 1, "ts": 1}).encode())]
+    never = {"event_id": "never-scored", "entity_id": "u0", "label": 1, "ts": valid[-1].ts_ms}
+    bogus = [("u0", b'{"event_id": "nope"'), ("u0", json.dumps(never).encode())]
     produce(kafka_bootstrap, config.topics.labels,
             [(r.key, r.value) for r in labels] + [(r.key, r.value) for r in labels[:3]] + bogus)
 
@@ -142,10 +143,13 @@ def test_slice_scores_valid_events_dead_letters_bad_ones_and_joins_labels(
     assert m("streambed_labels_total", outcome="joined") == len(labels)
     assert m("streambed_labels_total", outcome="duplicate") == 3
     assert m("streambed_labels_total", outcome="invalid") == 1
-    assert m("streambed_model_updates_total") == len(labels)
+    assert m("streambed_training_examples_total") == len(labels)
+    examples = json_values(read_topic(kafka_bootstrap, config.topics.training, len(labels)))
+    assert sorted(e["event_id"] for e in examples) == sorted(
+        json.loads(r.value)["event_id"] for r in labels), "one example per joined label"
     text = worker.metrics_text()
     for name in ("streambed_events_total", "streambed_labels_total",
-                 "streambed_scoring_latency_seconds_bucket", "streambed_model_info",
+                 "streambed_event_latency_seconds_bucket", "streambed_model_info",
                  "streambed_last_event_timestamp_seconds"):
         assert name in text
 

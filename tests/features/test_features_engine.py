@@ -1,9 +1,7 @@
-"""The online engine: the lateness contract, exact out-of-order events, and state that
-pickles and stays bounded."""
+"""The online engine: the lateness contract, exact out-of-order events, state left
+untouched by an event it refuses, and state that encodes and stays bounded."""
 
 from __future__ import annotations
-
-import pickle
 
 import pytest
 
@@ -25,11 +23,23 @@ def test_event_older_than_allowed_lateness_raises_and_leaves_state_unchanged():
     engine = FeatureEngine(FS, allowed_lateness_ms=1_000)
     state = engine.new_state()
     engine.apply(state, 10_000, {"x": 1})
-    before = pickle.dumps(state)
+    before = engine.encode_state(state)
     with pytest.raises(LateEventError, match="allowed lateness"):
         engine.apply(state, 8_999, {"x": 2})
-    assert pickle.dumps(state) == before
+    assert engine.encode_state(state) == before
     engine.apply(state, 9_000, {"x": 3})  # exactly max - lateness: accepted
+
+
+@pytest.mark.parametrize("ts", [10_000, 9_500, 12_000])  # the latest, late, in order
+def test_a_non_number_for_a_numeric_feature_raises_and_leaves_state_unchanged(ts):
+    engine = FeatureEngine(FS, allowed_lateness_ms=1_000)
+    state = engine.new_state()
+    engine.apply(state, 10_000, {"x": 1})
+    before = engine.encode_state(state)
+    with pytest.raises(ValueError, match="'sum_day'"):
+        engine.apply(state, ts, {"x": "abc"})
+    assert engine.encode_state(state) == before
+    assert engine.apply(state, ts, {"x": 2})["n_10s"] == (2 if ts >= 10_000 else 1)
 
 
 def test_out_of_order_events_within_lateness_are_exact():
@@ -41,27 +51,32 @@ def test_out_of_order_events_within_lateness_are_exact():
     assert got == reference_features(events, FS)
 
 
-def test_state_pickles_and_stays_bounded_over_a_long_stream():
+def test_state_encodes_and_stays_bounded_over_a_long_stream():
     engine = FeatureEngine(FS, allowed_lateness_ms=5_000)
     state = engine.new_state()
     for i in range(20_000):  # an event every 5 s for 28 h, every 7th 3 s late
         t = i * 5_000
         engine.apply(state, t - (3_000 if i % 7 == 0 else 0), {"x": i % 5})
         if i % 5_000 == 0:
-            state = pickle.loads(pickle.dumps(state))
-    # buffer: lateness + longest reach (the 1 d tumbling window), cut in batches of an
-    # eighth; the sliding FIFO: 10 s.
-    assert len(state.buffer) <= 9 / 8 * (5_000 + 86_400_000) / 5_000 + 2
-    assert len(state.running[0].held) <= 3
-    assert len(pickle.dumps(state)) < 1_000_000
+            state = engine.decode_state(engine.encode_state(state))
+    sizes = {engine.plans[i].name: len(state.buffers[g]) for i, (g, _) in
+             ((i, at) for i, at in enumerate(engine.group_of) if at)}
+    # A buffer holds its window plus the lateness, cut in batches of an eighth: the 10 s
+    # sliding count about 3 events, the 6 h hopping max up to 6 h of them. Tumbling and
+    # lifetime windows keep only the lateness (about 1 event) and settle the rest.
+    assert sizes["n_10s"] <= 3 + 64
+    assert sizes["max_6h"] <= 9 / 8 * (5_000 + 6 * 3_600_000) / 5_000 + 2
+    assert sizes["sum_day"] <= 2 + 64 and sizes["first_ever"] <= 2 + 64
+    assert engine.encoded_size(state) < 80_000
 
 
-def test_without_lateness_no_buffer_is_kept():
+def test_without_lateness_lifetime_and_tumbling_features_buffer_nothing():
     engine = FeatureEngine(FS, allowed_lateness_ms=0)
     state = engine.new_state()
     for t in range(100):
         engine.apply(state, t, {"x": t})
-    assert len(state.buffer) == 0
+    buffered = [p.name for p, at in zip(engine.plans, engine.group_of, strict=True) if at]
+    assert buffered == ["n_10s", "max_6h"]  # the sliding and the hopping window
     with pytest.raises(LateEventError):
         engine.apply(state, 98, {"x": 0})
 

@@ -39,7 +39,7 @@ def test_every_query_reads_only_declared_metrics_or_recording_rules() -> None:
 
 def test_dashboard_covers_what_an_sre_watches() -> None:
     text = " ".join(expressions(json.loads(DASHBOARD.read_text())))
-    for needle in ["streambed_events_total", "streambed_scoring_latency_seconds_bucket",
+    for needle in ["streambed_events_total", "streambed_event_latency_seconds_bucket",
                    "dead_letter", "streambed_feature_drift_psi", "streambed_prediction_drift_psi",
                    "streambed_group_selection_rate_ratio", "streambed_demographic_parity_ratio",
                    "streambed_equalized_odds_difference", "streambed_model_info",

@@ -6,7 +6,6 @@ test checks names, labels and thresholds end to end, not just promtool's fixture
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from monitors import Metrics, Monitoring, MonitorsConfig
 from monitors.alert_rules import rules_with_for
-from tests.support import Prometheus, free_port
+from tests.support import Prometheus, free_port, wait_until
 
 pytestmark = pytest.mark.prometheus
 
@@ -68,17 +67,14 @@ def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(
 ) -> None:
     expected = {("FeatureDriftHigh", "amount"), ("PredictionDriftHigh", ""),
                 ("GroupImpactDisparity", "group")}
-    deadline = time.monotonic() + 40
     seen: set[tuple[str, str]] = set()
-    while time.monotonic() < deadline:
-        try:
-            seen = firing(prometheus)
-        except OSError:
-            seen = set()  # not listening yet
-        if expected <= seen:
-            break
-        time.sleep(0.5)
-    assert expected <= seen, f"firing: {seen}"
+
+    def all_fire() -> bool:
+        nonlocal seen
+        seen = firing(prometheus)
+        return expected <= seen
+
+    wait_until(all_fire, 40, f"{sorted(expected)} to fire")
     assert ("FeatureDriftHigh", "steady") not in seen
     assert not {name for name, _ in seen} & {"WorkerDown", "DeadLetterRateHigh",
                                               "ModelPerformanceDegraded"}

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.config import load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
-from streams.records import DeadLetter, Label, Source, event_model, json_schemas
+from streams.records import (
+    DeadLetter,
+    Label,
+    dead_letter_bytes,
+    dead_letter_overhead_bytes,
+    event_model,
+    json_schemas,
+)
 from streams.validation import EventValidator, ValidEvent
 from tests.support import REPO
 
@@ -44,15 +54,23 @@ def test_shipped_json_schemas_match_the_models() -> None:
         assert json.loads(path.read_text()) == schema, f"run `make schemas`: {path} is stale"
 
 
-def test_dead_letter_keeps_any_bytes() -> None:
-    src = Source(topic="events", partition=1, offset=7)
-    for raw in (b'{"a": 1', b"\xff\x00binary"):
-        letter = DeadLetter.of(raw, "malformed_json", "x", src, 0)
-        again = DeadLetter.model_validate_json(letter.model_dump_json())
-        assert again.original_bytes() == raw and not again.payload_truncated
-    big = DeadLetter.of(b"x" * 100, "too_large", "x", src, 0, max_bytes=10)
-    assert big.original_bytes() == b"x" * 10 and big.payload_truncated
-    assert big.payload_bytes == 100 and len(big.payload_sha256) == 64
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=3000), limit=st.integers(min_value=1, max_value=4000),
+       detail=st.text(max_size=300))
+def test_dead_letter_keeps_any_bytes_within_its_size_bound(raw: bytes, limit: int,
+                                                           detail: str) -> None:
+    encoded = dead_letter_bytes(raw, "malformed_json", detail, ("events", 1, 7), 0, limit)
+    letter = DeadLetter.model_validate_json(encoded)
+    assert letter.original_bytes() == raw[:limit]
+    assert letter.payload_truncated == (len(raw) > limit) and letter.payload_bytes == len(raw)
+    assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest()
+    assert len(encoded) <= dead_letter_overhead_bytes(limit) + 6 * len(detail)
+
+
+def test_a_payload_of_nul_bytes_makes_a_dead_letter_a_third_larger_not_six_times() -> None:
+    raw = b"\x00" * 65_000
+    encoded = dead_letter_bytes(raw, "malformed_json", "x", ("events", 0, 0), 0, 65_536)
+    assert len(encoded) < 1.34 * len(raw) + 1_000
 
 
 @pytest.mark.parametrize("label", [2, "1", None, 0.5])
