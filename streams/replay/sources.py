@@ -321,6 +321,12 @@ def online_from_records(records: Iterable[RawRecord]) -> tuple[pd.DataFrame, int
 
 # -- Kafka ------------------------------------------------------------------------------
 
+#: Fetch sizes that let any record the broker accepts through: kafka-python refuses a
+#: network frame above ``receive_message_max_bytes`` (1 MB by default), and a fetch response
+#: holding one record near the broker's ``message.max.bytes`` is larger than that.
+_FETCH_LIMITS = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 64 << 20,
+                 "receive_message_max_bytes": (64 << 20) + (1 << 20)}
+
 #: Decides, record by record, where a partition's read ends: True for the first record
 #: that is past the end (it and every later record of that partition are left out).
 StopRule = Callable[[RawRecord], bool]
@@ -339,7 +345,8 @@ def read_topic(
     whose broker timestamp is at or after ``from_broker_ms`` (default: the beginning) to the
     end offsets of when the read began, or until ``stop`` says a partition is done."""
     consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers,
-                             enable_auto_commit=False, max_poll_records=5000)
+                             enable_auto_commit=False, max_poll_records=5000,
+                             **_FETCH_LIMITS)
     try:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
