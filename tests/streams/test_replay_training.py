@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import FeatureSet, compute_features
+from features import FeatureEngine, FeatureSet, compute_features
 from streams.cli import main
 from streams.config import load_config
 from streams.replay import (
@@ -192,12 +192,13 @@ def test_replay_api_returns_the_parts(history: Path) -> None:
     assert sum(len(p) for p in result.parts.values()) < len(result.frame)
 
 
-@pytest.mark.xfail(reason="features/: a Where with a list value (op 'in') is unhashable in "
-                          "the engine and the offline replay; owned by the features rewrite",
-                   raises=TypeError, strict=False)
-def test_an_in_filter_on_merchant_codes_computes() -> None:
+def test_an_in_filter_on_merchant_codes_computes_online_and_offline() -> None:
     fs = FeatureSet(features=[{"name": "cash", "agg": "count", "where": {
         "field": "merchant_code", "op": "in", "value": ["6011", "4829"]}}])
     events = pd.DataFrame({"entity_id": ["c", "c"], "ts": [1, 2],
                            "merchant_code": ["6011", "5411"]})
     assert compute_features(events, fs)["cash"].tolist() == [1, 1]
+    engine = FeatureEngine(fs, allowed_lateness_ms=0)
+    state = engine.new_state()
+    assert [engine.apply(state, t, {"merchant_code": m})["cash"]
+            for t, m in ((1, "6011"), (2, "5411"))] == [1, 1]
