@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test chaos lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ demo: venv system-deps kafka-jars
 test: venv system-deps kafka-jars
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# Hostile payloads of every kind, scorers and the learner killed, a 30 s broker outage, then
+# the invariant (nothing lost, one outcome each, parity with replay, exactly-once learning).
+chaos: venv system-deps kafka-jars
+	$(PY) -m tests.chaos.suite
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -73,7 +73,8 @@ def read_all(config: Config, topic: str, timeout_seconds: float = 10.0,
     ``(offset, key, value, timestamp_ms)``. Empty when the topic does not exist."""
     consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers,
                              enable_auto_commit=False, max_partition_fetch_bytes=8 << 20,
-                             fetch_max_bytes=64 << 20)
+                             fetch_max_bytes=64 << 20,
+                             receive_message_max_bytes=(64 << 20) + (1 << 20))
     try:
         if consumer.partitions_for_topic(topic) is None:
             return []

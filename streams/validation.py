@@ -72,6 +72,8 @@ def parse_json(raw: bytes) -> Any:
         raise _Reject("out_of_range", f"not representable: {exc}") from None
     except msgspec.DecodeError as exc:
         raise _Reject("malformed_json", f"not valid JSON: {exc}{_near(raw, str(exc))}") from None
+    except UnicodeDecodeError as exc:  # msgspec raises it for a string that is not UTF-8
+        raise _Reject("malformed_json", f"not valid UTF-8 at byte {exc.start}") from None
     except RecursionError:
         raise _Reject("malformed_json", "not valid JSON: nested too deeply") from None
 

@@ -82,3 +82,10 @@ def test_iso8601_times_need_an_offset() -> None:
     assert isinstance(ok, ValidEvent) and ok.ts_ms == NOW_MS + 250
     naive = v.validate(json.dumps(with_(ts="2026-01-01T00:00:00")).encode(), NOW_MS)
     assert isinstance(naive, Rejection) and naive.reason == "bad_timestamp"
+
+
+@pytest.mark.parametrize("raw", [b'{"event_id": "\xff\xfe"}', b"\xff", b'{"a": "\xc3"}'])
+def test_bytes_that_are_not_utf8_are_malformed_json_not_a_crash(raw: bytes) -> None:
+    """Found by the chaos suite: the decoder raised UnicodeDecodeError past the validator."""
+    result = check(raw)
+    assert isinstance(result, Rejection) and result.reason == "malformed_json", result
