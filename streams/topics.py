@@ -16,6 +16,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.config import Config
+from streams.kafka_clients import kafka_python_options
 from streams.records import ModelVersion
 
 #: The scorer's tables (Faust names their changelogs ``<app id>-<table>-changelog``).
@@ -47,8 +48,7 @@ def ensure_topics(config: Config) -> list[str]:
         t.model_audit: (1, {}),
         **{name: (t.partitions, compact) for name in changelog_topics(config)},
     }
-    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers,
-                             client_id="streambed-admin")
+    admin = KafkaAdminClient(**kafka_python_options(config), client_id="streambed-admin")
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -67,7 +67,7 @@ def ensure_topics(config: Config) -> list[str]:
 def latest_model_version(config: Config, timeout_seconds: float = 10.0) -> ModelVersion | None:
     """The newest snapshot on the model-versions topic for this config's name, if any."""
     consumer = KafkaConsumer(
-        bootstrap_servers=config.bootstrap_servers,
+        **kafka_python_options(config),
         enable_auto_commit=False,
         consumer_timeout_ms=int(timeout_seconds * 1000),
     )

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from features import compute_features, late_mask, to_epoch_ms, training_set
 from streams.config import Config
+from streams.kafka_clients import kafka_python_options
 from streams.validation import EventValidator, ValidEvent
 
 Order = Literal["arrival", "event-time"]
@@ -146,8 +147,8 @@ def read_topic(
 ) -> list[RawRecord]:
     """Every record of ``topic`` whose broker timestamp is in ``[since_ms, until_ms)``,
     partition by partition in offset order."""
-    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers,
-                             enable_auto_commit=False, max_poll_records=5000)
+    consumer = KafkaConsumer(**kafka_python_options(config), enable_auto_commit=False,
+                             max_poll_records=5000)
     try:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, genera
 from monitors.metrics import Metrics
 from monitors.monitoring import Monitoring
 from streams.config import Config
+from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.scorer.batch import BatchResult, InRecord
 from streams.scorer.champion import Champion
 from streams.scorer.gaps import GapReader
@@ -139,6 +140,7 @@ def create_app(
     app = faust.App(
         f"streambed-{config.name}",
         broker=config.broker,
+        broker_credentials=faust_credentials(config),
         store="memory://",
         datadir=str(data_dir),
         web_host="127.0.0.1",
@@ -182,7 +184,7 @@ def create_app(
         config.model, config.features.identity), on_decode_error=decode_error)
     metrics.set_model(processor.champion.version, config.features.identity)
     publisher = Publisher(app, metrics)
-    gap_reader = GapReader(config.bootstrap_servers)
+    gap_reader = GapReader(aiokafka_options(config))
     #: When each events partition last delivered (or was assigned), for the tail check.
     last_seen: dict[int, float] = {}
     lag_series: set[int] = set()

@@ -12,6 +12,7 @@ partition's end with the next offset due once the partition has been idle for a 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -21,15 +22,19 @@ MAX_GAP_RECORDS = 100_000
 
 
 class GapReader:
-    """Reads ``[start, end)`` of one partition; one consumer, started on first use."""
+    """Reads ``[start, end)`` of one partition; one consumer, started on first use.
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    ``client_options`` are aiokafka's connection options, ``bootstrap_servers`` and
+    authentication included (:func:`streams.kafka_clients.aiokafka_options`).
+    """
+
+    def __init__(self, client_options: dict[str, Any]) -> None:
+        self.client_options = dict(client_options)
         self._consumer: AIOKafkaConsumer | None = None
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+            self._consumer = AIOKafkaConsumer(**self.client_options,
                                               enable_auto_commit=False, group_id=None)
             await self._consumer.start()
         return self._consumer
