@@ -1,0 +1,219 @@
+"""Authenticated Kafka: a ``--sasl`` broker refuses strangers and enforces who writes what.
+
+The module starts its own broker with ``sasl=True`` (SASL/PLAIN, ACLs, deny by default) on
+free ports and grants the ACLs for a config with topics of its own. Then: a client without
+credentials, or with a wrong password, gets nothing; the input principal (``analyst``) may
+write ``events`` but not ``model.versions`` nor any other output of the service; the
+service principal may; and the scorer, logging in as the service principal with its
+password from the environment, scores an event end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
+
+from streams.config import Config, load_config
+from streams.devtools.kafka_acls import grant_acls
+from streams.devtools.kafka_local import (
+    INPUT_USER,
+    SERVICE_USER,
+    BrokerError,
+    BrokerOptions,
+    principal_security,
+    sasl_passwords,
+    start,
+    stop,
+)
+from streams.devtools.simulate import SimulationOptions, Simulator
+from streams.kafka_clients import kafka_python_auth
+from streams.topics import changelog_topics, ensure_topics, scorer_app_id
+from streams.validation import EventValidator, ValidEvent
+from tests.conftest import free_broker_port
+from tests.support import REPO, Worker, free_port
+
+pytestmark = pytest.mark.kafka
+
+PASSWORD_ENV = "STREAMBED_TEST_KAFKA_PASSWORD"
+#: How long a refused client may take to fail: refusals must be prompt, not hangs.
+REFUSAL_SECONDS = 8.0
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerOptions]:
+    opts = BrokerOptions(port=free_broker_port(), data_dir=tmp_path_factory.mktemp("kafka-sasl"),
+                         sasl=True)
+    try:
+        start(opts, log=lambda line: print(line, flush=True))
+    except BrokerError as exc:
+        pytest.fail(f"the SASL test broker could not start: {exc}", pytrace=False)
+    yield opts
+    stop(opts, log=lambda line: print(line, flush=True))
+
+
+@pytest.fixture(scope="module")
+def sasl_config(sasl_broker: BrokerOptions, tmp_path_factory: pytest.TempPathFactory,
+                ) -> Iterator[Path]:
+    """The quickstart config on the SASL broker, logging in as the service principal with
+    the password from the environment; its topics created and its ACLs granted."""
+    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    suffix = uuid.uuid4().hex[:8]
+    raw["name"] = f"auth{suffix}"
+    raw["broker"] = f"kafka://{sasl_broker.bootstrap}"
+    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
+    raw["topics"]["model_versions"] = f"model.versions.{suffix}"
+    raw["topics"]["partitions"] = 2
+    raw["security"] = {"protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
+                       "username": SERVICE_USER, "password_env": PASSWORD_ENV}
+    path = tmp_path_factory.mktemp("auth-config") / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PASSWORD_ENV, sasl_passwords(sasl_broker)[SERVICE_USER])
+        config = load_config(path)
+        grant_acls(sasl_broker, config.topics, scorer_app_id(config))
+        ensure_topics(config)  # as the service principal
+        yield path
+
+
+def _producer(opts: BrokerOptions, auth: dict[str, Any]) -> KafkaProducer:
+    return KafkaProducer(bootstrap_servers=opts.bootstrap, acks="all",
+                         max_block_ms=int(REFUSAL_SECONDS * 1000),
+                         request_timeout_ms=int(REFUSAL_SECONDS * 1000), **auth)
+
+
+def _as(opts: BrokerOptions, user: str) -> dict[str, Any]:
+    return kafka_python_auth(principal_security(opts, user))
+
+
+def _write(opts: BrokerOptions, user: str, topic: str) -> None:
+    producer = _producer(opts, _as(opts, user))
+    try:
+        producer.send(topic, key=b"k", value=b"{}").get(timeout=REFUSAL_SECONDS)
+    finally:
+        producer.close(timeout=5)
+
+
+def test_a_client_without_credentials_is_refused(sasl_broker: BrokerOptions) -> None:
+    began = time.monotonic()
+    with pytest.raises(KafkaError):
+        admin = KafkaAdminClient(bootstrap_servers=sasl_broker.bootstrap,
+                                 request_timeout_ms=5000, api_version_auto_timeout_ms=5000)
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+    with pytest.raises(KafkaError):
+        producer = _producer(sasl_broker, {})
+        try:
+            producer.send("events", key=b"k", value=b"{}").get(timeout=REFUSAL_SECONDS)
+        finally:
+            producer.close(timeout=5)
+    assert time.monotonic() - began < 3 * REFUSAL_SECONDS
+
+
+def test_a_wrong_password_is_refused(sasl_broker: BrokerOptions) -> None:
+    auth = {**_as(sasl_broker, SERVICE_USER), "sasl_plain_password": "not-the-password"}
+    with pytest.raises(KafkaError):
+        admin = KafkaAdminClient(bootstrap_servers=sasl_broker.bootstrap,
+                                 request_timeout_ms=5000, api_version_auto_timeout_ms=5000,
+                                 **auth)
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+
+
+def test_the_input_principal_writes_events_but_not_model_versions(
+    sasl_broker: BrokerOptions, sasl_config: Path,
+) -> None:
+    config = _load(sasl_config)
+    _write(sasl_broker, INPUT_USER, config.topics.events)
+    _write(sasl_broker, INPUT_USER, config.topics.labels)
+    with pytest.raises(TopicAuthorizationFailedError):
+        _write(sasl_broker, INPUT_USER, config.topics.model_versions)
+
+
+def test_only_the_service_principal_writes_the_services_outputs(
+    sasl_broker: BrokerOptions, sasl_config: Path,
+) -> None:
+    config = _load(sasl_config)
+    t = config.topics
+    outputs = [t.scored, t.dlq, t.training, t.model_versions, t.model_audit,
+               *changelog_topics(config)]
+    for topic in outputs:
+        with pytest.raises(TopicAuthorizationFailedError):
+            _write(sasl_broker, INPUT_USER, topic)
+    _write(sasl_broker, SERVICE_USER, t.model_versions)
+
+
+def test_the_scorer_scores_on_the_sasl_broker_as_the_service_principal(
+    sasl_broker: BrokerOptions, sasl_config: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    password = sasl_passwords(sasl_broker)[SERVICE_USER]
+    monkeypatch.setenv(PASSWORD_ENV, password)  # inherited by the worker process
+    config = load_config(sasl_config)
+    worker = Worker(sasl_config, free_port(), tmp_path / "worker")
+    worker.start()
+    try:
+        event = _one_valid_event(config)
+        producer = _producer(sasl_broker, _as(sasl_broker, INPUT_USER))
+        producer.send(config.topics.events, key=event["entity_id"].encode(),
+                      value=json.dumps(event).encode()).get(timeout=10)
+        producer.close(timeout=5)
+        scored = _read_scored(sasl_broker, config.topics.scored, event["event_id"], 60.0)
+        assert scored is not None, f"no scored record within 60 s:\n{worker.log()}"
+        assert scored["entity_id"] == event["entity_id"]
+        assert scored["feature_set"] == config.features.identity
+    finally:
+        worker.stop()
+    assert password not in worker.log_path.read_text(errors="replace")
+
+
+def _load(path: Path) -> Config:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(PASSWORD_ENV, "unused-here")
+        return load_config(path)
+
+
+def _one_valid_event(config: Config) -> dict[str, Any]:
+    validator = EventValidator(config.event)
+    now_ms = time.time_ns() // 1_000_000
+    for rec in Simulator(config, SimulationOptions(count=20, seed=3)).records():
+        if rec.kind == "event" and rec.valid:
+            event = json.loads(rec.value)
+            event["ts"] = now_ms  # within the accepted range of the wall clock
+            assert isinstance(validator.validate(json.dumps(event).encode(), now_ms),
+                              ValidEvent)
+            return event
+    raise AssertionError("the simulator made no valid event")
+
+
+def _read_scored(opts: BrokerOptions, topic: str, event_id: str,
+                 timeout_seconds: float) -> dict[str, Any] | None:
+    """Read ``scored`` as the input principal (an application) until ``event_id`` shows."""
+    consumer = KafkaConsumer(bootstrap_servers=opts.bootstrap, enable_auto_commit=False,
+                             **_as(opts, INPUT_USER))
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        consumer.seek_to_beginning()
+        while time.monotonic() < deadline:
+            for recs in consumer.poll(timeout_ms=500).values():
+                for rec in recs:
+                    value = json.loads(rec.value)
+                    if value.get("event_id") == event_id:
+                        return value
+    finally:
+        consumer.close()
+    return None
