@@ -44,8 +44,9 @@ def _kafka(args: argparse.Namespace) -> int:
         print(f"kafka: broker jars in {resolve_classpath(opts)}")
     elif args.action == "start":
         # The ACLs name the config's topics; without --config, the default topic names and
-        # every application prefix "streambed-".
-        config = _config(args) if args.config else None
+        # every application prefix "streambed-". The config's own credentials are not
+        # needed (nor yet known: the first start generates the passwords).
+        config = load_config(args.config, security={}) if args.config else None
         start(opts)
         if opts.sasl:
             from streams.config import Topics

@@ -1,7 +1,8 @@
 """Authenticated Kafka: a ``--sasl`` broker refuses strangers and enforces who writes what.
 
-The module starts its own broker with ``sasl=True`` (SASL/PLAIN, ACLs, deny by default) on
-free ports and grants the ACLs for a config with topics of its own. Then: a client without
+The module starts its own broker with ``streambed kafka start --sasl --config FILE``
+(SASL/PLAIN, ACLs, deny by default) on free ports, with the ACLs for a config with topics
+of its own. Then: a client without
 credentials, or with a wrong password, gets nothing; the input principal (``analyst``) may
 write ``events`` but not ``model.versions`` nor any other output of the service; the
 service principal may; and the scorer, logging in as the service principal with its
@@ -11,6 +12,8 @@ password from the environment, scores an event end to end.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,20 +26,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from streams.config import Config, load_config
-from streams.devtools.kafka_acls import grant_acls
 from streams.devtools.kafka_local import (
     INPUT_USER,
     SERVICE_USER,
-    BrokerError,
     BrokerOptions,
     principal_security,
     sasl_passwords,
-    start,
     stop,
 )
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.kafka_clients import kafka_python_auth
-from streams.topics import changelog_topics, ensure_topics, scorer_app_id
+from streams.topics import changelog_topics, ensure_topics
 from streams.validation import EventValidator, ValidEvent
 from tests.conftest import free_broker_port
 from tests.support import REPO, Worker, free_port
@@ -49,26 +49,14 @@ REFUSAL_SECONDS = 8.0
 
 
 @pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerOptions]:
-    opts = BrokerOptions(port=free_broker_port(), data_dir=tmp_path_factory.mktemp("kafka-sasl"),
-                         sasl=True)
-    try:
-        start(opts, log=lambda line: print(line, flush=True))
-    except BrokerError as exc:
-        pytest.fail(f"the SASL test broker could not start: {exc}", pytrace=False)
-    yield opts
-    stop(opts, log=lambda line: print(line, flush=True))
-
-
-@pytest.fixture(scope="module")
-def sasl_config(sasl_broker: BrokerOptions, tmp_path_factory: pytest.TempPathFactory,
-                ) -> Iterator[Path]:
-    """The quickstart config on the SASL broker, logging in as the service principal with
-    the password from the environment; its topics created and its ACLs granted."""
+def sasl_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart config for a SASL broker, with topics of its own, logging in as the
+    service principal with the password from the environment."""
+    port = free_broker_port()
     raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
     suffix = uuid.uuid4().hex[:8]
     raw["name"] = f"auth{suffix}"
-    raw["broker"] = f"kafka://{sasl_broker.bootstrap}"
+    raw["broker"] = f"kafka://127.0.0.1:{port}"
     raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
     raw["topics"]["model_versions"] = f"model.versions.{suffix}"
     raw["topics"]["partitions"] = 2
@@ -76,12 +64,31 @@ def sasl_config(sasl_broker: BrokerOptions, tmp_path_factory: pytest.TempPathFac
                        "username": SERVICE_USER, "password_env": PASSWORD_ENV}
     path = tmp_path_factory.mktemp("auth-config") / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv(PASSWORD_ENV, sasl_passwords(sasl_broker)[SERVICE_USER])
-        config = load_config(path)
-        grant_acls(sasl_broker, config.topics, scorer_app_id(config))
-        ensure_topics(config)  # as the service principal
-        yield path
+    return path
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(sasl_config: Path, tmp_path_factory: pytest.TempPathFactory,
+                ) -> Iterator[BrokerOptions]:
+    """``streambed kafka start --sasl --config FILE``: its own broker, the ACLs for the
+    config's topics granted; then the service creates its topics, as itself."""
+    port = int(yaml.safe_load(sasl_config.read_text())["broker"].rsplit(":", 1)[1])
+    opts = BrokerOptions(port=port, data_dir=tmp_path_factory.mktemp("kafka-sasl"), sasl=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "kafka", "start", "--sasl", "--port", str(port),
+         "--data-dir", str(opts.data_dir), "--config", str(sasl_config)],
+        capture_output=True, text=True, cwd=REPO, timeout=150, check=False)
+    try:
+        assert proc.returncode == 0, f"the SASL broker did not start:\n{proc.stderr}"
+        assert "ACLs for topics" in proc.stdout, proc.stdout
+        passwords = sasl_passwords(opts)
+        assert not any(p in proc.stdout + proc.stderr for p in passwords.values())
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(PASSWORD_ENV, passwords[SERVICE_USER])
+            ensure_topics(load_config(sasl_config))
+        yield opts
+    finally:
+        stop(opts, log=lambda line: print(line, flush=True))
 
 
 def _producer(opts: BrokerOptions, auth: dict[str, Any]) -> KafkaProducer:
