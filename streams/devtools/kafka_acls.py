@@ -3,10 +3,12 @@
 The broker denies whatever no ACL allows (``allow.everyone.if.no.acl.found=false``), so
 this list is the whole trust boundary (docs/operations.md, "Trust boundary"):
 
-- the service principal (``streambed``) reads, writes, creates and describes every topic
-  of the config, the topics and consumer groups under its application prefix
-  (``streambed-<name>``: the tables' changelogs, Faust's leader topic, the scorer's and the
-  learner's groups) and transactional ids under that prefix;
+- the service principal (``streambed``) reads, creates and describes its input topics
+  (``events``, ``labels``) without writing them; reads, writes, creates and describes its
+  outputs (``scored``, ``events.dlq``, ``training``, ``model.versions``, ``model.audit``)
+  and the topics and consumer groups under its application prefix (``streambed-<name>``:
+  the tables' changelogs, Faust's leader topic, the scorer's and the learner's groups);
+  and uses transactional ids under that prefix;
 - the input principal (``analyst``) writes ``events`` and ``labels``, reads ``scored``, and
   uses consumer groups named ``scored-*``; nothing else;
 - the broker user (``admin``) is a super user and needs no ACL.
@@ -40,9 +42,12 @@ from streams.devtools.kafka_local import (
     admin_auth,
 )
 
-#: What the service does with its own topics and with the ones under its prefix.
+#: What the service does with its outputs and with the topics under its prefix.
 SERVICE_TOPIC_OPS = (ACLOperation.READ, ACLOperation.WRITE, ACLOperation.CREATE,
                      ACLOperation.DESCRIBE, ACLOperation.DESCRIBE_CONFIGS)
+#: ... and with its inputs: it creates them (``ensure_topics``) and reads them, never writes.
+SERVICE_INPUT_OPS = (ACLOperation.READ, ACLOperation.CREATE, ACLOperation.DESCRIBE,
+                     ACLOperation.DESCRIBE_CONFIGS)
 #: Consumer groups of applications reading ``scored`` with the input principal.
 INPUT_GROUP_PREFIX = "scored-"
 
@@ -53,10 +58,12 @@ def _grants(topics: Topics, app_prefix: str) -> list[Grant]:
     literal, prefixed = ACLResourcePatternType.LITERAL, ACLResourcePatternType.PREFIXED
     topic, group = ResourceType.TOPIC, ResourceType.GROUP
     service, reader = f"User:{SERVICE_USER}", f"User:{INPUT_USER}"
-    own = [topics.events, topics.labels, topics.scored, topics.dlq, topics.training,
-           topics.model_versions, topics.model_audit]
+    inputs = [topics.events, topics.labels]
+    outputs = [topics.scored, topics.dlq, topics.training, topics.model_versions,
+               topics.model_audit]
     return [
-        *[(service, topic, name, literal, SERVICE_TOPIC_OPS) for name in own],
+        *[(service, topic, name, literal, SERVICE_INPUT_OPS) for name in inputs],
+        *[(service, topic, name, literal, SERVICE_TOPIC_OPS) for name in outputs],
         (service, topic, app_prefix, prefixed, SERVICE_TOPIC_OPS),
         (service, group, app_prefix, prefixed, (ACLOperation.READ, ACLOperation.DESCRIBE)),
         (service, ResourceType.TRANSACTIONAL_ID, app_prefix, prefixed,

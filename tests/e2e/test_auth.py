@@ -2,11 +2,11 @@
 
 The module starts its own broker with ``streambed kafka start --sasl --config FILE``
 (SASL/PLAIN, ACLs, deny by default) on free ports, with the ACLs for a config with topics
-of its own. Then: a client without
-credentials, or with a wrong password, gets nothing; the input principal (``analyst``) may
-write ``events`` but not ``model.versions`` nor any other output of the service; the
-service principal may; and the scorer, logging in as the service principal with its
-password from the environment, scores an event end to end.
+of its own. Then: a client without credentials, or with a wrong password, gets nothing;
+the input principal (``analyst``) may write ``events`` but not ``model.versions`` nor any
+other output of the service; the service principal may, but may not write its own input;
+and the scorer, logging in as the service principal with its password from the
+environment, scores an event end to end.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from streams.devtools.kafka_local import (
     BrokerOptions,
     principal_security,
     sasl_passwords,
+    status,
     stop,
 )
 from streams.devtools.simulate import SimulationOptions, Simulator
@@ -160,6 +161,14 @@ def test_only_the_service_principal_writes_the_services_outputs(
         with pytest.raises(TopicAuthorizationFailedError):
             _write(sasl_broker, INPUT_USER, topic)
     _write(sasl_broker, SERVICE_USER, t.model_versions)
+    with pytest.raises(TopicAuthorizationFailedError):  # it reads its input, never forges it
+        _write(sasl_broker, SERVICE_USER, t.events)
+
+
+def test_status_finds_the_sasl_broker_without_the_flag(sasl_broker: BrokerOptions) -> None:
+    """``streambed kafka status`` reads the data dir's settings and logs in as admin."""
+    st = status(BrokerOptions(port=sasl_broker.port, data_dir=sasl_broker.data_dir))
+    assert st.running and st.reachable, st.detail
 
 
 def test_the_scorer_scores_on_the_sasl_broker_as_the_service_principal(

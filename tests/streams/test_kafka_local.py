@@ -198,9 +198,12 @@ def test_the_acls_let_only_the_service_write_its_outputs() -> None:
                                  ResourceType.GROUP)
     outputs = ["sc", "dl", "tr", "mv", "ma", "streambed-lending-entities-changelog",
                "streambed-lending-__assignor-__leader"]
-    for name in ["ev", "lb", *outputs]:
+    for name in outputs:
         assert allowed(service, write, topic, name), name
+    for name in ["ev", "lb", *outputs]:
         assert allowed(service, ACLOperation.CREATE, topic, name), name
+    # The service reads its input and never forges it.
+    assert not allowed(service, write, topic, "ev") and not allowed(service, write, topic, "lb")
     for name in ["ev", "lb", "mv", "tr"]:
         assert allowed(service, read, topic, name), name
     assert allowed(service, read, group, "streambed-lending")
