@@ -12,6 +12,7 @@ environment, scores an event end to end.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -190,6 +191,15 @@ def test_the_scorer_scores_on_the_sasl_broker_as_the_service_principal(
         assert scored is not None, f"no scored record within 60 s:\n{worker.log()}"
         assert scored["entity_id"] == event["entity_id"]
         assert scored["feature_set"] == config.features.identity
+        # An application reads it with the input principal and a group of its own.
+        app = subprocess.run(
+            [sys.executable, "examples/consumer.py", "--bootstrap", sasl_broker.bootstrap,
+             "--topic", config.topics.scored, "--group", "scored-auth-test",
+             "--username", INPUT_USER, "--exit-when-idle", "3"],
+            capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+            env={**os.environ, "KAFKA_PASSWORD": sasl_passwords(sasl_broker)[INPUT_USER]})
+        assert app.returncode == 0, app.stderr
+        assert "'accepted': 1" in app.stderr, app.stderr
     finally:
         worker.stop()
     assert password not in worker.log_path.read_text(errors="replace")
