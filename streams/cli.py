@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="KRaft controller port (default: --port + 1000, so 10092)")
     k.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
     k.add_argument("--sasl", action="store_true",
-                   help="start: require SASL/PLAIN logins and enforce ACLs (users admin, "
-                        "streambed, analyst; passwords in DATA_DIR/credentials.json)")
+                   help="start: require SASL logins (PLAIN or SCRAM) and enforce ACLs (users "
+                        "admin, streambed, analyst; passwords in DATA_DIR/credentials.json)")
     k.add_argument("--config", help="start --sasl: grant the ACLs for this config's topics "
                                     "(default: the default topic names)")
     k.set_defaults(func=_kafka)

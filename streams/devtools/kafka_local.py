@@ -8,8 +8,9 @@ outlives the command that started it. Ready means an admin client can list topic
 merely that the port accepts TCP.
 
 With ``sasl=True`` (``streambed kafka start --sasl``) the broker authenticates every client
-with SASL/PLAIN and authorizes every request with ACLs (:mod:`.kafka_acls`): its users and
-their generated passwords are in ``<data dir>/credentials.json`` (mode 600).
+with SASL (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and authorizes every request with ACLs
+(:mod:`.kafka_acls`): its users and their generated passwords are in
+``<data dir>/credentials.json`` (mode 600).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ STOP_TIMEOUT_SECONDS = 30.0
 BROKER_USER, SERVICE_USER, INPUT_USER = "admin", "streambed", "analyst"
 SASL_USERS = (BROKER_USER, SERVICE_USER, INPUT_USER)
 SASL_LISTENER = "SASL_PLAINTEXT"
+#: Offered to clients besides PLAIN; their credentials are stored when the log is formatted.
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class BrokerError(RuntimeError):
@@ -112,9 +115,9 @@ def sasl_passwords(opts: BrokerOptions, *, create: bool = False) -> dict[str, st
     return passwords
 
 
-def principal_security(opts: BrokerOptions, user: str) -> Security:
+def principal_security(opts: BrokerOptions, user: str, mechanism: str = "PLAIN") -> Security:
     """The config ``security`` section that logs in to the ``--sasl`` broker as ``user``."""
-    return Security(protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", username=user,
+    return Security(protocol="SASL_PLAINTEXT", sasl_mechanism=mechanism, username=user,
                     password=sasl_passwords(opts)[user])
 
 
@@ -193,6 +196,8 @@ def _sasl_properties(opts: BrokerOptions, passwords: dict[str, str]) -> dict[str
     would make every local process ANONYMOUS there, and ANONYMOUS would have to be a super
     user for the broker to register)."""
     jaas = _jaas(passwords)
+    listener = SASL_LISTENER.lower()
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     return {
         "listeners": f"{SASL_LISTENER}://127.0.0.1:{opts.port},"
                      f"CONTROLLER://127.0.0.1:{opts.controller_port}",
@@ -200,15 +205,25 @@ def _sasl_properties(opts: BrokerOptions, passwords: dict[str, str]) -> dict[str
         "listener.security.protocol.map": f"{SASL_LISTENER}:SASL_PLAINTEXT,"
                                           "CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name": SASL_LISTENER,
-        "sasl.enabled.mechanisms": "PLAIN",
+        "sasl.enabled.mechanisms": ",".join(("PLAIN", *SCRAM_MECHANISMS)),
         "sasl.mechanism.inter.broker.protocol": "PLAIN",
         "sasl.mechanism.controller.protocol": "PLAIN",
-        f"listener.name.{SASL_LISTENER.lower()}.plain.sasl.jaas.config": jaas,
+        f"listener.name.{listener}.plain.sasl.jaas.config": jaas,
+        **{f"listener.name.{listener}.{m.lower()}.sasl.jaas.config": scram
+           for m in SCRAM_MECHANISMS},
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": jaas,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "super.users": f"User:{BROKER_USER}",
         "allow.everyone.if.no.acl.found": "false",
     }
+
+
+def _scram_arguments(passwords: dict[str, str]) -> list[str]:
+    """StorageTool arguments storing every user's SCRAM credentials in the new log (KRaft
+    keeps them in its metadata; they can be added only when the log is formatted)."""
+    return [arg for mechanism in SCRAM_MECHANISMS for user, password in passwords.items()
+            for arg in ("--add-scram", f"{mechanism}=[name={user},password={password}]")]
 
 
 def _server_properties(opts: BrokerOptions, log_dir: Path,
@@ -374,11 +389,20 @@ def start(opts: BrokerOptions, log: Callable[[str], None] = print) -> BrokerStat
         fmt = subprocess.run(
             # "--cluster-id=ID", not "-t ID": a base64url id may begin with "-".
             [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-             "--config", str(props), "--ignore-formatted"],
+             "--config", str(props), "--ignore-formatted",
+             *(_scram_arguments(passwords) if passwords else [])],
             capture_output=True, text=True, check=False,
         )
         if fmt.returncode != 0:
-            raise BrokerError(f"formatting {log_dir} failed:\n{fmt.stdout}{fmt.stderr}")
+            out = f"{fmt.stdout}{fmt.stderr}"
+            for secret in (passwords or {}).values():
+                out = out.replace(secret, "***")
+            raise BrokerError(f"formatting {log_dir} failed:\n{out}")
+        if passwords:
+            (data / "scram-users").write_text(" ".join(passwords) + "\n")
+    elif passwords and not (data / "scram-users").exists():
+        log(f"kafka: {log_dir} was formatted without --sasl: SCRAM logins will fail (no "
+            "credentials stored); PLAIN works")
     out = open(data / "broker.out", "ab")  # noqa: SIM115 - handed to the detached broker
     proc = subprocess.Popen(
         [*java, "kafka.Kafka", str(props)],

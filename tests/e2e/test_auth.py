@@ -11,6 +11,7 @@ environment, scores an event end to end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -37,7 +38,8 @@ from streams.devtools.kafka_local import (
     stop,
 )
 from streams.devtools.simulate import SimulationOptions, Simulator
-from streams.kafka_clients import kafka_python_auth
+from streams.kafka_clients import aiokafka_auth, kafka_python_auth
+from streams.scorer.gaps import GapReader
 from streams.topics import changelog_topics, ensure_topics
 from streams.validation import EventValidator, ValidEvent
 from tests.conftest import free_broker_port
@@ -164,6 +166,30 @@ def test_only_the_service_principal_writes_the_services_outputs(
     _write(sasl_broker, SERVICE_USER, t.model_versions)
     with pytest.raises(TopicAuthorizationFailedError):  # it reads its input, never forges it
         _write(sasl_broker, SERVICE_USER, t.events)
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_the_service_logs_in_with_scram_from_kafka_python_and_aiokafka(
+    sasl_broker: BrokerOptions, sasl_config: Path, mechanism: str,
+) -> None:
+    """SCRAM never sends the password; both client libraries the service uses speak it."""
+    config = _load(sasl_config)
+    security = principal_security(sasl_broker, SERVICE_USER, mechanism)
+    producer = _producer(sasl_broker, kafka_python_auth(security))
+    try:
+        sent = producer.send(config.topics.model_versions, key=b"k", value=b"{}")
+        offset = sent.get(timeout=REFUSAL_SECONDS).offset
+    finally:
+        producer.close(timeout=5)
+    reader = GapReader({"bootstrap_servers": sasl_broker.bootstrap, **aiokafka_auth(security)})
+
+    async def read_end() -> int:
+        try:
+            return await reader.end_offset(config.topics.model_versions, 0)
+        finally:
+            await reader.close()
+
+    assert asyncio.run(asyncio.wait_for(read_end(), 30)) == offset + 1
 
 
 def test_status_finds_the_sasl_broker_without_the_flag(sasl_broker: BrokerOptions) -> None:

@@ -19,6 +19,7 @@ from streams.devtools.kafka_local import (
     SASL_USERS,
     BrokerError,
     BrokerOptions,
+    _scram_arguments,
     _server_properties,
     port_in_use,
     principal_security,
@@ -151,6 +152,13 @@ def test_a_sasl_broker_authenticates_both_listeners_and_denies_without_an_acl(
         assert f'username="admin" password="{passwords["admin"]}"' in jaas
         for user in SASL_USERS:
             assert f'user_{user}="{passwords[user]}"' in jaas
+    assert props["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] == \
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    scram = _scram_arguments(passwords)
+    assert scram.count("--add-scram") == 6
+    assert f"SCRAM-SHA-256=[name=streambed,password={passwords['streambed']}]" in scram
     assert "0.0.0.0" not in "".join(props.values())
 
 
