@@ -6,12 +6,13 @@ The encoding is one msgpack array (msgspec ``array_like`` structs)::
      buffers: [[cursor, ts deltas, flags, values | nil], ...],
      running: [aggregation data | nil, ...], settled: [aggregation data | nil, ...]]
 
-Buffered times are the first time then differences (small ints), entries no late event
-can reach are left out, and each aggregation writes its own ``to_data()`` (ints,
-floats, strings). :func:`decode` rebuilds the state only through typed decoding and
-each aggregation's ``from_data``, checks that every part fits this engine (version,
-feature set, lateness, shapes, order of times, cursors, flags, values its features can
-read) and raises :class:`StateDecodeError` for anything else. Nothing is executed.
+Buffered times are the first time then differences (small ints), a buffer of one
+feature leaves its flags out (all 1), entries no late event can reach are left out, and
+each aggregation writes its own ``to_data()`` (ints, floats, strings). :func:`decode`
+rebuilds the state only through typed decoding and each aggregation's ``from_data``,
+checks that every part fits this engine (version, feature set, lateness, shapes, order
+of times, cursors, flags, values its features can read) and raises
+:class:`StateDecodeError` for anything else. Nothing is executed.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def encode(engine: FeatureEngine, state: EntityState) -> bytes:
         buffers.append(_Buffer(
             cursor=buf.cursor - stale,
             ts=ts[:1] + [b - a for a, b in pairwise(ts)],
-            flags=buf.flags[stale:],
+            flags=[] if len(group.members) == 1 else buf.flags[stale:],
             values=None if buf.values is None else buf.values[stale:],
         ))
     return _ENCODER.encode(_State(
@@ -129,8 +130,7 @@ def _restore(engine: FeatureEngine, data: _State) -> EntityState:
         running.append(None if item is None else kind.from_data(item))
     settled = []
     for i, (plan, item) in enumerate(zip(engine.plans, data.settled, strict=True)):
-        expected = plan.is_lifetime and engine.group_of[i] is not None
-        if (item is None) == expected:
+        if (item is None) == engine.settles(i):
             raise StateDecodeError(f"feature {plan.name!r}: settled state missing or extra")
         settled.append(None if item is None else plan.agg_type.from_data(item))
     state = EntityState([], running, settled)
@@ -144,6 +144,8 @@ def _buffer(
     engine: FeatureEngine, group: Group, item: _Buffer, max_ts: int | None, held: list[int]
 ) -> Buffer:
     size = len(item.ts)
+    if len(group.members) == 1 and not item.flags:
+        item.flags = [1] * size  # a buffer of one feature leaves its flags out
     if len(item.flags) != size or (item.values is None) == group.keeps_values or (
         item.values is not None and len(item.values) != size
     ):
@@ -158,7 +160,7 @@ def _buffer(
         raise StateDecodeError("a buffered time is later than the entity's latest")
     if max_ts is None:
         cursor = 0
-    elif group.lifetime:
+    elif not group.sheds:
         cursor = bisect_left(buf.ts, max_ts - engine.allowed_lateness_ms)
     else:
         cursor = bisect_right(buf.ts, group.window.start_excl(max_ts))
@@ -172,6 +174,6 @@ def _buffer(
         for bit, i in group.members:
             if flags & bit:
                 engine.plans[i].input_of(buf.ts[k], buf.value(k))  # a value it can read
-                if k >= cursor and not group.lifetime:
+                if k >= cursor and group.sheds:
                     held[i] += 1
     return buf

@@ -9,17 +9,19 @@ is not finite (a sum beyond ±1.8e308, an infinite input) is reported as null.
 The state (:mod:`features.state`) is plain data, encoded with :meth:`encode_state` and
 :meth:`decode_state` (:mod:`features.codec`). Per feature it keeps the aggregation over
 the current window, O(1) for most aggregations; per (field, window) ONE shared buffer of
-the ``(time, value, flags)`` entries its features need: the events still inside the
-window (a revert needs the value leaving) and, with ``allowed_lateness_ms > 0``, those a
-late event's window can still reach. An in-order event (``ts >= max_ts``) moves each
-buffer's cursor past the entries at or before its window start, reverting them from the
-features that hold them (an aggregation restarts from scratch when it holds nothing),
-appends itself, and updates: O(1) amortised per feature. Lifetime features buffer only
-the events within the lateness; older ones are folded into ``settled``.
+the ``(time, value, flags)`` entries its features need. A sliding or hopping window
+sheds events one by one: its buffer holds the events still inside it (a revert needs
+the value leaving) and, with ``allowed_lateness_ms > 0``, those a late event's window
+can still reach. An in-order event (``ts >= max_ts``) moves the buffer's cursor past the
+entries at or before its window start, reverting them from the features that hold
+them (an aggregation restarts from scratch when it holds nothing), appends itself, and
+updates: O(1) amortised per feature. Lifetime and tumbling windows never revert (a
+tumbling window restarts when the next begins); with lateness their buffer holds the
+events within it, and ``settled`` the window's older events.
 
 An out-of-order event (``max_ts - lateness <= ts < max_ts``) is inserted into the buffers
-and its values are folded from the buffer slice its windows cover (lifetime: ``settled``
-plus the unsettled entries up to ``ts``). Then the running states catch up: an
+and its values are folded from the buffer slice its windows cover (from ``settled``
+when it holds the window's older events). Then the running states catch up: an
 aggregation that declares itself ``order_free`` just adds the event (if it is in the
 current window); the others are rebuilt from the current window's slice. Cost: O(events
 in the event's windows, or within the lateness), and exact.
@@ -69,7 +71,10 @@ class Group:
     """Features sharing one buffer: the same field (or none) and the same window."""
 
     window: TimeWindow
-    lifetime: bool
+    #: Events leave the window one by one (sliding, hopping): the buffer holds the events
+    #: inside it. Otherwise (lifetime, tumbling) it holds the lateness and ``settled``
+    #: the older events of the window.
+    sheds: bool
     keeps_values: bool
     #: (flag bit, feature index) of each member, in feature order.
     members: tuple[tuple[int, int], ...]
@@ -99,10 +104,10 @@ class FeatureEngine:
         plans: Sequence[FeaturePlan], buffered: bool
     ) -> tuple[list[Group], list[tuple[int, int] | None]]:
         """One buffer per (field, window) with at most ``_GROUP_SIZE`` features; lifetime
-        features need one only when lateness is allowed."""
+        and tumbling features need one only when lateness is allowed."""
         members: dict[tuple[Any, ...], list[int]] = {}
         for i, plan in enumerate(plans):
-            if plan.is_lifetime and not buffered:
+            if not plan.window.sheds_events and not buffered:
                 continue
             key = (plan.field, plan.window)
             chunk = 0
@@ -115,7 +120,7 @@ class FeatureEngine:
             first = plans[indices[0]]
             groups.append(Group(
                 window=first.window,
-                lifetime=first.is_lifetime,
+                sheds=first.window.sheds_events,
                 keeps_values=any(plans[i].agg_type.reads_field() for i in indices),
                 members=tuple((1 << j, i) for j, i in enumerate(indices)),
             ))
@@ -129,12 +134,15 @@ class FeatureEngine:
             None if p.running_type.reads_window else p.new_aggregation() for p in self.plans
         ]
         settled: list[Aggregation | None] = [
-            p.agg_type() if p.is_lifetime and self.group_of[i] else None
-            for i, p in enumerate(self.plans)
+            p.agg_type() if self.settles(i) else None for i, p in enumerate(self.plans)
         ]
         return EntityState(buffers, running, settled)
 
     # -- the state as bytes ---------------------------------------------------------------
+
+    def settles(self, i: int) -> bool:
+        """Whether feature ``i`` folds events older than the lateness into ``settled``."""
+        return not self.plans[i].window.sheds_events and self.group_of[i] is not None
 
     def encode_state(self, state: EntityState) -> bytes:
         """The state as versioned msgpack plain data (see :mod:`features.codec`)."""
@@ -166,12 +174,19 @@ class FeatureEngine:
         return {name: _finite_or_none(v) for name, v in out.items()}
 
     def _apply_in_order(self, state: EntityState, ts: int, values: list[Any]) -> dict[str, Any]:
-        state.max_ts = ts
+        before, state.max_ts = state.max_ts, ts
+        if before is not None:
+            for i, plan in enumerate(self.plans):
+                window = plan.window
+                if not window.sheds_events and window.start_excl(ts) != window.start_excl(before):
+                    state.running[i] = plan.new_aggregation()  # a new tumbling window
         for group, buf in zip(self.groups, state.buffers, strict=True):
-            if group.lifetime:
-                self._settle(state, group, buf, ts - self.allowed_lateness_ms)
-            else:
+            if group.sheds:
                 self._evict(state, group, buf, group.window.start_excl(ts))
+            else:
+                lateness = self.allowed_lateness_ms
+                previous = None if before is None else before - lateness
+                self._settle(state, group, buf, ts - lateness, previous)
             flags, value = _entry(group, values)
             if flags:
                 buf.ts.append(ts)
@@ -187,7 +202,7 @@ class FeatureEngine:
                 out[plan.name] = self._read_window(state, i, ts, ())
                 continue
             out[plan.name] = _value_with(agg, ts, x)
-            if x is not SKIP and not plan.is_lifetime:
+            if x is not SKIP and plan.window.sheds_events:
                 state.held[i] += 1
         return out
 
@@ -208,21 +223,30 @@ class FeatureEngine:
             k += 1
         buf.cursor = k
 
-    def _settle(self, state: EntityState, group: Group, buf: Buffer, limit: int) -> None:
-        """Fold entries older than ``limit`` (the lateness) into ``settled``."""
+    def _settle(
+        self, state: EntityState, group: Group, buf: Buffer, limit: int, before: int | None
+    ) -> None:
+        """Fold entries older than ``limit`` (the lateness) into ``settled``: the
+        aggregation of the settled events of the window ``limit`` is in (``before``: the
+        previous limit). Settled events of older windows no late event can reach."""
+        start = group.window.start_excl(limit)
+        if before is not None and start != group.window.start_excl(before):
+            for _, i in group.members:
+                state.settled[i] = self.plans[i].agg_type()
         k, times = buf.cursor, buf.ts
         while k < len(times) and times[k] < limit:
             flags = buf.flags[k]
-            for bit, i in group.members:
-                settled = state.settled[i]
-                if flags & bit and settled is not None:
-                    settled.update(self.plans[i].input_of(times[k], buf.value(k)))
+            if start is None or times[k] > start:
+                for bit, i in group.members:
+                    settled = state.settled[i]
+                    if flags & bit and settled is not None:
+                        settled.update(self.plans[i].input_of(times[k], buf.value(k)))
             k += 1
         buf.cursor = k
 
     def stale(self, group: Group, buf: Buffer, max_ts: int) -> int:
         """How many entries at the front no late event can need any more."""
-        if group.lifetime:
+        if not group.sheds:
             return buf.cursor
         cut = group.window.start_excl(max_ts - self.allowed_lateness_ms)
         assert cut is not None
@@ -260,7 +284,7 @@ class FeatureEngine:
                 buf.flags.insert(at, flags)
                 if buf.values is not None:
                     buf.values.insert(at, value)
-                if not group.lifetime and ts <= group.window.start_excl(max_ts):
+                if group.sheds and ts <= group.window.start_excl(max_ts):
                     buf.cursor += 1  # before the current window: only for later late events
         for i, plan in enumerate(self.plans):
             agg = state.running[i]
@@ -270,21 +294,24 @@ class FeatureEngine:
             if agg.order_free:
                 if inputs[i] is not SKIP and (start is None or ts > start):
                     agg.update(inputs[i])
-                    if start is not None:
+                    if plan.window.sheds_events:
                         state.held[i] += 1
             else:
                 state.running[i], held = self._fold(state, i, start, max_ts)
-                state.held[i] = 0 if start is None else held
+                state.held[i] = held if plan.window.sheds_events else 0
         return out
 
-    def _entries(self, state: EntityState, i: int, start: int | None, end: int) -> Iterator[Any]:
-        """Feature ``i``'s inputs buffered in ``(start, end]`` (lifetime: the unsettled
-        ones up to ``end``), in (time, arrival) order."""
+    def _entries(
+        self, state: EntityState, i: int, lo: int | None, start: int | None, end: int
+    ) -> Iterator[Any]:
+        """Feature ``i``'s inputs buffered in ``(start, end]`` in (time, arrival) order;
+        from entry ``lo`` if given (a lifetime's ``start`` is None: the unsettled ones)."""
         at = self.group_of[i]
         assert at is not None, "only buffered features are read from a buffer"
         g, bit = at
         buf = state.buffers[g]
-        lo = buf.cursor if start is None else bisect_right(buf.ts, start)
+        if lo is None:
+            lo = buf.cursor if start is None else bisect_right(buf.ts, start)
         input_of = self.plans[i].input_of
         for k in range(lo, bisect_right(buf.ts, end)):
             if buf.flags[k] & bit:
@@ -294,11 +321,19 @@ class FeatureEngine:
         self, state: EntityState, i: int, start: int | None, end: int
     ) -> tuple[Aggregation, int]:
         """Aggregate feature ``i`` over its buffered inputs in ``(start, end]``, with how
-        many; for a lifetime feature, ``settled`` plus the unsettled entries up to ``end``."""
-        settled = state.settled[i]
-        agg = settled.clone() if start is None and settled else self.plans[i].new_aggregation()
+        many; when ``settled`` holds the window's older events, from it and the unsettled
+        entries."""
+        settled, plan, at = state.settled[i], self.plans[i], self.group_of[i]
+        assert state.max_ts is not None and at is not None
+        lo = None
+        if settled is not None and start == plan.window.start_excl(
+            state.max_ts - self.allowed_lateness_ms
+        ):
+            agg, lo = settled.clone(), state.buffers[at[0]].cursor
+        else:
+            agg = plan.new_aggregation()
         n = 0
-        for x in self._entries(state, i, start, end):
+        for x in self._entries(state, i, lo, start, end):
             agg.update(x)
             n += 1
         return agg, n
@@ -307,7 +342,7 @@ class FeatureEngine:
         """The value of a feature read from its window's buffer (``first``), as of ``ts``;
         ``extra``: the event itself when it is not buffered yet."""
         plan = self.plans[i]
-        held = self._entries(state, i, plan.window.start_excl(ts), ts)
+        held = self._entries(state, i, None, plan.window.start_excl(ts), ts)
         return plan.running_type.read(chain(held, (x for x in extra if x is not SKIP)))
 
 

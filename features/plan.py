@@ -63,8 +63,9 @@ class FeaturePlan:
 
     @property
     def running_type(self) -> type[Aggregation]:
-        """The class that runs in this feature's window (one that can revert if it moves)."""
-        return self.agg_type if self.is_lifetime else self.agg_type.windowed()
+        """The class that runs in this feature's window: one that can revert when events
+        leave it one by one; otherwise (lifetime, tumbling) the plain one."""
+        return self.agg_type.windowed() if self.window.sheds_events else self.agg_type
 
     def new_aggregation(self) -> Aggregation:
         return self.running_type()

@@ -128,6 +128,11 @@ class Where(_Strict):
             raise ValueError(f"'{self.op}' needs a single value")
         return self
 
+    def __hash__(self) -> int:
+        # Filters key the engines' masks; a list value (in / not_in) hashes as a tuple.
+        value = tuple(self.value) if isinstance(self.value, list) else self.value
+        return hash((self.field, self.op, value))
+
 
 class Feature(_Strict):
     """One feature: ``agg`` over ``field`` within ``window``, on events matching ``where``."""

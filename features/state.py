@@ -11,8 +11,9 @@
   value is read from the buffer, as ``first`` over a moving window is);
 - ``held[i]``: how many buffered entries feature ``i``'s running aggregation holds (not
   encoded: the codec counts them again);
-- ``settled[i]``: for a lifetime feature when lateness is allowed, the aggregation of the
-  events older than the lateness (every later event is later than those).
+- ``settled[i]``: for a lifetime or tumbling feature when lateness is allowed, the
+  aggregation of the events of its current window older than the lateness (every
+  event still to come is later than those).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class Buffer:
     ``flags[k]`` has bit ``j`` set when entry ``k`` counts for the group's ``j``-th
     feature (its filter holds and its value is not null); an event that counts for none
     is not buffered. ``values`` is None when no feature of the group reads the field.
-    ``cursor``: for a window with a start, the first entry inside the current window;
-    for a lifetime, the first entry not yet settled.
+    ``cursor``: for a window that sheds events (sliding, hopping), the first entry inside
+    the current window; for a lifetime or tumbling window, the first entry not settled.
     """
 
     __slots__ = ("cursor", "flags", "ts", "values")

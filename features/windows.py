@@ -15,7 +15,10 @@ kind                    ``start_excl(t)``
 ======================  ====================================================
 
 ``start_excl`` is non-decreasing in ``t`` for every kind, which is what lets the online
-engine evict from the front of a FIFO and the offline replay use ``searchsorted``.
+engine evict from the front of a buffer and the offline replay use ``searchsorted``.
+Events leave a sliding window one by one and a hopping window a hop at a time while
+others stay (``sheds_events``: what is aggregated must remove them); a tumbling window
+drops all its events at once when the next one begins, and a lifetime never drops any.
 
 >>> day = Tumbling(86_400_000)
 >>> day.covers(86_400_000, as_of=86_400_000)   # on the boundary: the day ending there
@@ -29,6 +32,7 @@ False
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -55,6 +59,9 @@ class TimeWindow:
     def reach_ms(self) -> int:
         """The largest ``t - start_excl(t)``: how far back the window can reach."""
         raise NotImplementedError
+
+    #: Whether events leave the window while others stay in it.
+    sheds_events: ClassVar[bool] = False
 
     def covers(self, ts: int, *, as_of: int) -> bool:
         """Whether an event at ``ts`` is in the window of an event at ``as_of``."""
@@ -98,6 +105,8 @@ class Tumbling(TimeWindow):
 class Hopping(TimeWindow):
     """The current partial hop plus the previous complete hops: ``(ceil(t/hop)*hop - size, t]``."""
 
+    sheds_events = True
+
     size_ms: int
     hop_ms: int
 
@@ -115,6 +124,8 @@ class Hopping(TimeWindow):
 @dataclass(frozen=True)
 class Sliding(TimeWindow):
     """The exact trailing window ``(t - size, t]``."""
+
+    sheds_events = True
 
     size_ms: int
 

@@ -42,8 +42,8 @@ class _Section(BaseModel):
 class ReferenceConfig(_Section):
     """Where the reference ("what normal looks like") distribution comes from."""
 
-    #: ``first_events``: the first ``events`` accepted events after start (and again after
-    #: each model version change if ``reset_on_model_version``). ``file``: a JSON file
+    #: ``first_events``: the first ``events`` accepted events after start (for predictions,
+    #: again after each champion change if ``reset_on_model_version``). ``file``: a JSON file
     #: written by :func:`monitors.reference.write_reference` (e.g. from a replayed
     #: training set); it must hold every configured feature, and if it has no scores,
     #: prediction drift falls back to first_events.
@@ -54,10 +54,12 @@ class ReferenceConfig(_Section):
     #: (Not re-applied after a model version change: the windows are warm by then.)
     warmup_events: int = Field(default=0, ge=0)
     path: Path | None = None
-    #: Rebuild references taken from first events when a new model version starts scoring.
-    #: Off by default: an online model cuts a version every few hundred labels, and a
-    #: reference that moves with it would hide slow drift. Files are never rebuilt.
-    reset_on_model_version: bool = False
+    #: Rebuild the PREDICTION drift reference (taken from first events) when a new champion
+    #: starts serving: a new model has its own score distribution, and comparing it with
+    #: the last one's would report the promotion, not drift. On by default: versions serve
+    #: only when promoted, not every few hundred labels. Feature references never move with
+    #: the model (features do not depend on it); file references are never rebuilt.
+    reset_on_model_version: bool = True
 
     @model_validator(mode="after")
     def _path_for_file(self) -> ReferenceConfig:

@@ -9,7 +9,10 @@ entity or event id). Ratios that PromQL can derive from counters are left to Pro
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 EVENT_OUTCOMES = ("scored", "rejected", "late", "duplicate")
 LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
@@ -103,6 +106,12 @@ class Metrics:
             "reached.",
             registry=registry,
         )
+        self.model_versions_refused = Counter(
+            "streambed_model_versions_refused",
+            "Records on model.versions refused by a scorer: not a valid version record, or "
+            "an artifact that does not match its SHA-256 (never executed).",
+            registry=registry,
+        )
         self.batch_records = Histogram(
             "streambed_batch_records",
             "Input records per processed batch.",
@@ -151,6 +160,7 @@ class Metrics:
             "Wall-clock time the online model last learned from a label (Unix seconds).",
             registry=registry,
         )
+        self._declare_learner()
         self._declare_drift()
         self._declare_performance()
         self._declare_impact()
@@ -172,6 +182,52 @@ class Metrics:
 
     def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
         return Counter(name, documentation, list(labels), registry=self.registry)
+
+    def _declare_learner(self) -> None:
+        g, c = self._gauge, self._counter
+        self.learner_examples = c(
+            "streambed_learner_examples",
+            "Training examples read by the learner, by outcome: learned, skipped (another "
+            "feature set), repeated (an event_id learned already: a scorer's at-least-once "
+            "repeat).",
+            "outcome",
+        )
+        self.learner_next_offset = g(
+            "streambed_learner_next_offset",
+            "The training offset the learner reads next (its snapshot covers the ones before).",
+        )
+        self.learner_active = g(
+            "streambed_learner_active",
+            "1 on the learner that holds the training partition, 0 on a standby.",
+        )
+        self.model_decisions = c(
+            "streambed_model_decisions",
+            "Lifecycle decisions recorded on model.audit, by decision (bootstrap, promote, "
+            "hold, await_review, refuse, rollback).",
+            "decision",
+        )
+        self.model_last_promotion = g(
+            "streambed_model_last_promotion_timestamp_seconds",
+            "When the serving champion last changed (bootstrap, promotion or rollback), "
+            "by the training record's time (Unix seconds).",
+        )
+        self.model_held_since_promotion = g(
+            "streambed_model_held_versions",
+            "Versions cut and held (or awaiting review) since the champion last changed.",
+        )
+        self.champion_roc_auc = g(
+            "streambed_champion_roc_auc_ratio",
+            "ROC AUC of the scores the serving champions gave, over the learner's evaluation "
+            "window of recent labels (NaN below the minimum): one series across versions.",
+        )
+        self.champion_log_loss = g(
+            "streambed_champion_log_loss",
+            "Log loss of the scores the serving champions gave over the evaluation window.",
+        )
+        self.learner_snapshot_bytes = g(
+            "streambed_learner_snapshot_bytes",
+            "Size of the learner's last snapshot on the learner-state topic (gzipped JSON).",
+        )
 
     def _declare_drift(self) -> None:
         g = self._gauge
@@ -310,3 +366,11 @@ class Metrics:
         """Point ``streambed_model_info`` at the version now scoring (one series at 1)."""
         self.model_info.clear()
         self.model_info.labels(model_version=model_version, feature_set=feature_set).set(1)
+
+
+def add_standard_collectors(registry: CollectorRegistry) -> None:
+    """The process_*, python_gc_* and python_info series every Prometheus client exports
+    (a process's own registry lacks them unless asked)."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)

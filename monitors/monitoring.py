@@ -177,13 +177,31 @@ class Monitoring:
             impact.on_outcome(group, outcome, now)
             self._outcome_counters[attribute, group, outcome].inc()
 
+    def on_example(
+        self,
+        *,
+        score: float,
+        decision: int,
+        label: int,
+        groups: dict[str, str | None],
+        model_version: str,
+        now: float,
+    ) -> None:
+        """The learner's view of one labelled example: its decision and its outcome, so
+        selection rates, TPR, FPR and their disparities cover every partition."""
+        for attribute, impact in self._impact.items():
+            group = impact.group(groups.get(attribute))
+            impact.on_decision(group, int(decision), now)
+            self._decision_counters[attribute, group, int(decision)].inc()
+        self.on_label(score=score, decision=decision, label=label, groups=groups,
+                      model_version=model_version, now=now)
+
     def on_model_version(self, model_version: str, now: float) -> None:
-        """A new model version scores from now on: rebuild first-events references."""
+        """A new champion scores from now on: rebuild the prediction drift reference."""
         if model_version == self.model_version:
             return
         if self.model_version is not None and self.config.drift.reference.reset_on_model_version:
-            for drift in (*self._features.values(), self._prediction):
-                drift.reset()
+            self._prediction.reset()  # a new champion scores differently; features do not
         self.model_version = model_version
 
     # ---- on a timer -------------------------------------------------------------------

@@ -77,7 +77,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     ensure_topics(config)
     data_dir = Path(args.data_dir or f"var/worker-{args.web_port}")
-    app = create_app(config, web_port=args.web_port, data_dir=data_dir)
+    app = create_app(config, web_port=args.web_port, web_host=args.web_host,
+                     data_dir=data_dir)
     print(f"worker: feature set {config.features.identity}; metrics on "
           f"http://127.0.0.1:{args.web_port}/metrics", flush=True)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
@@ -106,6 +107,49 @@ class _StartupNoise(logging.Filter):
 def quiet_startup_noise() -> None:
     for name in ("aiokafka.consumer.group_coordinator", "aiokafka.consumer", "aiokafka"):
         logging.getLogger(name).addFilter(_StartupNoise())
+
+
+def _learner(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from streams.supervise import child_argv, is_supervised, supervise
+
+    if not args.no_supervise and not is_supervised():
+        return supervise(child_argv(), "learner")
+    import signal
+    import threading
+
+    from prometheus_client import CollectorRegistry, disable_created_metrics
+
+    from monitors.metrics import Metrics, add_standard_collectors
+    from monitors.monitoring import Monitoring
+    from streams.learner.runner import Learner
+    from streams.learner.web import serve
+    from streams.topics import ensure_topics
+
+    logging.basicConfig(level=args.loglevel.upper(),
+                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    quiet_startup_noise()
+    ensure_topics(config)
+    disable_created_metrics()
+    registry = CollectorRegistry()
+    add_standard_collectors(registry)
+    metrics = Metrics(registry)
+    # The learner watches labels, not feature drift (each scorer does): no drift features.
+    label_monitors = config.monitors.model_copy(
+        update={"drift": config.monitors.drift.model_copy(update={"features": None})})
+    monitoring = Monitoring(label_monitors, [], metrics)
+    learner = Learner(config, metrics, monitoring)
+    server = serve(registry, learner.readiness, args.web_host, args.web_port)
+    print(f"learner: feature set {config.features.identity}; metrics on "
+          f"http://{args.web_host}:{args.web_port}/metrics", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        learner.run(stop)
+    finally:
+        server.shutdown()
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -145,7 +189,10 @@ def _schemas(args: argparse.Namespace) -> int:
     schemas = json_schemas(_config(args).event if args.config else None)
     for name, schema in schemas.items():
         (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    print(f"schemas: wrote {len(schemas)} JSON Schemas to {out}")
+    from streams.scorer.http_api import openapi
+
+    (out / "openapi.json").write_text(json.dumps(openapi(), indent=2) + "\n")
+    print(f"schemas: wrote {len(schemas)} JSON Schemas and openapi.json to {out}")
     return 0
 
 
@@ -172,10 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
     w.add_argument("--web-port", type=int, default=6066)
     w.add_argument("--data-dir", help="this worker's own data directory")
+    w.add_argument("--web-host", default="127.0.0.1",
+                   help="address of /metrics, /ready, /features (0.0.0.0 in a container)")
     w.add_argument("--loglevel", default="warning")
     w.add_argument("--no-supervise", action="store_true",
                    help="run the Faust worker in this process, without restarts")
     w.set_defaults(func=_worker)
+
+    lr = sub.add_parser("learner", help="the learner: training log -> versions -> gates")
+    lr.add_argument("--config", required=True)
+    lr.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
+    lr.add_argument("--web-port", type=int, default=6067)
+    lr.add_argument("--web-host", default="127.0.0.1")
+    lr.add_argument("--data-dir", help="unused: the learner keeps its state on Kafka")
+    lr.add_argument("--loglevel", default="warning")
+    lr.add_argument("--no-supervise", action="store_true",
+                    help="run the learner in this process, without restarts")
+    lr.set_defaults(func=_learner)
 
     s = sub.add_parser("simulate", help="synthetic events and delayed labels")
     s.add_argument("--config", required=True)
@@ -199,9 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
 
+    from streams.features_cli import add_features_parser
+    from streams.learner.commands import add_model_parser
     from streams.replay.cli import add_replay_parser
 
+    add_model_parser(sub, _config)
+
     add_replay_parser(sub)
+    add_features_parser(sub)
     return p
 
 

@@ -4,14 +4,20 @@ Loaded and validated by pydantic at start-up. A bad file fails with the dotted p
 each bad field and what was expected, before any connection is made::
 
     streambed: invalid config examples/bad.yaml
-      features.1.window.size: not a duration: 'soon' (use seconds or e.g. '90s', '15m', ...)
+      features[1] (apps_1h).window.size: not a duration: 'soon' (use seconds or e.g. '90s', ...)
+      features[2] (amount_sum_1h).field: amount_sum_1h reads unknown field 'amout' (did you
+        mean 'amount'?); declare it under event.attributes
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -25,6 +31,7 @@ from pydantic import (
 )
 
 from features.spec import DurationMs, FeatureSet
+from governance.config import ModelSpec, PromotionConfig
 from monitors.config import MonitorsConfig
 
 AttributeType = Literal["float", "int", "str", "bool"]
@@ -86,6 +93,10 @@ class Topics(_Section):
     training: str = "training"
     model_versions: str = "model.versions"
     model_audit: str = "model.audit"
+    #: People's requests to the learner (promote, rollback), answered on ``model.audit``.
+    model_commands: str = "model.commands"
+    #: The learner's snapshot (compacted): its state and the training offset it covers.
+    learner_state: str = "model.learner"
     #: Partitions for events and labels (co-partitioned by entity).
     partitions: int = Field(default=4, ge=1, le=1024)
     #: The broker's ``message.max.bytes`` (Kafka's default): no record may be larger.
@@ -110,19 +121,27 @@ class StateLimits(_Section):
 
 
 class ModelConfig(_Section):
-    """The online model: standard scaling then logistic regression, learned with River."""
+    """The model: standard scaling then logistic regression, learned with River by the
+    learner; scorers serve the champion. ``promotion`` governs which version serves."""
 
     kind: Literal["logistic_regression"] = "logistic_regression"
     learning_rate: float = Field(default=0.05, gt=0, le=10)
     l2: float = Field(default=0.0, ge=0)
+    #: Step size for the intercept (River's default).
+    intercept_learning_rate: float = Field(default=0.01, ge=0, le=10)
     #: Score at or above which the decision is positive (1).
     threshold: float = Field(default=0.5, ge=0, le=1)
-    #: A new model version is cut after this many learned labels.
-    labels_per_version: int = Field(default=200, ge=1)
     #: How long a scored event waits for its label before it expires.
     label_ttl_ms: DurationMs = Field(default=86_400_000, alias="label_ttl")
     #: Feature values that are null are fed to the model as this value.
     fill_null: float = 0.0
+    #: When versions are cut and what a candidate must show before it serves.
+    promotion: PromotionConfig = PromotionConfig()
+
+    @property
+    def spec(self) -> ModelSpec:
+        """What is learned and how it scores (its hash is part of every version id)."""
+        return ModelSpec.model_validate(self, from_attributes=True)
 
 
 class Security(_Section):
@@ -210,20 +229,33 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _features_read_known_fields(self) -> Config:
-        known = set(self.event.attributes) | {self.event.group_field}
+        """Every field a feature reads is declared, with a type that fits how it is read.
+
+        All problems at once, one ``@path: message`` line each (see :func:`_format_errors`).
+        """
+        attributes = self.event.attributes
+        known = [*attributes, self.event.group_field]
+        problems = []
         for i, feature in enumerate(self.features.features):
-            for name in [feature.field, *(w.field for w in feature.filters)]:
+            reads = [("field", feature.field)]
+            reads += [("where", w.field) for w in feature.filters]
+            for where, name in reads:
                 if name is not None and name not in known:
-                    raise ValueError(
-                        f"@features.{i}: {feature.name} reads unknown field {name!r}; "
-                        f"declare it under event.attributes"
-                    )
+                    problems.append(
+                        f"@features.{i}.{where}: {feature.name} reads unknown field {name!r}"
+                        f"{_did_you_mean(name, known)}; declare it under event.attributes")
             if feature.agg in ("sum", "mean", "min", "max", "variance", "stddev"):
-                attr = self.event.attributes.get(feature.field or "")
-                if attr is None or attr.type not in ("float", "int", "bool"):
-                    raise ValueError(
-                        f"@features.{i}.field: '{feature.agg}' needs a numeric field"
-                    )
+                attr = attributes.get(feature.field or "")
+                if feature.field in attributes and (attr is None or attr.type not in (
+                        "float", "int", "bool")):
+                    problems.append(f"@features.{i}.field: '{feature.agg}' needs a numeric "
+                                    f"field; {feature.field!r} is {attr.type if attr else 'str'}")
+            for w in feature.filters:
+                problem = _filter_value_problem(w, attributes.get(w.field))
+                if problem:
+                    problems.append(f"@features.{i}.where: {problem}")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -263,17 +295,131 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message names each bad field's path."""
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = [f"invalid config {path}"]
+def _did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """``" (did you mean 'amount'?)"`` for a near miss among ``choices``, else ``""``."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _filter_value_problem(where: object, attr: Attribute | None) -> str | None:
+    """A ``where`` value that can never equal the field's declared type: a number for a
+    text field (a merchant code ``7995`` unquoted in YAML) or text for a number."""
+    if attr is None or getattr(where, "op", None) in ("is_null", "not_null"):
+        return None
+    value = where.value  # type: ignore[attr-defined]
+    values = value if isinstance(value, list) else [value]
+    if attr.type == "str":
+        bad = [v for v in values if not isinstance(v, str)]
+        if bad:
+            return (f"{where.field} is declared str: write the value as text, "  # type: ignore[attr-defined]
+                    f"e.g. \"{bad[0]}\" (a number never equals a text field)")
+    elif attr.type in ("float", "int"):
+        bad = [v for v in values if isinstance(v, str)]
+        if bad:
+            return (f"{where.field} is declared {attr.type}: write the value as a number, "  # type: ignore[attr-defined]
+                    f"not text {bad[0]!r}")
+    return None
+
+
+def _annotation_candidates(annotation: Any) -> list[Any]:
+    """The types an annotation may hold: through Annotated, Optional and unions."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _annotation_candidates(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return [c for arg in get_args(annotation) for c in _annotation_candidates(arg)]
+    return [annotation]
+
+
+def _keys_at(loc: list[str | int]) -> list[str]:
+    """The keys allowed in the mapping at ``loc`` of a config (for "did you mean")."""
+    nodes: list[Any] = [Config]
+    for part in loc:
+        following = []
+        for node in (c for n in nodes for c in _annotation_candidates(n)):
+            origin, args = get_origin(node), get_args(node)
+            if isinstance(node, type) and issubclass(node, BaseModel) and isinstance(part, str):
+                for name, info in node.model_fields.items():
+                    if part in (name, info.alias):
+                        following.append(info.annotation)
+            elif origin is list and isinstance(part, int) and args:
+                following.append(args[0])
+            elif origin is dict and isinstance(part, str) and len(args) == 2:
+                following.append(args[1])
+        nodes = following
+    keys: list[str] = []
+    for node in (c for n in nodes for c in _annotation_candidates(n)):
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            keys += [info.alias or name for name, info in node.model_fields.items()]
+    return list(dict.fromkeys(keys))
+
+
+def _loc_of(path: str) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in path.split(".") if p]
+
+
+def _feature_name(raw: Any, index: int) -> str | None:
+    features = raw.get("features") if isinstance(raw, dict) else None
+    if isinstance(features, dict):
+        features = features.get("features")
+    if isinstance(features, list) and 0 <= index < len(features):
+        item = features[index]
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            return item["name"]
+    return None
+
+
+def _where(loc: list[str | int], raw: Any) -> str:
+    """``features[3] (amount_sum_1h).window.size``: list items by index, a feature by name."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if i == 1 and loc[0] == "features":
+                name = _feature_name(raw, part)
+                out += f" ({name})" if name else ""
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+#: pydantic's error for "this alternative of a union was not the right container": noise
+#: when another alternative of the same union explains the problem.
+_UNION_NOISE = {"list_type", "dict_type", "model_type", "model_attributes_type"}
+
+
+def _format_errors(path: Path, err: ValidationError, raw: Any = None) -> str:
+    """One line per problem: where in the file (``features[3] (amount_sum_1h).window``),
+    what is wrong, and for a typo the closest valid name."""
+    found: list[tuple[list[str | int], str, str]] = []
     for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
+        # Union members appear in the path as tags like 'function-after[...]': not keys.
+        loc: list[str | int] = [p for p in e["loc"]
+                                if isinstance(p, int) or not any(c in p for c in "[(")]
         if loc[:2] == ["features", "features"]:  # the file writes features as a plain list
             loc = loc[1:]
         msg = e["msg"].removeprefix("Value error, ")
-        if msg.startswith("@"):  # a cross-field check that knows the path it is about
-            path, _, msg = msg[1:].partition(": ")
-            loc = [path]
-        lines.append(f"  {'.'.join(loc) or '(top level)'}: {msg}")
+        if msg.startswith("@"):  # cross-field checks that know the paths they are about
+            for line in msg.splitlines():
+                where, _, text = line[1:].partition(": ")
+                found.append((_loc_of(where), text, "cross_field"))
+            continue
+        if e["type"] == "extra_forbidden":
+            keys = _keys_at(loc[:-1] if loc[:1] != ["features"] else ["features", *loc[:-1]])
+            msg = f"unknown key{_did_you_mean(loc[-1], keys)}"
+            if keys:
+                msg += f"; known keys: {', '.join(keys)}"
+        elif e["type"] == "literal_error":
+            expected = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+            msg += _did_you_mean(e.get("input"), expected)
+        found.append((loc, msg, e["type"]))
+    lines = [f"invalid config {path}"]
+    for loc, msg, kind in found:
+        noise = kind in _UNION_NOISE and any(
+            other[:len(loc)] == loc and other_kind not in _UNION_NOISE
+            for other, _, other_kind in found)
+        if not noise:
+            lines.append(f"  {_where(loc, raw)}: {msg}")
     return "\n".join(lines)
 
 
@@ -292,4 +438,4 @@ def load_config(path: str | Path, **overrides: object) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(_format_errors(path, exc, raw)) from None

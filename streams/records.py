@@ -1,5 +1,8 @@
 """Wire records: the JSON that crosses topics, as pydantic models (JSON Schema comes from here).
 
+The learner's records (``training``, ``model.versions``, ``model.audit``) are defined in
+:mod:`governance.records`; :func:`json_schemas` ships all of them.
+
 ``events`` carries objects shaped by the configured :class:`~streams.config.EventSchema`
 (validated by :mod:`streams.validation`); the other records are fixed by this module.
 Times are integer epoch milliseconds in UTC.
@@ -24,6 +27,8 @@ from pydantic import (
     create_model,
 )
 
+from governance.records import Source
+from governance.records import json_schemas as governance_schemas
 from streams.config import EventSchema
 
 FeatureValue = int | float | None
@@ -32,14 +37,6 @@ _JSON = msgspec.json.Encoder()
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Source(_Record):
-    """Where a record came from: its topic, partition and offset."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 class Label(_Record):
@@ -150,21 +147,10 @@ def dead_letter_overhead_bytes(max_payload_bytes: int) -> int:
     return 4 * ((max_payload_bytes + 2) // 3) + 4096
 
 
-class ModelVersion(_Record):
-    """A snapshot of the online model on the compacted ``model.versions`` topic."""
-
-    model_version: str
-    feature_set: str
-    labels_learned: int
-    created_at: int = Field(description="Wall-clock time, epoch ms UTC")
-    model_pickle_base64: str = Field(description="The River pipeline, pickled")
-
-
 WIRE_MODELS: dict[str, type[BaseModel]] = {
     "label": Label,
     "scored": ScoredRecord,
     "dead_letter": DeadLetter,
-    "model_version": ModelVersion,
 }
 
 
@@ -200,6 +186,7 @@ def json_schemas(schema: EventSchema | None = None) -> dict[str, dict[str, Any]]
     """JSON Schema of every wire record, generated from the models above (and, given an
     event schema from a config, of its events too)."""
     out = {name: model.model_json_schema() for name, model in WIRE_MODELS.items()}
+    out.update(governance_schemas())
     if schema is not None:
         out["event"] = event_model(schema).model_json_schema()
     return out

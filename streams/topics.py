@@ -1,15 +1,16 @@
 """Topic administration and reads outside the Faust loop (kafka-python).
 
-``ensure_topics`` creates the configured topics with the right partitioning before a worker
-or simulator starts (events and labels co-partitioned; model versions compacted).
-``latest_model_version`` reads the compacted model topic so a restarted worker resumes
-with the model it had.
+``ensure_topics`` creates the configured topics with the right partitioning before a worker,
+the learner or the simulator starts (events and labels co-partitioned; the scorer's
+changelogs with the partitions of its input; model versions and the learner's snapshot
+compacted; the training log and the audit trail kept forever). ``read_all`` reads a
+one-partition topic from its start to its end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
@@ -17,7 +18,6 @@ from kafka.errors import TopicAlreadyExistsError
 
 from streams.config import Config
 from streams.kafka_clients import kafka_python_options
-from streams.records import ModelVersion
 
 #: The scorer's tables (Faust names their changelogs ``<app id>-<table>-changelog``).
 SCORER_TABLES = ("entities", "pending", "held", "partitions")
@@ -43,9 +43,12 @@ def ensure_topics(config: Config) -> list[str]:
         t.labels: (t.partitions, {}),
         t.scored: (t.partitions, {}),
         t.dlq: (1, {}),
-        t.training: (1, {}),
+        # The training log is the lineage of every version: kept forever, never compacted.
+        t.training: (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
         t.model_versions: (1, compact),
-        t.model_audit: (1, {}),
+        t.model_audit: (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
+        t.model_commands: (1, {}),
+        t.learner_state: (1, compact),
         **{name: (t.partitions, compact) for name in changelog_topics(config)},
     }
     admin = KafkaAdminClient(**kafka_python_options(config), client_id="streambed-admin")
@@ -64,28 +67,29 @@ def ensure_topics(config: Config) -> list[str]:
         admin.close()
 
 
-def latest_model_version(config: Config, timeout_seconds: float = 10.0) -> ModelVersion | None:
-    """The newest snapshot on the model-versions topic for this config's name, if any."""
-    consumer = KafkaConsumer(
-        **kafka_python_options(config),
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(timeout_seconds * 1000),
-    )
+def read_all(config: Config, topic: str, timeout_seconds: float = 10.0,
+             ) -> list[tuple[int, bytes | None, bytes | None, int]]:
+    """Every record of partition 0 of ``topic``, from its start to its current end:
+    ``(offset, key, value, timestamp_ms)``. Empty when the topic does not exist."""
+    consumer = KafkaConsumer(**kafka_python_options(config),
+                             enable_auto_commit=False, max_partition_fetch_bytes=8 << 20,
+                             fetch_max_bytes=64 << 20)
     try:
-        tp = TopicPartition(config.topics.model_versions, 0)
-        if consumer.partitions_for_topic(tp.topic) is None:
-            return None
+        if consumer.partitions_for_topic(topic) is None:
+            return []
+        tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
         end = consumer.end_offsets([tp])[tp]
-        latest: ModelVersion | None = None
-        while consumer.position(tp) < end:
-            batch = consumer.poll(timeout_ms=1000)
-            if not batch:
-                break
-            for msg in batch.get(tp, []):
-                if msg.key == config.name.encode() and msg.value:
-                    latest = ModelVersion.model_validate(json.loads(msg.value))
-        return latest
+        out = []
+        deadline = time.monotonic() + timeout_seconds
+        while consumer.position(tp) < end and time.monotonic() < deadline:
+            for msg in consumer.poll(timeout_ms=500).get(tp, []):
+                if msg.offset < end:
+                    out.append((msg.offset, msg.key, msg.value, msg.timestamp))
+        if consumer.position(tp) < end:
+            raise RuntimeError(f"could not read {topic} to its end ({end}) in "
+                               f"{timeout_seconds:.0f} s")
+        return out
     finally:
         consumer.close()

@@ -23,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -174,30 +175,74 @@ class EventValidator:
 
 
 def check_time_bounds(schema: EventSchema, field: str, value: Any, ts_ms: int,
-                      now_ms: int) -> None:
-    """Refuse absurd times: before ``min_time_ms`` or more than ``max_future`` after receipt."""
+                      now_ms: int, time_format: str | None = None) -> None:
+    """Refuse absurd times: before ``min_time_ms`` or more than ``max_future`` after receipt.
+
+    ``time_format`` is the format ``value`` was written in (default: the event schema's).
+    """
+    hint = unit_hint(value, time_format or schema.time_format)
     if ts_ms < schema.min_time_ms:
-        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is before min_time_ms")
+        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is before min_time_ms{hint}")
     if ts_ms > now_ms + schema.max_future_ms:
         raise _Reject("bad_timestamp",
-                      f"{field}: {_short(value)} is more than max_future ahead of receipt")
+                      f"{field}: {_short(value)} is more than max_future ahead of receipt{hint}")
+
+
+#: Epoch numbers by magnitude: from 1e8 (1973 in seconds) each unit is 1000 times the last.
+_UNITS = ((1e8, "seconds"), (1e11, "milliseconds"), (1e14, "microseconds"),
+          (1e17, "nanoseconds"), (1e20, None))
+_FORMAT_UNIT = {"epoch_seconds": "seconds", "epoch_ms": "milliseconds"}
+
+
+def unit_hint(value: Any, time_format: str) -> str:
+    """``" (looks like seconds, time_format is epoch_ms)"`` when a time looks written in
+    another unit or format than the configured one; ``""`` otherwise.
+
+    >>> unit_hint(1767225600, "epoch_ms")
+    ' (looks like seconds, time_format is epoch_ms)'
+    >>> unit_hint("2026-01-01T00:00:00", "epoch_ms")
+    ' (looks like ISO-8601, time_format is epoch_ms)'
+    >>> unit_hint(1767225600000, "epoch_ms")
+    ''
+    """
+    looks = None
+    if _is_number(value) and math.isfinite(value):
+        for (low, unit), (high, _) in pairwise(_UNITS):
+            if low <= abs(value) < high:
+                looks = f"epoch {unit}" if time_format == "iso8601" else unit
+        if looks == _FORMAT_UNIT.get(time_format):
+            looks = None
+    elif isinstance(value, str) and time_format != "iso8601":
+        text = value.strip()
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            looks = "a number written as text"
+        else:
+            try:
+                datetime.fromisoformat(text.replace("Z", "+00:00"))
+                looks = "ISO-8601"
+            except ValueError:
+                looks = None
+    return f" (looks like {looks}, time_format is {time_format})" if looks else ""
 
 
 def parse_event_time(value: Any, time_format: str, field: str = "ts") -> int:
     """An event's time in integer epoch milliseconds UTC, per the configured format."""
     if time_format == "iso8601":
         if not isinstance(value, str):
-            raise _Reject("wrong_type", f"{field}: expected an ISO-8601 string, got {value!r}")
+            raise _Reject("wrong_type", f"{field}: expected an ISO-8601 string, got {value!r}"
+                                        f"{unit_hint(value, time_format)}")
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise _Reject("bad_timestamp", f"{field}: {value!r} is not ISO-8601") from None
         if dt.tzinfo is None:
-            raise _Reject("bad_timestamp", f"{field}: {value!r} has no UTC offset")
+            raise _Reject("bad_timestamp",
+                          f"{field}: {value!r} has no UTC offset (add Z or +HH:MM)")
         return (dt - _EPOCH) // timedelta(milliseconds=1)
     if not _is_number(value):
         raise _Reject("wrong_type",
-                      f"{field}: expected a number ({time_format}), got {_short(value)}")
+                      f"{field}: expected a number ({time_format}), got {_short(value)}"
+                      f"{unit_hint(value, time_format)}")
     if abs(value) > _INT64 // 1000:  # before isfinite: a huge int overflows a float
         raise _Reject("bad_timestamp", f"{field}: {_short(value)} is not a plausible time")
     if not math.isfinite(value):
@@ -280,5 +325,5 @@ class LabelValidator:
         if ts is None:
             raise _Reject("missing_field", "ts: field required")
         ts_ms = parse_event_time(ts, "epoch_ms", "ts")
-        check_time_bounds(self.schema, "ts", ts, ts_ms, now_ms)
+        check_time_bounds(self.schema, "ts", ts, ts_ms, now_ms, "epoch_ms")
         return ValidLabel(event_id, entity_id, int(label), ts_ms)

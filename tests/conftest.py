@@ -67,7 +67,9 @@ def topic_config(kafka_bootstrap: str, tmp_path: Path) -> Path:
     raw["name"] = f"t{suffix}"
     raw["broker"] = f"kafka://{kafka_bootstrap}"
     raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
-    raw["topics"]["model_versions"] = f"model.versions.{suffix}"
+    for name in ("training", "model_versions", "model_audit", "model_commands",
+                 "learner_state"):
+        raw["topics"][name] = f"{name}.{suffix}"
     raw["topics"]["partitions"] = 2
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -79,8 +81,8 @@ def worker_factory(tmp_path: Path) -> Iterator:
     """Start ``streambed worker`` processes; all are stopped when the test ends."""
     started: list[Worker] = []
 
-    def make(config: Path, web_port: int) -> Worker:
-        w = Worker(config, web_port, tmp_path / f"worker-{web_port}")
+    def make(config: Path, web_port: int, role: str = "worker") -> Worker:
+        w = Worker(config, web_port, tmp_path / f"{role}-{web_port}", role)
         started.append(w)
         w.start()
         return w

@@ -43,8 +43,10 @@ def port_is_free(port: int) -> bool:
 class Worker:
     """``streambed worker`` as a child process with its own data directory and log."""
 
-    def __init__(self, config: Path, web_port: int, data_dir: Path) -> None:
+    def __init__(self, config: Path, web_port: int, data_dir: Path, role: str = "worker",
+                 ) -> None:
         self.config, self.web_port, self.data_dir = config, web_port, data_dir
+        self.role = role
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.with_suffix(".log")
 
@@ -52,7 +54,7 @@ class Worker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--config", str(self.config),
+            [sys.executable, "-m", "streams.cli", self.role, "--config", str(self.config),
              "--web-port", str(self.web_port), "--data-dir", str(self.data_dir),
              "--loglevel", os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
@@ -84,6 +86,12 @@ class Worker:
                                                for k, v in labels.items()):
                     return sample.value
         return 0.0
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group (the supervisor and its worker): a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -1,10 +1,12 @@
 """``make demo``: the whole slice on a real broker, start to finish, in about a minute.
 
-Starts a fresh local Kafka broker, one worker, and the simulator (with malformed records,
-and feature drift plus a group disparity injected part-way through); shows progress from
-the worker's own /metrics; waits until every record is accounted for; prints a summary
-whose last line reads ``demo: events=N scored=N rejected=N labels=N model_version=V``;
-and stops everything it started, even on failure or Ctrl-C.
+Starts a fresh local Kafka broker, one scorer, one learner, and the simulator (with
+malformed records, and feature drift plus a group disparity injected part-way through);
+shows progress from their own /metrics; waits until every record is accounted for and the
+learner has read the whole training log; prints drift, parity, latency, every lifecycle
+decision with its reason (promotions and holds), and a summary whose last line reads
+``demo: events=N scored=N rejected=N labels=N joined=N model_version=V``; and stops
+everything it started, even on failure or Ctrl-C. The two roles run as two processes.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.config import load_config
+from governance import AuditRecord
+from streams.config import Config, load_config
 from streams.devtools.kafka_local import BrokerOptions, start, stop
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.devtools.sinks import KafkaSink, Pacer
+from streams.topics import ensure_topics
 
 DEADLINE_SECONDS = 150.0
 
@@ -47,6 +51,20 @@ def _model_version(m: dict) -> str:
     return "?"
 
 
+def _spawn(role: str, args: argparse.Namespace, url: str, port: int) -> tuple[
+        subprocess.Popen[bytes], Path]:
+    log_path = args.workdir / f"{role}.log"
+    print(f"demo: starting the {role} (log {log_path})", flush=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", role, "--config", args.config,
+         "--broker", url, "--web-port", str(port),
+         "--data-dir", str(args.workdir / role)],
+        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        start_new_session=True,
+    )
+    return proc, log_path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default="examples/quickstart.yaml")
@@ -54,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=250.0)
     p.add_argument("--port", type=int, default=29092)
     p.add_argument("--web-port", type=int, default=6066)
+    p.add_argument("--learner-port", type=int, default=6067)
     p.add_argument("--workdir", type=Path, default=Path("var/demo"))
     args = p.parse_args(argv)
     began = time.monotonic()
@@ -63,21 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     broker = BrokerOptions(port=args.port, data_dir=args.workdir / "kafka")
     url = f"kafka://{broker.bootstrap}"
     config = load_config(args.config, broker=url)
-    worker: subprocess.Popen[bytes] | None = None
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         start(broker, log=lambda line: print(f"demo: {line}", flush=True))
-        log_path = args.workdir / "worker.log"
-        print(f"demo: starting worker (log {log_path})", flush=True)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--config", args.config,
-             "--broker", url, "--web-port", str(args.web_port),
-             "--data-dir", str(args.workdir / "worker")],
-            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-            start_new_session=True,
-        )
-        _wait_for_worker(args.web_port, worker, log_path)
-        print(f"demo: worker serving metrics at http://127.0.0.1:{args.web_port}/metrics",
-              flush=True)
+        ensure_topics(config)
+        for role, port in (("worker", args.web_port), ("learner", args.learner_port)):
+            proc, log_path = _spawn(role, args, url, port)
+            procs.append(proc)
+            _wait_for_worker(port, proc, log_path)
+        print(f"demo: scorer metrics at http://127.0.0.1:{args.web_port}/metrics, learner "
+              f"at http://127.0.0.1:{args.learner_port}/metrics", flush=True)
 
         opts = SimulationOptions(count=args.count, seed=42, entities=300,
                                  malformed_ratio=0.03, drift_at=0.6, disparity_at=0.6,
@@ -93,30 +107,33 @@ def main(argv: list[str] | None = None) -> int:
                     pacer.tick()
                 if time.monotonic() - last_report >= 3:
                     last_report = time.monotonic()
-                    _progress(sent, _scrape(args.web_port))
+                    _progress(sent, _scrape(args.web_port), _scrape(args.learner_port))
 
         deadline = began + DEADLINE_SECONDS
         while time.monotonic() < deadline:
-            metrics = _scrape(args.web_port)
+            metrics, learned = _scrape(args.web_port), _scrape(args.learner_port)
             seen = sum(_get(metrics, "streambed_events_total", outcome=o)
                        for o in ("scored", "rejected", "late"))
             labels_done = sum(
                 _get(metrics, "streambed_labels_total", outcome=o)
                 for o in ("joined", "unmatched", "duplicate", "expired", "invalid"))
-            if seen >= sent["events"] and labels_done >= sent["labels"]:
+            examples = _get(metrics, "streambed_training_examples_total")
+            if (seen >= sent["events"] and labels_done >= sent["labels"]
+                    and _get(learned, "streambed_learner_next_offset") >= examples):
                 break
             time.sleep(1)
-        time.sleep(3)  # let the monitors' timer refresh the gauges once more
-        metrics = _scrape(args.web_port)
-        _report(sent, metrics, time.monotonic() - began)
+        time.sleep(3)  # let the monitors' timers refresh the gauges once more
+        _report(sent, _scrape(args.web_port), _scrape(args.learner_port), config,
+                time.monotonic() - began)
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
         stop(broker, log=lambda line: print(f"demo: {line}", flush=True))
 
 
@@ -124,23 +141,26 @@ def _wait_for_worker(port: int, worker: subprocess.Popen[bytes], log_path: Path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise SystemExit(f"demo: the worker exited:\n{log_path.read_text()[-3000:]}")
+            raise SystemExit(f"demo: it exited:\n{log_path.read_text()[-3000:]}")
         try:
             _scrape(port)
             return
         except OSError:
             time.sleep(0.5)
-    raise SystemExit("demo: the worker did not serve /metrics within 60s")
+    raise SystemExit(f"demo: nothing served /metrics on port {port} within 60s")
 
 
-def _progress(sent: dict[str, int], m: dict) -> None:
-    print(f"demo: sent events={sent['events']} labels={sent['labels']} | worker scored="
+def _progress(sent: dict[str, int], m: dict, learner: dict) -> None:
+    print(f"demo: sent events={sent['events']} labels={sent['labels']} | scorer scored="
           f"{_get(m, 'streambed_events_total', outcome='scored'):.0f} rejected="
           f"{_get(m, 'streambed_events_total', outcome='rejected'):.0f} joined="
-          f"{_get(m, 'streambed_labels_total', outcome='joined'):.0f}", flush=True)
+          f"{_get(m, 'streambed_labels_total', outcome='joined'):.0f} | learner learned="
+          f"{_get(learner, 'streambed_learner_examples_total', outcome='learned'):.0f}",
+          flush=True)
 
 
-def _report(sent: dict[str, int], m: dict, took: float) -> None:
+def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
+            took: float) -> None:
     scored = _get(m, "streambed_events_total", outcome="scored")
     rejected = _get(m, "streambed_events_total", outcome="rejected")
     late = _get(m, "streambed_events_total", outcome="late")
@@ -150,14 +170,30 @@ def _report(sent: dict[str, int], m: dict, took: float) -> None:
     print("demo: drift psi by feature: " + ", ".join(
         f"{dict(lab)['feature']}={v:.2f}" for (n, lab), v in sorted(m.items())
         if n == "streambed_feature_drift_psi"), flush=True)
-    print("demo: demographic parity ratio: " + ", ".join(
-        f"{dict(lab)['attribute']}={v:.2f}" for (n, lab), v in sorted(m.items())
+    print("demo: demographic parity ratio (learner, all partitions): " + ", ".join(
+        f"{dict(lab)['attribute']}={v:.2f}" for (n, lab), v in sorted(learner.items())
         if n == "streambed_demographic_parity_ratio"), flush=True)
-    print(f"demo: mean scoring latency {1000 * total / max(count, 1):.1f} ms over "
-          f"{count:.0f} records; took {took:.0f}s", flush=True)
+    print(f"demo: mean event latency (produce to acknowledged) {1000 * total / max(count, 1):.1f}"
+          f" ms over {count:.0f} records; took {took:.0f}s", flush=True)
+    decisions = _decisions(config)
+    for record in decisions:
+        if record.decision.value in ("promote", "hold", "rollback", "bootstrap"):
+            print(f"demo: {record.decision.value:9} {record.version}: {record.reason}",
+                  flush=True)
+    counts = {d: sum(r.decision.value == d for r in decisions)
+              for d in ("promote", "hold")}
+    cut = sum(1 for r in decisions if r.decision.value in ("promote", "hold", "await_review"))
+    print(f"demo: versions cut={cut} promoted={counts['promote']} held={counts['hold']} "
+          f"champion={_model_version(m)}", flush=True)
     print(f"demo: events={sent['events']} scored={scored:.0f} rejected={rejected + late:.0f} "
           f"late={late:.0f} labels={sent['labels']} joined={joined:.0f} "
           f"model_version={_model_version(m)}", flush=True)
+
+
+def _decisions(config: Config) -> list[AuditRecord]:
+    from streams.learner.commands import audit_records
+
+    return sorted(audit_records(config), key=lambda r: int(r.audit_id.rsplit(":", 1)[-1]))
 
 
 if __name__ == "__main__":

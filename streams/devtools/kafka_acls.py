@@ -5,10 +5,10 @@ this list is the whole trust boundary (docs/operations.md, "Trust boundary"):
 
 - the service principal (``streambed``) reads, creates and describes its input topics
   (``events``, ``labels``) without writing them; reads, writes, creates and describes its
-  outputs (``scored``, ``events.dlq``, ``training``, ``model.versions``, ``model.audit``)
-  and the topics and consumer groups under its application prefix (``streambed-<name>``:
-  the tables' changelogs, Faust's leader topic, the scorer's and the learner's groups);
-  and uses transactional ids under that prefix;
+  outputs (``scored``, ``events.dlq``, ``training``, ``model.versions``, ``model.audit``,
+  ``model.commands``, ``model.learner``) and the topics and consumer groups under its
+  application prefix (``streambed-<name>``: the tables' changelogs, Faust's leader topic,
+  the scorer's and the learner's groups); and uses transactional ids under that prefix;
 - the input principal (``analyst``) writes ``events`` and ``labels``, reads ``scored``, and
   uses consumer groups named ``scored-*``; nothing else;
 - the broker user (``admin``) is a super user and needs no ACL.
@@ -60,7 +60,7 @@ def _grants(topics: Topics, app_prefix: str) -> list[Grant]:
     service, reader = f"User:{SERVICE_USER}", f"User:{INPUT_USER}"
     inputs = [topics.events, topics.labels]
     outputs = [topics.scored, topics.dlq, topics.training, topics.model_versions,
-               topics.model_audit]
+               topics.model_audit, topics.model_commands, topics.learner_state]
     return [
         *[(service, topic, name, literal, SERVICE_INPUT_OPS) for name in inputs],
         *[(service, topic, name, literal, SERVICE_TOPIC_OPS) for name in outputs],

@@ -1,82 +1,316 @@
-"""``streambed replay``: history (Kafka topics or files) → a point-in-time training set."""
+"""``streambed replay``: history (Kafka topics or files) → a point-in-time training set.
+
+Every argument is checked before any work: a usage error is one line on stderr and exit
+status 2. A replay that accepts nothing, or yields no rows, fails with status 1 and shows
+why with examples; otherwise status 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from streams.config import Config
+
+EPILOG = """\
+order:
+  arrival     what the worker computed: each partition in offset order, late events (older
+              than the partition's watermark minus event.allowed_lateness) left out. Records
+              of a file keep their file order within a partition; the partition is the one
+              Kafka's default partitioner (murmur2 of the entity key's UTF-8 bytes) gives
+              with topics.partitions, or the file's 'partition' column when it has one. So a
+              file replays exactly as it would after being produced to the topic in file
+              order: a file sorted by entity is not an arrival order (use event-time).
+  event-time  the ideal: every accepted event, applied in event-time order.
+
+time bounds (--since/--until, epoch ms or ISO-8601 with an offset, e.g. 2026-01-01T00:00Z):
+  on EVENT time, never broker time: rows are the events with since <= ts < until; every
+  event read feeds the features. With --from-kafka, reading starts at the offsets whose
+  broker timestamp is since - allowed_lateness - warmup, and each partition stops once its
+  watermark passes until + allowed_lateness (later records before --until would be late).
+
+split (--split "train:<2026-01-10T00:00Z,valid:<2026-01-12T00:00Z,test"):
+  one file per part by event time (--out ds.parquet writes ds.train.parquet, ...; or put
+  {part} in --out). With --gap D the next part starts D after the previous ends; an example
+  whose label became known at or after the next part's start is dropped.
+
+exit status: 0 done; 1 nothing accepted, no rows, or a source failed; 2 usage or config error.
+"""
+
+
+class UsageError(ValueError):
+    """A bad command line: reported in one line, exit status 2, before any work."""
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """argparse's own usage errors in one line (no usage block), exit status 2."""
+    def error(message: str) -> None:
+        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+    parser.error = error  # type: ignore[method-assign,assignment]
 
 
 def add_replay_parser(sub: Any) -> None:
     r = sub.add_parser(
-        "replay", help="replay history into a point-in-time training set (Parquet/CSV)")
+        "replay", help="replay history into a point-in-time training set (Parquet/CSV)",
+        description="Replay history (a file or the configured Kafka topics) through the "
+                    "worker's validation and feature definitions into a training set.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    one_line_errors(r)
     r.add_argument("--config", required=True)
     r.add_argument("--broker", help="override the config's broker URL")
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--events", help="events file: .jsonl, .csv or .parquet")
     src.add_argument("--from-kafka", action="store_true", help="read the configured topics")
-    r.add_argument("--since", help="with --from-kafka: from this time (epoch ms or ISO-8601)")
-    r.add_argument("--until", help="with --from-kafka: up to this time, exclusive")
+    r.add_argument("--since", help="keep events with event time >= this (epoch ms or "
+                                   "ISO-8601 with an offset)")
+    r.add_argument("--until", help="keep events with event time < this")
+    r.add_argument("--warmup", help="with --from-kafka --since: also read this much earlier "
+                                    "history (e.g. 1d) so windows have their events")
     r.add_argument("--labels", help="labels file, or 'kafka' for the labels topic; "
                                     "one row per labelled event")
+    r.add_argument("--with-online", action="store_true",
+                   help="with --from-kafka: add online_score, online_decision and "
+                        "online_model_version from the scored topic")
     r.add_argument("--order", choices=["arrival", "event-time"], default="arrival",
-                   help="arrival: exactly what the worker computed; event-time: the ideal")
+                   help="arrival: exactly what the worker computed (a file: row order "
+                        "within the entity key's Kafka partition); event-time: the ideal")
     r.add_argument("--out", required=True, help="output file: .parquet or .csv")
+    r.add_argument("--split", help="parts by event time, e.g. 'train:<T1,valid:<T2,test'")
+    r.add_argument("--gap", help="with --split: time between parts, e.g. 1d")
     r.add_argument("--features", help="only these features (comma-separated names)")
-    r.add_argument("--reference", help="also write a drift reference (JSON) of the features")
+    r.add_argument("--no-attributes", action="store_true",
+                   help="leave the event attributes out of the output")
+    r.add_argument("--reference", help="also write a drift reference (.json) of the features "
+                                       "(of the first part, with --split)")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_replay)
 
 
+@dataclass
+class Plan:
+    """The checked command line: everything replay needs, nothing left to fail on usage."""
+
+    config: Config
+    since_ms: int | None
+    until_ms: int | None
+    warmup_ms: int
+    outputs: dict[str | None, Path]  # part name (None: the whole frame) → file
+    split: Any = None
+
+
+def _time(option: str, value: str | None) -> int | None:
+    from streams.replay import parse_time_ms
+
+    if value is None:
+        return None
+    try:
+        return parse_time_ms(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _duration(option: str, value: str | None) -> int:
+    from features import parse_duration_ms
+
+    if value is None:
+        return 0
+    try:
+        return parse_duration_ms(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _existing(option: str, value: str, kinds: tuple[str, ...]) -> None:
+    path = Path(value)
+    if path.suffix.lower() not in kinds:
+        raise UsageError(f"{option} {value}: unknown file type {path.suffix or '(none)'!r}: "
+                         f"use {', '.join(kinds)}")
+    if not path.is_file():
+        raise UsageError(f"{option} {value}: no such file")
+
+
+def part_path(out: Path, part: str) -> Path:
+    """Where a part of a split goes: ``{part}`` in ``out`` replaced, or ``stem.part.ext``.
+
+    >>> part_path(Path("sets/ds.parquet"), "train").as_posix()
+    'sets/ds.train.parquet'
+    >>> part_path(Path("sets/{part}.csv"), "test").as_posix()
+    'sets/test.csv'
+    """
+    if "{part}" in str(out):
+        return Path(str(out).replace("{part}", part))
+    return out.with_name(f"{out.stem}.{part}{out.suffix}")
+
+
+def check_args(args: argparse.Namespace, config: Config) -> Plan:
+    """Every usage rule, before any work; raises :class:`UsageError`."""
+    from streams.replay import check_output_path, parse_split, select_features
+
+    kafka_only = [name for name, given in (("--labels kafka", args.labels == "kafka"),
+                                           ("--with-online", args.with_online),
+                                           ("--warmup", args.warmup)) if given]
+    if kafka_only and not args.from_kafka:
+        raise UsageError(f"{', '.join(kafka_only)} need(s) --from-kafka")
+    if args.warmup and not args.since:
+        raise UsageError("--warmup needs --since (it reaches back before it)")
+    if args.gap and not args.split:
+        raise UsageError("--gap needs --split")
+    if args.events:
+        _existing("--events", args.events, (".jsonl", ".ndjson", ".json", ".csv", ".parquet",
+                                             ".pq"))
+    if args.labels and args.labels != "kafka":
+        _existing("--labels", args.labels, (".jsonl", ".ndjson", ".json", ".csv", ".parquet",
+                                            ".pq"))
+    since, until = _time("--since", args.since), _time("--until", args.until)
+    if since is not None and until is not None and since >= until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
+    warmup = _duration("--warmup", args.warmup)
+    if args.reference and Path(args.reference).suffix.lower() != ".json":
+        raise UsageError(f"--reference {args.reference}: a drift reference is a .json file")
+    if args.features:
+        try:
+            config = select_features(config, [n.strip() for n in args.features.split(",")])
+        except ValueError as exc:
+            raise UsageError(f"--features: {exc}") from None
+    try:
+        from streams.replay.history import output_columns
+
+        output_columns(config, not args.no_attributes)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    split = None
+    if args.split:
+        try:
+            split = parse_split(args.split, _duration("--gap", args.gap))
+        except UsageError:
+            raise
+        except ValueError as exc:
+            raise UsageError(f"--split: {exc}") from None
+    try:
+        out = check_output_path(args.out)
+        outputs: dict[str | None, Path] = {None: out}
+        if split is not None:
+            outputs = {name: check_output_path(part_path(out, name)) for name in split.names}
+    except ValueError as exc:
+        raise UsageError(f"--out: {exc}") from None
+    if "{part}" in args.out and split is None:
+        raise UsageError("--out has {part} but there is no --split")
+    return Plan(config, since, until, warmup, outputs, split)
+
+
 def _replay(args: argparse.Namespace) -> int:
     from streams.cli import _config
-    from streams.replay import (
-        labels_from_records,
-        parse_time_ms,
-        read_events_file,
-        read_labels_file,
-        read_topic,
-        replay,
-        required_columns,
-        select_features,
-        write_frame,
-    )
 
     config = _config(args)
-    if not args.from_kafka and (args.since or args.until or args.labels == "kafka"):
-        print("streambed: --since, --until and --labels kafka need --from-kafka",
-              file=sys.stderr)
+    try:
+        plan = check_args(args, config)
+    except UsageError as exc:
+        print(f"streambed replay: error: {exc}", file=sys.stderr)
         return 2
     began = time.monotonic()
     try:
-        if args.features:
-            config = select_features(config, [n.strip() for n in args.features.split(",")])
-        if args.from_kafka:
-            since = parse_time_ms(args.since) if args.since else None
-            until = parse_time_ms(args.until) if args.until else None
-            records = read_topic(config, config.topics.events, since_ms=since, until_ms=until,
-                                 progress=not args.no_progress)
-        else:
-            records = read_events_file(args.events, required_columns(config))
-        labels = None
-        if args.labels == "kafka":
-            labels = labels_from_records(read_topic(config, config.topics.labels,
-                                                    progress=not args.no_progress))
-        elif args.labels:
-            labels = read_labels_file(args.labels)
-        result = replay(config, records, labels=labels, order=args.order,
-                        progress=not args.no_progress)
+        result = _run(args, plan)
     except (ValueError, FileNotFoundError, TimeoutError) as exc:
-        print(f"streambed: {exc}", file=sys.stderr)
+        print(f"streambed replay: {exc}", file=sys.stderr)
         return 1
-    write_frame(result.frame, args.out)
+    return _report(args, plan, result, time.monotonic() - began)
+
+
+def _run(args: argparse.Namespace, plan: Plan) -> Any:
+    from streams.replay import (
+        labels_from_records,
+        read_events_file,
+        read_events_topic,
+        read_labels_file,
+        read_online,
+        read_start_ms,
+        read_topic,
+        replay,
+    )
+
+    config, progress = plan.config, not args.no_progress
+    if args.from_kafka:
+        records = read_events_topic(config, since_ms=plan.since_ms, until_ms=plan.until_ms,
+                                    warmup_ms=plan.warmup_ms, progress=progress)
+    else:
+        records = read_events_file(args.events, config)
+    labels = online = None
+    if args.labels == "kafka":
+        labels = labels_from_records(read_topic(
+            config, config.topics.labels, progress=progress,
+            from_broker_ms=read_start_ms(config, plan.since_ms, plan.warmup_ms)))
+    elif args.labels:
+        labels = read_labels_file(args.labels)
+    if args.with_online:
+        online, unreadable = read_online(config, since_ms=plan.since_ms,
+                                         warmup_ms=plan.warmup_ms, progress=progress)
+        if unreadable:
+            print(f"replay: {unreadable} scored record(s) could not be read; skipped",
+                  file=sys.stderr)
+    return replay(config, records, labels=labels, order=args.order, since_ms=plan.since_ms,
+                  until_ms=plan.until_ms, online=online, attributes=not args.no_attributes,
+                  split=plan.split, progress=progress)
+
+
+def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:
+    from streams.replay import write_frame
+
+    config = plan.config
+    rejected = " ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
+    summary = (f"replay: received={result.received} accepted={result.accepted} "
+               f"rows={len(result.frame)} rejected: {rejected}")
+    if plan.since_ms is not None or plan.until_ms is not None:
+        summary += f"; outside --since/--until (history only)={result.outside}"
+    examples = [f"  e.g. {example}" for example in result.examples[:6]]
+    failure = None
+    if result.accepted == 0:
+        failure = "nothing was accepted: every record was rejected"
+        if result.received == 0:
+            failure = "no records were read"
+    elif len(result.frame) == 0:
+        failure = ("no rows: no accepted event has a label (do the labels' event_ids match?)"
+                   if args.labels else "no rows: no accepted event is inside --since/--until")
+    if failure:
+        print(summary, file=sys.stderr)
+        print(f"streambed replay: {failure}; nothing written", file=sys.stderr)
+        print("\n".join(examples), file=sys.stderr)
+        return 1
+    lines = [summary, *examples]
+    if result.rejected.get("late") and args.events and args.order == "arrival":
+        lines.append(f"  note: arrival order of a file is its row order within each "
+                     f"partition ({config.topics.partitions}, by entity key); if the file "
+                     f"is not in arrival order, use --order event-time")
+    if args.with_online:
+        scored = int(result.frame["online_score"].notna().sum())
+        lines.append(f"  online: {scored} of {len(result.frame)} rows have a scored record")
+    if plan.split is None:
+        write_frame(result.frame, plan.outputs[None])
+        written = [str(plan.outputs[None])]
+        reference_frame = result.frame
+    else:
+        written = []
+        splits = result.splits
+        for name, part in splits.parts.items():
+            write_frame(part, plan.outputs[name])
+            written.append(str(plan.outputs[name]))
+            dropped = splits.label_too_late.get(name)
+            note = f"; {dropped} dropped, label known after the next part began" \
+                if dropped else ""
+            empty = " (EMPTY)" if len(part) == 0 else ""
+            lines.append(f"  {name}: {len(part)} rows{empty} -> {plan.outputs[name]}{note}")
+        if splits.in_gap:
+            lines.append(f"  in a gap between parts (in no part): {splits.in_gap} rows")
+        reference_frame = next(iter(splits.parts.values()))
     if args.reference:
         from monitors import write_reference
 
-        write_reference(args.reference, result.frame, columns=config.features.names)
-    rejected = " ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
-    print(f"replay: received={result.received} accepted={result.accepted} "
-          f"rows={len(result.frame)} rejected: {rejected}; feature_set="
-          f"{config.features.identity}; wrote {args.out} in {time.monotonic() - began:.1f}s")
+        write_reference(args.reference, reference_frame, columns=config.features.names)
+    lines.append(f"feature_set={config.features.identity}; wrote {', '.join(written)} "
+                 f"in {seconds:.1f}s")
+    print("\n".join(lines))
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,13 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
 
-from monitors.metrics import Metrics
+from monitors.metrics import Metrics, add_standard_collectors
 from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.scorer.batch import BatchResult, InRecord
-from streams.scorer.champion import Champion
-from streams.scorer.gaps import GapReader
+from streams.scorer.champion import Champion, VersionBoard, VersionRefused
+from streams.scorer.gaps import GapReader, VersionFollower
 from streams.scorer.processor import Processor, Tables
 from streams.scorer.tables import StateTable
 
@@ -126,13 +127,16 @@ def create_app(
     config: Config,
     *,
     web_port: int = 6066,
+    web_host: str = "127.0.0.1",
     data_dir: Path = Path("var/worker"),
     champion: Champion | None = None,
     registry: CollectorRegistry | None = None,
 ) -> faust.App:
     """Build the scorer's Faust app for ``config`` (nothing connects until it runs)."""
     disable_created_metrics()  # *_created series only add noise to every scrape
-    registry = registry or CollectorRegistry()
+    if registry is None:
+        registry = CollectorRegistry()
+        add_standard_collectors(registry)
     metrics = Metrics(registry)
     monitoring = Monitoring(config.monitors, config.features.names, metrics)
     topics = config.topics
@@ -143,9 +147,11 @@ def create_app(
         broker_credentials=faust_credentials(config),
         store="memory://",
         datadir=str(data_dir),
-        web_host="127.0.0.1",
+        # Other scorers reach this one (table routing) at web_host: when it binds every
+        # interface (in a container), they reach it by its host name.
+        web_host=socket.gethostname() if web_host == "0.0.0.0" else web_host,
         web_port=web_port,
-        web_bind="127.0.0.1",
+        web_bind=web_host,
         topic_partitions=topics.partitions,
         topic_disable_leader=True,
         processing_guarantee="at_least_once",
@@ -180,8 +186,8 @@ def create_app(
     def decode_error(table_name: str, key: bytes, why: str) -> None:
         metrics.state_decode_errors.labels(table=table_name).inc()
 
-    processor = Processor(config, tables, champion or Champion.blank(
-        config.model, config.features.identity), on_decode_error=decode_error)
+    bootstrap = Champion.bootstrap(config.model.spec, config.features.identity)
+    processor = Processor(config, tables, champion or bootstrap, on_decode_error=decode_error)
     metrics.set_model(processor.champion.version, config.features.identity)
     publisher = Publisher(app, metrics)
     gap_reader = GapReader(aiokafka_options(config))
@@ -245,9 +251,46 @@ def create_app(
         metrics.skipped_offsets.inc(len(records))
         return records
 
+    board = VersionBoard(config.features.identity, config.model.spec)
+    champion_loaded = asyncio.Event()
+
+    def adopt(champion: Champion) -> None:
+        if champion.version != processor.champion.version:
+            log.warning("scoring with model version %s (was %s)", champion.version,
+                        processor.champion.version)
+        processor.champion = champion
+        metrics.set_model(champion.version, config.features.identity)
+
+    @app.task
+    async def follow_model_versions() -> None:
+        """Read ``model.versions`` from its start, adopt the champion, then follow it:
+        a new champion serves from the next batch on, without a restart."""
+        follower = VersionFollower(aiokafka_options(config), topics.model_versions)
+        try:
+            async for batch, caught_up in follower.batches():
+                for raw in batch:
+                    try:
+                        board.add(raw)
+                    except VersionRefused as exc:
+                        metrics.model_versions_refused.inc()
+                        log.error("model.versions: refused a record: %s", exc)
+                record = board.champion_record()
+                serving = record.version if record else bootstrap.version
+                try:
+                    if serving != processor.champion.version:
+                        adopt(board.champion())
+                except VersionRefused as exc:
+                    metrics.model_versions_refused.inc()
+                    log.error("model.versions: cannot serve the champion: %s", exc)
+                if caught_up:
+                    champion_loaded.set()
+        finally:
+            await follower.close()
+
     @app.agent(events_topic, concurrency=1)
     async def score_events(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS):
+            await champion_loaded.wait()  # never score with a model that is not the champion
             records = [in_record(e.message) for e in events]
             metrics.batch_records.observe(len(records))
             now = time.monotonic()
@@ -318,8 +361,8 @@ def create_app(
         if app.rebalancing or getattr(app, "in_recovery", False) \
                 or not app.tables.recovery.completed.is_set():
             return False, "tables are being recovered from their changelogs"
-        if processor.champion is None:
-            return False, "no champion loaded"
+        if not champion_loaded.is_set():
+            return False, "the champion is not loaded yet from model.versions"
         return True, "ready"
 
     @app.page("/health")

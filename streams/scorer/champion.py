@@ -1,59 +1,56 @@
 """The model a scorer serves: the current champion, read-only, swapped between batches.
 
-A scorer never learns. It scores with the champion that the learner (or a person)
-promoted on ``model.versions``; until there is one it scores with the blank model of the
-configured kind (version ``<feature_set>-v0``: every score 0.5). :meth:`Champion.score_many`
-scores one batch; a new champion replaces the object between batches, so every scored
-record names the version that scored it.
+A scorer never learns. It scores with the champion the learner (or a person) promoted on
+``model.versions``; until there is one it serves version 0, the untrained model of the
+configured spec (every score 0.5), under the same id the learner gives it. A new champion
+replaces the object between batches, so every scored record names the version that
+scored it. Scores come from :class:`governance.LogisticModel`, exactly as the learner
+computes them (same inputs, same order, same bits).
+
+:class:`VersionBoard` keeps the latest record of every version read from the compacted
+``model.versions`` topic and says which one is the champion. A record that is not a valid
+version (bad JSON, wrong shape, an artifact whose SHA-256 does not match) is refused and
+counted; nothing on the topic is ever unpickled or executed.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from river import compose, linear_model, optim, preprocessing
+from pydantic import ValidationError
 
-from streams.config import ModelConfig
-
-
-def blank_pipeline(config: ModelConfig) -> compose.Pipeline:
-    """The configured model with nothing learned: StandardScaler | LogisticRegression."""
-    return compose.Pipeline(
-        preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(optimizer=optim.SGD(config.learning_rate), l2=config.l2),
-    )
-
-
-def model_inputs(features: Mapping[str, Any], fill_null: float) -> dict[str, float]:
-    """What the model receives: numbers as floats, nulls (and non-numbers) as ``fill_null``."""
-    x = {}
-    for name, value in features.items():
-        if value is None or isinstance(value, str):
-            x[name] = fill_null
-        else:
-            x[name] = float(value)
-    return x
+from governance import (
+    ArtifactError,
+    LogisticModel,
+    ModelSpec,
+    ModelVersionRecord,
+    VersionStatus,
+    artifact_sha256,
+    version_id,
+)
 
 
 class Champion:
     """A model version that scores feature vectors; immutable once serving."""
 
-    def __init__(self, pipeline: compose.Pipeline, version: str, config: ModelConfig) -> None:
-        self.pipeline = pipeline
+    def __init__(self, model: LogisticModel, version: str) -> None:
+        self.model = model
         self.version = version
-        self.threshold = config.threshold
-        self.fill_null = config.fill_null
+        self.threshold = model.spec.threshold
 
     @classmethod
-    def blank(cls, config: ModelConfig, feature_set: str) -> Champion:
-        return cls(blank_pipeline(config), f"{feature_set}-v0", config)
+    def bootstrap(cls, spec: ModelSpec, feature_set: str) -> Champion:
+        """Version 0: the untrained model, the first champion of every lineage."""
+        return cls(LogisticModel(spec), version_id(feature_set, spec, 0))
+
+    @classmethod
+    def of(cls, record: ModelVersionRecord) -> Champion:
+        return cls(LogisticModel.from_artifact(record.artifact), record.version)
 
     def score_one(self, features: Mapping[str, Any]) -> float:
-        proba = self.pipeline.predict_proba_one(model_inputs(features, self.fill_null))
-        score = float(proba.get(True, 0.0))
-        if not 0.0 <= score <= 1.0 or math.isnan(score):
+        score, _ = self.model.score(features)
+        if not 0.0 <= score <= 1.0:  # NaN fails both comparisons too
             raise ValueError(f"the model gave {score!r}, not a probability")
         return score
 
@@ -62,3 +59,57 @@ class Champion:
 
     def decision(self, score: float) -> int:
         return int(score >= self.threshold)
+
+
+class VersionRefused(ValueError):
+    """A record on ``model.versions`` that is not a valid, intact version."""
+
+
+def read_version(raw: bytes) -> ModelVersionRecord:
+    """Decode and check one ``model.versions`` record (plain JSON, never code)."""
+    try:
+        record = ModelVersionRecord.model_validate_json(raw)
+    except (ValidationError, ValueError) as exc:
+        raise VersionRefused(f"not a model version record: {str(exc).splitlines()[0]}") \
+            from None
+    if artifact_sha256(record.artifact.model_dump(mode="json")) != record.artifact_sha256:
+        raise VersionRefused(f"{record.version}: the artifact does not match its SHA-256")
+    return record
+
+
+class VersionBoard:
+    """The latest record of each version seen, and the champion among them."""
+
+    def __init__(self, feature_set: str, spec: ModelSpec) -> None:
+        self.feature_set = feature_set
+        self.spec = spec
+        self.records: dict[str, ModelVersionRecord] = {}
+        self.refused = 0
+
+    def add(self, raw: bytes | None) -> bool:
+        """Take one record; False when refused (or a tombstone)."""
+        if raw is None:
+            return False
+        try:
+            record = read_version(raw)
+        except VersionRefused:
+            self.refused += 1
+            raise
+        self.records[record.version] = record
+        return True
+
+    def champion_record(self) -> ModelVersionRecord | None:
+        """The serving champion: the most recent version whose status is champion."""
+        champions = [r for r in self.records.values() if r.status is VersionStatus.CHAMPION]
+        if not champions:
+            return None
+        return max(champions, key=lambda r: (r.status_changed_at, r.sequence))
+
+    def champion(self) -> Champion:
+        record = self.champion_record()
+        if record is None:
+            return Champion.bootstrap(self.spec, self.feature_set)
+        try:
+            return Champion.of(record)
+        except ArtifactError as exc:
+            raise VersionRefused(f"{record.version}: {exc}") from None

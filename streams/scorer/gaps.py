@@ -11,7 +11,9 @@ partition's end with the next offset due once the partition has been idle for a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -66,6 +68,54 @@ class GapReader:
         except Exception:
             await self.close()
             raise
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+
+class VersionFollower:
+    """Reads a one-partition topic from its start, then follows it (no consumer group:
+    every scorer needs every record of ``model.versions``). ``client_options`` as for
+    :class:`GapReader`."""
+
+    def __init__(self, client_options: dict[str, Any], topic: str, poll_ms: int = 1000) -> None:
+        self.client_options = dict(client_options)
+        self.topic = topic
+        self.poll_ms = poll_ms
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def batches(self) -> AsyncIterator[tuple[list[bytes | None], bool]]:
+        """Yield ``(values, caught_up)``: caught_up once the end seen at start is reached.
+        A broken consumer (broker outage) is started afresh after a pause."""
+        tp = TopicPartition(self.topic, 0)
+        caught_up = False
+        while True:
+            try:
+                if self._consumer is None:
+                    self._consumer = AIOKafkaConsumer(
+                        **self.client_options, enable_auto_commit=False,
+                        group_id=None, max_partition_fetch_bytes=8 << 20)
+                    await self._consumer.start()
+                    self._consumer.assign([tp])
+                    await self._consumer.seek_to_beginning(tp)
+                    end = (await self._consumer.end_offsets([tp]))[tp]
+                    caught_up = caught_up or end == 0
+                    if caught_up:
+                        yield [], True
+                batch = await self._consumer.getmany(tp, timeout_ms=self.poll_ms)
+                records = batch.get(tp, [])
+                if not caught_up and await self._consumer.position(tp) >= end:
+                    caught_up = True
+                if records or caught_up:
+                    yield [r.value for r in records], caught_up
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception:
+                await self.close()
+                await asyncio.sleep(2.0)
 
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None

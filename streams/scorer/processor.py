@@ -36,6 +36,7 @@ from features.label_time import (
     pending_expired,
     pending_expiry_ms,
 )
+from monitors.impact import group_of
 from streams.config import Config
 from streams.scorer.batch import BatchResult, InRecord, ScoredObservation
 from streams.scorer.champion import Champion
@@ -127,7 +128,7 @@ class Processor:
         self.label_validator = LabelValidator(config.event)
         self.engine = FeatureEngine(config.features, config.event.allowed_lateness_ms)
         self.feature_set = config.features.identity
-        self.sensitive = list(config.monitors.sensitive_attributes)
+        self.sensitive = dict(config.monitors.sensitive_attributes)
         self.topics = config.topics
         self.max_payload = config.event.max_payload_bytes
         self.lateness_ms = config.event.allowed_lateness_ms
@@ -304,7 +305,7 @@ class Processor:
         ent.saw(checked.ts_ms, values)
         ent.applied.append(len(items))
         batch_ids[checked.event_id] = (rec.partition, rec.offset)
-        groups = {a: _as_group(checked.attrs.get(a)) for a in self.sensitive}
+        groups = {a: group_of(checked.attrs.get(a), g) for a, g in self.sensitive.items()}
         items.append(_Item(rec, checked, _finite(values), groups))
 
     def _replay(self, ent: _Entity, items: list[_Item]) -> EntityState:
@@ -518,11 +519,11 @@ class Processor:
             "label": label.label, "score": p.score, "decision": p.decision,
             "model_version": p.model_version, "feature_set": self.feature_set,
             "groups": p.groups, "event_ts": p.ts_ms, "label_ts": label.ts_ms,
+            "scored_at": p.scored_at,
             "event_source": {"topic": self.topics.events, "partition": p.partition,
                              "offset": p.offset},
             "label_source": {"topic": label.topic, "partition": label.partition,
                              "offset": label.offset},
-            "joined_at": now_ms,
         })
 
     # -- expiry (on a timer) -------------------------------------------------------------
@@ -595,6 +596,3 @@ def _held(label: ValidLabel, rec: InRecord) -> HeldLabel:
     return HeldLabel(entity_id=label.entity_id, label=label.label, ts_ms=label.ts_ms,
                      topic=rec.topic, partition=rec.partition, offset=rec.offset)
 
-
-def _as_group(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -66,7 +66,7 @@ class Pending(_Versioned, kw_only=True):
     score: float
     decision: int
     model_version: str
-    groups: dict[str, str | None]
+    groups: dict[str, str]
     scored_at: int
     labelled: bool = False
 

@@ -62,7 +62,9 @@ def sasl_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw["name"] = f"auth{suffix}"
     raw["broker"] = f"kafka://127.0.0.1:{port}"
     raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
-    raw["topics"]["model_versions"] = f"model.versions.{suffix}"
+    for name in ("training", "model_versions", "model_audit", "model_commands",
+                 "learner_state"):
+        raw["topics"][name] = f"{name}.{suffix}"
     raw["topics"]["partitions"] = 2
     raw["security"] = {"protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN",
                        "username": SERVICE_USER, "password_env": PASSWORD_ENV}
@@ -159,7 +161,7 @@ def test_only_the_service_principal_writes_the_services_outputs(
     config = _load(sasl_config)
     t = config.topics
     outputs = [t.scored, t.dlq, t.training, t.model_versions, t.model_audit,
-               *changelog_topics(config)]
+               t.model_commands, t.learner_state, *changelog_topics(config)]
     for topic in outputs:
         with pytest.raises(TopicAuthorizationFailedError):
             _write(sasl_broker, INPUT_USER, topic)

@@ -63,6 +63,13 @@ def _short_windows(config_path: Path) -> None:
     raw["monitors"]["refresh_seconds"] = 1
     raw["monitors"]["drift"].update(window_seconds=20, window_buckets=20)
     raw["monitors"]["impact"].update(window_seconds=20, window_buckets=20)
+    # Gates so loose that the learner promotes the version that learned the disparity:
+    # then the monitors, not the gates, must catch what the served decisions do.
+    raw["model"]["promotion"] = {"examples_per_version": 1500, "evaluation_window": 1500,
+                                 "parity_ratio_min": 0.01, "equalized_odds_max": 1.0,
+                                 "roc_auc_margin": 1.0, "log_loss_margin": 100.0,
+                                 "small_groups": "exclude", "min_label_examples": 1,
+                                 "min_group_examples": 1}
     config_path.write_text(yaml.safe_dump(raw))
 
 
@@ -99,6 +106,8 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_ar
 
     worker = Worker(topic_config, free_port(), tmp_path / "worker")
     worker.start()
+    learner = Worker(topic_config, free_port(), tmp_path / "learner", role="learner")
+    learner.start()
     mark("worker up")
     try:
         with WebhookReceiver() as receiver, \
@@ -181,4 +190,5 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_ar
             print(f"alerts before injection: {sorted(before)}; after: {sorted(after)}; "
                   f"notifications: {delivered}; seconds: {phases}")
     finally:
+        learner.stop()
         worker.stop()

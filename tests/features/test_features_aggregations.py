@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features import FeatureEngine, FeatureSet
 from features.aggregations import AGGREGATIONS, Count, Variance
+from features.spec import FIELDLESS, Aggregation
 
 EDGE = {"count": 0, "count_distinct": 0}
 
@@ -144,3 +146,29 @@ def test_count_merge_adds():
     b.update(None)
     a.merge(b)
     assert a.get() == 2
+
+
+def _classes():
+    for cls in AGGREGATIONS.values():
+        yield cls
+        if cls.windowed() is not cls and not cls.windowed().reads_window:
+            yield cls.windowed()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(numbers, max_size=12))
+def test_every_aggregation_state_round_trips_through_plain_data(values):
+    for cls in _classes():
+        agg = cls()
+        for i, x in enumerate(values):
+            agg.update(_input(cls.name, i, x))
+        data = msgspec.msgpack.decode(msgspec.msgpack.encode(agg.to_data()))
+        again = cls.from_data(data)
+        assert again.to_data() == agg.to_data() and _close(again.get(), agg.get()), cls
+
+
+def test_the_registry_names_every_aggregation_a_feature_can_declare():
+    assert list(AGGREGATIONS) == list(Aggregation.__args__)
+    for name, cls in AGGREGATIONS.items():
+        assert cls.name == name == cls.windowed().name
+        assert cls.reads_field() == (name not in FIELDLESS)

@@ -61,21 +61,22 @@ def test_state_encodes_and_stays_bounded_over_a_long_stream():
             state = engine.decode_state(engine.encode_state(state))
     sizes = {engine.plans[i].name: len(state.buffers[g]) for i, (g, _) in
              ((i, at) for i, at in enumerate(engine.group_of) if at)}
-    # Each buffer holds its window plus the lateness, cut in batches of an eighth: the
-    # 10 s sliding count about 3 events, the 1 d tumbling sum up to a day of them.
+    # A buffer holds its window plus the lateness, cut in batches of an eighth: the 10 s
+    # sliding count about 3 events, the 6 h hopping max up to 6 h of them. Tumbling and
+    # lifetime windows keep only the lateness (about 1 event) and settle the rest.
     assert sizes["n_10s"] <= 3 + 64
-    assert sizes["sum_day"] <= 9 / 8 * (5_000 + 86_400_000) / 5_000 + 2
-    assert sizes["first_ever"] <= 2 + 64  # lifetime: the lateness only
-    assert engine.encoded_size(state) < 200_000
+    assert sizes["max_6h"] <= 9 / 8 * (5_000 + 6 * 3_600_000) / 5_000 + 2
+    assert sizes["sum_day"] <= 2 + 64 and sizes["first_ever"] <= 2 + 64
+    assert engine.encoded_size(state) < 80_000
 
 
-def test_without_lateness_lifetime_features_buffer_nothing():
+def test_without_lateness_lifetime_and_tumbling_features_buffer_nothing():
     engine = FeatureEngine(FS, allowed_lateness_ms=0)
     state = engine.new_state()
     for t in range(100):
         engine.apply(state, t, {"x": t})
-    assert all(engine.group_of[i] is None for i, p in enumerate(engine.plans) if p.is_lifetime)
-    assert len(state.buffers) == 3  # one per windowed feature, none for lifetime ones
+    buffered = [p.name for p, at in zip(engine.plans, engine.group_of, strict=True) if at]
+    assert buffered == ["n_10s", "max_6h"]  # the sliding and the hopping window
     with pytest.raises(LateEventError):
         engine.apply(state, 98, {"x": 0})
 

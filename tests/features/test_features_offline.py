@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from feature_streams import frame_of, mismatches
+from feature_streams import HUGE, frame_of, mismatches, never_wrong_mismatches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +153,46 @@ def test_large_magnitude_values_give_identical_online_and_offline_results(steps)
             g, w = got[name], want[name]
             assert (w is None and g != g) or g == w, (name, g, w)
     assert not mismatches(online, reference_features(events, MOMENTS), MOMENTS, events)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from("ab"),
+                          st.one_of(big, st.sampled_from(HUGE))), min_size=1, max_size=40))
+def test_huge_values_give_identical_nulls_online_and_offline(steps):
+    t, events = 0, []
+    for dt, entity, x in steps:
+        t += dt
+        events.append((entity, t, {"x": x}))
+    engine = FeatureEngine(MOMENTS, 0)
+    states: dict[str, object] = {}
+    online = [engine.apply(states.setdefault(e, engine.new_state()), ts, a) for e, ts, a in events]
+    offline = compute_features(frame_of(events), MOMENTS).astype(object).to_dict("records")
+    for got, want in zip(offline, online, strict=True):
+        for name in MOMENTS.names:
+            g, w = got[name], want[name]
+            assert (w is None and g != g) or g == w, (name, g, w)
+    reference = reference_features(events, MOMENTS)
+    assert not never_wrong_mismatches(online, reference, MOMENTS, events)
+
+
+def test_an_overflowed_sum_is_null_until_its_window_empties():
+    fs = FeatureSet(features=[
+        {"name": "s", "agg": "sum", "field": "x", "window": {"kind": "sliding", "size": "10ms"}},
+        {"name": "life", "agg": "sum", "field": "x"},
+        {"name": "hi", "agg": "max", "field": "x", "window": {"kind": "sliding", "size": "10ms"}},
+        {"name": "v", "agg": "variance", "field": "x",
+         "window": {"kind": "sliding", "size": "10ms"}},
+    ])
+    rows = [(0, 1e308), (1, 1e308), (10, 1.0), (12, 1.0), (30, 2.0), (31, 4.0)]
+    events = [("e", t, {"x": x}) for t, x in rows]
+    engine = FeatureEngine(fs, 0)
+    state = engine.new_state()
+    online = [engine.apply(state, t, a) for _, t, a in events]
+    # At 10 and 12 ms the exact sums (1e308 + 1, then 2) are finite, but the running
+    # total overflowed at 1 ms and the window has not been empty since; at 30 ms it has.
+    assert [r["s"] for r in online] == [1e308, None, None, None, 2.0, 6.0]
+    assert [r["life"] for r in online] == [1e308, None, None, None, None, None]
+    assert [r["hi"] for r in online] == [1e308, 1e308, 1e308, 1.0, 2.0, 4.0]
+    assert [r["v"] for r in online] == [None, 0.0, None, None, None, 1.0]
+    offline = compute_features(frame_of(events), fs).astype(object).to_dict("records")
+    assert not mismatches(offline, online, fs)

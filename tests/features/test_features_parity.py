@@ -8,7 +8,15 @@ window kind × every aggregation, with and without ``where`` filters.
 from __future__ import annotations
 
 import pandas as pd
-from feature_streams import LATENESS_MS, event_streams, every_feature, frame_of, mismatches
+from feature_streams import (
+    LATENESS_MS,
+    event_streams,
+    every_feature,
+    frame_of,
+    huge_values,
+    mismatches,
+    never_wrong_mismatches,
+)
 from hypothesis import HealthCheck, given, settings
 
 from features import FeatureEngine, compute_features
@@ -48,3 +56,15 @@ def test_online_offline_and_reference_agree_in_arrival_and_event_time_order(even
     position = sorted(range(len(events)), key=lambda i: events[i][1])
     in_time_order = _records(replayed.iloc[position])
     assert not mismatches(in_time_order, expected, FEATURES, by_time)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event_streams(xs=huge_values))
+def test_huge_values_are_null_never_inf_and_online_equals_offline(events):
+    """±1e308 and ±inf: a value that is not finite is null in both engines, the same rows,
+    and otherwise exactly the reference (see ``never_wrong_mismatches``)."""
+    online = _online(events)
+    assert not never_wrong_mismatches(online, reference_features(events, FEATURES), FEATURES,
+                                      events)
+    offline = compute_features(frame_of(events), FEATURES, order="arrival")
+    assert not mismatches(_records(offline), online, FEATURES)

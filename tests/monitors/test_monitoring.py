@@ -129,7 +129,8 @@ def test_shifted_features_and_biased_decisions_show_in_metrics_and_snapshot() ->
     assert set(snap["performance"]["versions"]) == {"v1"}
 
 
-def test_a_new_model_version_rebuilds_the_reference_and_gets_its_own_gauges() -> None:
+def test_a_new_champion_rebuilds_the_prediction_reference_not_the_feature_references(
+) -> None:
     m, registry = make(drift={"reference": {"events": 200, "reset_on_model_version": True},
                               "window_seconds": 100, "window_buckets": 10,
                               "min_window_events": 50})
@@ -138,12 +139,14 @@ def test_a_new_model_version_rebuilds_the_reference_and_gets_its_own_gauges() ->
     m.on_model_version("v2", now)
     m.refresh(now)
     text = generate_latest(registry).decode()
-    assert sample(text, "streambed_feature_drift_reference_events", feature="amount") == 0
+    assert sample(text, "streambed_prediction_drift_reference_events") == 0
+    assert sample(text, "streambed_feature_drift_reference_events", feature="amount") == 200, \
+        "features do not depend on the model: their reference stays"
     now = run_traffic(m, rng, n=300, start=now, shift=1.0, version="v2")
     m.refresh(now)
     text = generate_latest(registry).decode()
-    assert sample(text, "streambed_feature_drift_reference_events", feature="amount") == 200
-    assert sample(text, "streambed_feature_drift_window_events", feature="amount") == 100
+    assert sample(text, "streambed_prediction_drift_reference_events") == 200
+    assert sample(text, "streambed_prediction_drift_window_events") == 100
     assert sample(text, "streambed_model_window_labels", model_version="v2") == 300
     assert sample(text, "streambed_model_window_labels", model_version="v1") == 600
 

@@ -184,7 +184,8 @@ def test_a_plaintext_broker_has_no_sasl_settings(tmp_path: Path) -> None:
 
 def test_the_acls_let_only_the_service_write_its_outputs() -> None:
     topics = Topics(events="ev", labels="lb", scored="sc", dlq="dl", training="tr",
-                    model_versions="mv", model_audit="ma")
+                    model_versions="mv", model_audit="ma", model_commands="mc",
+                    learner_state="ml")
     plan = acl_plan(topics, "streambed-lending")
     assert all(a.permission_type == ACLPermissionType.ALLOW for a in plan)
 
@@ -204,7 +205,7 @@ def test_the_acls_let_only_the_service_write_its_outputs() -> None:
     service, analyst = "User:streambed", "User:analyst"
     write, read, topic, group = (ACLOperation.WRITE, ACLOperation.READ, ResourceType.TOPIC,
                                  ResourceType.GROUP)
-    outputs = ["sc", "dl", "tr", "mv", "ma", "streambed-lending-entities-changelog",
+    outputs = ["sc", "dl", "tr", "mv", "ma", "mc", "ml", "streambed-lending-entities-changelog",
                "streambed-lending-__assignor-__leader"]
     for name in outputs:
         assert allowed(service, write, topic, name), name
@@ -219,8 +220,9 @@ def test_the_acls_let_only_the_service_write_its_outputs() -> None:
     assert allowed(analyst, read, topic, "sc") and allowed(analyst, read, group, "scored-app")
     for name in outputs:
         assert not allowed(analyst, write, topic, name), name
-    for name in ["ev", "lb", "mv", "tr", "ma", "dl"]:
+    for name in ["ev", "lb", "mv", "tr", "ma", "dl", "mc", "ml"]:
         assert not allowed(analyst, read, topic, name), name
+    assert allowed(service, read, group, "streambed-lending-learner")
     # Joining the scorer's group would take partitions of events away from the scorer.
     assert not allowed(analyst, read, group, "streambed-lending")
     assert not any(a.principal not in (service, analyst) for a in plan)

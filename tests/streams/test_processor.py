@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 from prometheus_client import CollectorRegistry
 
+from governance import TrainingExample
 from monitors.metrics import Metrics
 from streams.config import Config, load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
@@ -39,7 +40,7 @@ def tables() -> Tables:
 
 def make(config: Config = CONFIG, champion: Champion | None = None) -> Processor:
     return Processor(config, tables(),
-                     champion or Champion.blank(config.model, config.features.identity))
+                     champion or Champion.bootstrap(config.model.spec, config.features.identity))
 
 
 def rec(raw: bytes, offset: int, partition: int = 0, ts_ms: int = NOW_MS,
@@ -160,8 +161,8 @@ class _Fussy(Champion):
 
 
 def test_a_record_the_model_cannot_score_is_a_processing_error_and_leaves_no_trace() -> None:
-    fussy = _Fussy(Champion.blank(CONFIG.model, CONFIG.features.identity).pipeline,
-                   "v-test", CONFIG.model)
+    fussy = _Fussy(Champion.bootstrap(CONFIG.model.spec, CONFIG.features.identity).model,
+                   "v-test")
     p = make(champion=fussy)
     batch = [rec(event(1, NOW_MS), 0), rec(event(2, NOW_MS + 1, amount=666.0), 1),
              rec(event(3, NOW_MS + 2, amount=5.0), 2), rec(event(4, NOW_MS + 3, "u2"), 3)]
@@ -264,6 +265,7 @@ def test_label_outcomes_joined_duplicate_expired_held_and_invalid() -> None:
     assert [d["reason"] for d in dead(res)] == ["malformed_json", "malformed_json"]
     assert all(d["input"] == "label" for d in dead(res))
     (example,) = sent(res, CONFIG.topics.training)
+    TrainingExample.model_validate(example)
     assert example["event_id"] == "e0" and example["label"] == 1
     assert example["features"]["apps_lifetime"] == 1 and example["event_ts"] == ts
 
@@ -337,7 +339,8 @@ def test_a_pickle_in_a_table_is_counted_never_run(tmp_path: Path) -> None:
     marker = Path("/tmp/streambed-pwned")
     marker.unlink(missing_ok=True)
     errors: list[tuple[str, bytes]] = []
-    p = Processor(CONFIG, tables(), Champion.blank(CONFIG.model, CONFIG.features.identity),
+    p = Processor(CONFIG, tables(), Champion.bootstrap(CONFIG.model.spec,
+                                                       CONFIG.features.identity),
                   on_decode_error=lambda table, key, why: errors.append((table, key)))
     evil = pickle.dumps(_Boom())
     for table in p.tables.all():

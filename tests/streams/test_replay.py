@@ -21,7 +21,6 @@ from streams.replay import (
     read_events_file,
     read_labels_file,
     replay,
-    required_columns,
     select_features,
 )
 from streams.validation import EventValidator, ValidEvent
@@ -44,7 +43,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_replay_equals_the_online_engine_in_arrival_order(history: Path) -> None:
-    records = read_events_file(history / "events.jsonl")
+    records = read_events_file(history / "events.jsonl", CONFIG)
     result = replay(CONFIG, records)
     validator, engine = EventValidator(CONFIG.event), FeatureEngine(
         CONFIG.features, CONFIG.event.allowed_lateness_ms)
@@ -69,7 +68,7 @@ def test_replay_equals_the_online_engine_in_arrival_order(history: Path) -> None
 def test_training_set_has_one_row_per_labelled_event_and_labels_never_move_features(
     history: Path,
 ) -> None:
-    records = read_events_file(history / "events.jsonl")
+    records = read_events_file(history / "events.jsonl", CONFIG)
     labels = read_labels_file(history / "labels.jsonl")
     everything = replay(CONFIG, records).frame.set_index("event_id")
     train = replay(CONFIG, records, labels=labels).frame
@@ -82,7 +81,7 @@ def test_training_set_has_one_row_per_labelled_event_and_labels_never_move_featu
 
 
 def test_event_time_order_differs_only_where_arrival_was_out_of_order(history: Path) -> None:
-    records = read_events_file(history / "events.jsonl")
+    records = read_events_file(history / "events.jsonl", CONFIG)
     arrival = replay(CONFIG, records).frame.set_index("event_id")
     ideal = replay(CONFIG, records, order="event-time").frame.set_index("event_id")
     assert set(arrival.index) <= set(ideal.index)
@@ -102,8 +101,8 @@ def test_csv_and_parquet_sources_give_the_same_frame(history: Path, tmp_path: Pa
     good = good[good["ts"] < 4_000_000_000_000]
     good.to_csv(tmp_path / "e.csv", index=False)
     good.to_parquet(tmp_path / "e.parquet")
-    a = replay(CONFIG, read_events_file(tmp_path / "e.csv")).frame
-    b = replay(CONFIG, read_events_file(tmp_path / "e.parquet")).frame
+    a = replay(CONFIG, read_events_file(tmp_path / "e.csv", CONFIG)).frame
+    b = replay(CONFIG, read_events_file(tmp_path / "e.parquet", CONFIG)).frame
     pd.testing.assert_frame_equal(a, b, check_dtype=False)
     assert len(a) > 1000
 
@@ -111,7 +110,7 @@ def test_csv_and_parquet_sources_give_the_same_frame(history: Path, tmp_path: Pa
 def test_missing_columns_and_unknown_features_are_named(tmp_path: Path) -> None:
     pd.DataFrame({"event_id": ["e1"], "ts": [1]}).to_csv(tmp_path / "e.csv", index=False)
     with pytest.raises(ValueError, match=r"no column\(s\) \['entity_id', 'amount'"):
-        read_events_file(tmp_path / "e.csv", required_columns(CONFIG))
+        read_events_file(tmp_path / "e.csv", CONFIG)
     with pytest.raises(ValueError, match="unknown feature"):
         select_features(CONFIG, ["apps_1h", "nope"])
     (tmp_path / "l.csv").write_text("event_id,outcome\ne1,1\n")
@@ -123,7 +122,7 @@ def test_unparsable_timestamps_are_counted_not_crashing(tmp_path: Path) -> None:
     rows = [{"event_id": "e1", "entity_id": "u", "ts": "soon", "amount": 1.0, "income": 1.0,
              "credit_score": 500, "channel": "web"}]
     (tmp_path / "e.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    result = replay(CONFIG, read_events_file(tmp_path / "e.jsonl"))
+    result = replay(CONFIG, read_events_file(tmp_path / "e.jsonl", CONFIG))
     assert result.rejected == {"wrong_type": 1} and len(result.frame) == 0
 
 
@@ -140,8 +139,8 @@ def test_cli_writes_parquet_and_reports_counts(history: Path, tmp_path: Path) ->
     frame = pd.read_parquet(out)
     labels = read_labels_file(history / "labels.jsonl")
     assert len(frame) == labels["event_id"].nunique()
-    assert list(frame.columns[:4]) == ["event_id", "entity_id", "ts", "group"]
-    assert frame.columns[-1] == "label"
+    assert list(frame.columns[:5]) == ["event_id", "entity_id", "ts", "event_time", "group"]
+    assert list(frame.columns[-3:]) == ["label", "label_ts", "label_time"]
     monitors = CONFIG.monitors.model_copy(update={"drift": CONFIG.monitors.drift.model_copy(
         update={"reference": ReferenceConfig(source="file", path=tmp_path / "ref.json")})})
     monitoring = Monitoring(monitors, CONFIG.features.names, Metrics(CollectorRegistry()))
@@ -154,4 +153,5 @@ def test_simulated_history_matches_the_simulator(history: Path) -> None:
     sim = list(Simulator(CONFIG, SimulationOptions(count=1500, seed=3, malformed_ratio=0.05,
                                                    disorder_ms=120_000, label_ratio=0.7))
                .records())
-    assert sum(r.kind == "event" for r in sim) == len(read_events_file(history / "events.jsonl"))
+    events = read_events_file(history / "events.jsonl", CONFIG)
+    assert sum(r.kind == "event" for r in sim) == len(events)

@@ -57,7 +57,7 @@ def test_without_a_security_section_clients_use_plaintext(tmp_path: Path) -> Non
          "no such file"),
         ({**SASL, "ssl_cafile": "/etc/hostname"}, "security.ssl_cafile",
          "only for SSL and SASL_SSL"),
-        ({**SASL, "pasword": "x"}, "security.pasword", "Extra inputs"),
+        ({**SASL, "pasword": "x"}, "security.pasword", "did you mean 'password'"),
     ],
 )
 def test_a_bad_security_section_names_its_path(

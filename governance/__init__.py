@@ -1,0 +1,128 @@
+"""The governed model lifecycle: a pure core (no Kafka, no clock, no I/O).
+
+- :mod:`governance.config`: :class:`ModelSpec` (what is learned) and
+  :class:`PromotionConfig` (``model.promotion``: when versions are cut, the gates).
+- :mod:`governance.artifact`: the model as plain JSON data and back (:class:`LogisticModel`).
+- :mod:`governance.records`: wire records (``training``, ``model.versions``, ``model.audit``).
+- :mod:`governance.evaluation` and :mod:`governance.gates`: candidate vs champion.
+- :mod:`governance.learner`: :class:`LearnerCore`, the state machine the learner shell drives.
+- :mod:`governance.rebuild`: relearn a version from the training log and verify it.
+
+See docs/governance.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Only the config is imported eagerly: streams.config nests PromotionConfig, and every CLI
+# command reads the config, so `import governance.config` must not pay for importing
+# River (about a second). Everything else loads on first use (PEP 562).
+from governance.config import ModelSpec, PromotionConfig, canonical_json
+
+if TYPE_CHECKING:  # the lazy names, for type checkers and editors
+    from governance.artifact import (
+        RIVER_VERSION,
+        ArtifactError,
+        LogisticArtifact,
+        LogisticModel,
+        artifact_sha256,
+        read_artifact,
+    )
+    from governance.evaluation import compare, impact, performance
+    from governance.gates import judge, overall
+    from governance.learner import (
+        GovernanceError,
+        LearnerCore,
+        Output,
+        learnable,
+        lineage_of,
+        version_id,
+    )
+    from governance.rebuild import Verification, rebuild, verify
+    from governance.records import (
+        POLICY,
+        AuditRecord,
+        CommandAnswer,
+        Decision,
+        Evaluation,
+        GateOutcome,
+        GateVerdict,
+        ModelCommand,
+        ModelVersionRecord,
+        Source,
+        TrainingExample,
+        TrainingRange,
+        VersionStatus,
+        json_schemas,
+    )
+
+_LAZY = {
+    "governance.artifact": ["RIVER_VERSION", "ArtifactError", "LogisticArtifact",
+                            "LogisticModel", "artifact_sha256", "read_artifact"],
+    "governance.evaluation": ["compare", "impact", "performance"],
+    "governance.gates": ["judge", "overall"],
+    "governance.learner": ["GovernanceError", "LearnerCore", "Output", "learnable",
+                           "lineage_of", "version_id"],
+    "governance.rebuild": ["Verification", "rebuild", "verify"],
+    "governance.records": ["POLICY", "AuditRecord", "Decision", "Evaluation", "GateOutcome",
+                           "GateVerdict", "ModelVersionRecord", "Source", "TrainingExample",
+                           "TrainingRange", "VersionStatus", "json_schemas", "ModelCommand",
+                           "CommandAnswer"],
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'governance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "POLICY",
+    "RIVER_VERSION",
+    "ArtifactError",
+    "AuditRecord",
+    "CommandAnswer",
+    "Decision",
+    "Evaluation",
+    "GateOutcome",
+    "GateVerdict",
+    "GovernanceError",
+    "LearnerCore",
+    "LogisticArtifact",
+    "LogisticModel",
+    "ModelCommand",
+    "ModelSpec",
+    "ModelVersionRecord",
+    "Output",
+    "PromotionConfig",
+    "Source",
+    "TrainingExample",
+    "TrainingRange",
+    "Verification",
+    "VersionStatus",
+    "artifact_sha256",
+    "canonical_json",
+    "compare",
+    "impact",
+    "json_schemas",
+    "judge",
+    "learnable",
+    "lineage_of",
+    "overall",
+    "performance",
+    "read_artifact",
+    "rebuild",
+    "verify",
+    "version_id",
+]

@@ -1,0 +1,261 @@
+"""Wire records of the governed lifecycle, as pydantic models (JSON Schema comes from here).
+
+- ``training`` (one partition): :class:`TrainingExample`, one per joined label.
+- ``model.versions`` (compacted, keyed by ``version``): :class:`ModelVersionRecord`, the
+  latest record of a version is its current status.
+- ``model.audit`` (append-only): :class:`AuditRecord`, one per decision.
+
+Times are integer epoch milliseconds in UTC. Statistics that are undefined (too few
+examples, one class only) are ``null``, never NaN, so every record is strict JSON.
+
+>>> sorted(json_schemas())
+['audit', 'model_version', 'training_example']
+>>> VersionStatus.HELD.value, Decision.PROMOTE.value
+('held', 'promote')
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from governance.artifact import LogisticArtifact
+from governance.config import ModelSpec
+
+EpochMs = Annotated[StrictInt, Field(description="epoch milliseconds, UTC")]
+FeatureValue = int | float | None
+#: Who decided, when it was not a person.
+POLICY = "policy"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Record):
+    """Where a record came from: its topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class TrainingExample(_Record):
+    """One labelled prediction on ``training``: what the model saw, said, and what happened."""
+
+    event_id: str = Field(min_length=1)
+    entity_id: str = Field(min_length=1)
+    features: dict[str, FeatureValue] = Field(
+        description="Feature values exactly as scored (null when undefined)")
+    label: Literal[0, 1]
+    score: float = Field(ge=0, le=1, description="The serving model's probability")
+    decision: Literal[0, 1]
+    model_version: str = Field(description="The version that scored the event")
+    feature_set: str
+    groups: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sensitive attribute -> its bounded group (configured, other, unknown)")
+    event_ts: EpochMs = Field(description="Event time, epoch ms UTC")
+    label_ts: EpochMs = Field(description="When the outcome became known, epoch ms UTC")
+    scored_at: EpochMs | None = Field(default=None, description="When it was scored")
+    event_source: Source | None = None
+    label_source: Source | None = None
+
+
+class VersionStatus(StrEnum):
+    """Where a version stands. Only the ``champion`` serves."""
+
+    CANDIDATE = "candidate"      # cut, awaiting a decision (manual mode) or evaluation
+    CHAMPION = "champion"        # serving
+    HELD = "held"                # a gate failed or held; a person may still promote it
+    RETIRED = "retired"          # was champion, replaced by a promotion
+    ROLLED_BACK = "rolled_back"  # was champion, removed by a rollback
+
+
+class Decision(StrEnum):
+    """What an audit record decided."""
+
+    BOOTSTRAP = "bootstrap"          # the untrained v0 becomes the first champion
+    PROMOTE = "promote"              # a candidate became champion (policy or person)
+    HOLD = "hold"                    # gated: a gate failed or held
+    AWAIT_REVIEW = "await_review"    # manual mode: gates recorded, a person decides
+    REFUSE = "refuse"                # a person's promotion refused: gates fail, no override
+    ROLLBACK = "rollback"            # a person rolled the champion back
+
+
+class GateOutcome(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    HOLD = "hold"                    # too little data to judge: never passes
+
+
+class PerformanceStats(_Record):
+    """One model's performance on the evaluation window."""
+
+    roc_auc: float | None
+    log_loss: float | None
+    examples: int
+    positives: int
+    negatives: int
+
+
+class GroupRates(_Record):
+    """One group's counts and rates for one model (rates null below the minimum)."""
+
+    examples: int
+    selected: int
+    positives: int
+    negatives: int
+    true_positives: int
+    false_positives: int
+    selection_rate: float | None
+    true_positive_rate: float | None
+    false_positive_rate: float | None
+
+
+class ImpactStats(_Record):
+    """One model's impact on the groups of one sensitive attribute."""
+
+    groups: dict[str, GroupRates]
+    demographic_parity_ratio: float | None
+    equalized_odds_difference: float | None
+
+
+class GateVerdict(_Record):
+    """One gate: its outcome, the value judged, the bound, and the sample behind it."""
+
+    gate: Literal["roc_auc", "log_loss", "demographic_parity_ratio",
+                  "equalized_odds_difference"]
+    attribute: str | None = Field(default=None, description="For impact gates")
+    outcome: GateOutcome
+    value: float | None = Field(description="The candidate's value")
+    threshold: float | None = Field(description="The bound the value was held to")
+    champion_value: float | None = None
+    sample_sizes: dict[str, int] = Field(default_factory=dict)
+    detail: str
+
+
+class Evaluation(_Record):
+    """A candidate against the champion on the same recent training examples."""
+
+    candidate: str
+    champion: str | None
+    examples: int
+    from_offset: int | None
+    to_offset: int | None
+    champion_scores_served: int = Field(
+        description="Champion scores taken from the scored record (given at scoring time)")
+    champion_scores_recomputed: int = Field(
+        description="Examples scored by another version: the frozen champion rescored them")
+    candidate_performance: PerformanceStats
+    champion_performance: PerformanceStats
+    candidate_impact: dict[str, ImpactStats]
+    champion_impact: dict[str, ImpactStats]
+    gates: list[GateVerdict]
+    outcome: GateOutcome = Field(description="fail if any gate fails, else hold if any "
+                                             "holds, else pass")
+
+    def failing(self) -> list[str]:
+        """Names of the gates that did not pass, e.g. ``demographic_parity_ratio[group]``."""
+        return [g.gate + (f"[{g.attribute}]" if g.attribute else "")
+                for g in self.gates if g.outcome is not GateOutcome.PASS]
+
+
+class TrainingRange(_Record):
+    """The examples a version learned: offsets [from, to] of ``training``, in order."""
+
+    topic: str | None = None
+    partition: int = 0
+    from_offset: int | None = Field(description="First offset learned (null: none)")
+    to_offset: int | None = Field(description="Last offset learned (null: none)")
+
+
+class ModelVersionRecord(_Record):
+    """One version on ``model.versions`` (compacted by ``version``; latest = current)."""
+
+    record_format: Literal[1] = 1
+    version: str
+    lineage: str = Field(description="feature_set-config_hash[:8]: versions that share one "
+                                     "learning history")
+    sequence: int = Field(ge=0, description="0 is the untrained bootstrap version")
+    parent: str | None = Field(description="The version this one continued learning from")
+    status: VersionStatus
+    created_at: EpochMs
+    status_changed_at: EpochMs
+    feature_set: str
+    model: ModelSpec
+    model_config_hash: str
+    river_version: str
+    training: TrainingRange
+    examples_learned: int = Field(ge=0)
+    artifact_sha256: str
+    artifact: LogisticArtifact
+    evaluation: Evaluation | None = None
+
+
+class AuditRecord(_Record):
+    """One decision on ``model.audit``: who decided what, why, and the numbers."""
+
+    record_format: Literal[1] = 1
+    audit_id: str = Field(description="lineage:sequence, unique and ordered per lineage")
+    time: EpochMs
+    version: str = Field(description="The version the decision is about")
+    decision: Decision
+    by: str = Field(description=f"'{POLICY}' or the person named by --by")
+    override: bool = Field(default=False, description="Promoted although gates did not pass")
+    reason: str
+    previous_champion: str | None
+    champion: str | None = Field(description="The champion after this decision")
+    gates: list[GateVerdict] = Field(default_factory=list)
+    evaluation: Evaluation | None = None
+    request_id: str | None = Field(default=None, description="The person's request this "
+                                   "answers (promote/rollback), as sent by the CLI")
+
+
+class ModelCommand(_Record):
+    """A person's request to the learner, on ``model.commands``; answered by an audit
+    record carrying the same ``request_id`` (or refused with the reason)."""
+
+    record_format: Literal[1] = 1
+    request_id: str = Field(min_length=8, description="Chosen by the CLI; echoed in the answer")
+    action: Literal["promote", "rollback"]
+    version: str | None = Field(default=None, description="promote: the version; rollback: "
+                                "the version to put back (null: the previous champion)")
+    by: str = Field(min_length=1, description="The person deciding")
+    reason: str = Field(min_length=1)
+    override: bool = Field(default=False, description="promote although gates do not pass")
+    sent_at: EpochMs
+
+
+class CommandAnswer(_Record):
+    """The learner's answer to a command it could not carry out (unknown version, ...);
+    a command it carried out (or refused on the gates) is answered by its audit record."""
+
+    record_format: Literal[1] = 1
+    request_id: str
+    ok: Literal[False] = False
+    error: str
+    time: EpochMs
+
+
+WIRE_MODELS: dict[str, type[BaseModel]] = {
+    "training_example": TrainingExample,
+    "model_version": ModelVersionRecord,
+    "audit": AuditRecord,
+    "model_command": ModelCommand,
+    "command_answer": CommandAnswer,
+}
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of each governance wire record."""
+    return {name: model.model_json_schema() for name, model in WIRE_MODELS.items()}
+
+
+def dumps(record: BaseModel) -> bytes:
+    """Compact strict-JSON bytes of a record."""
+    return json.dumps(record.model_dump(mode="json"), separators=(",", ":"),
+                      allow_nan=False).encode()

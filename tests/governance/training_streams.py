@@ -1,0 +1,86 @@
+"""Synthetic training logs for the learner tests: a scorer that follows the champion.
+
+``stream(...)`` yields feature dicts, labels and groups from a fixed seed: the label
+depends on ``x1`` and ``x2``; with ``disparity`` group B's ``x1`` is shifted down, so any
+model that learns ``x1`` selects group B far less often (the harm the gates must catch).
+:class:`Scorer` plays the scorer's part: it scores each event with the current champion
+(rebuilt from its artifact, as the real scorer does) and turns it into a TrainingExample.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+
+from governance import (
+    LearnerCore,
+    LogisticModel,
+    ModelVersionRecord,
+    Output,
+    TrainingExample,
+    VersionStatus,
+)
+
+FEATURE_SET = "fs0123456789"
+GROUPS = {"group": ["A", "B", "C"]}
+
+
+def stream(n: int, seed: int = 1, disparity: float = 0.0,
+           nulls: bool = False) -> Iterator[tuple[dict[str, float | None], int, dict[str, str]]]:
+    rng = random.Random(seed)
+    for i in range(n):
+        group = "ABC"[i % 3]
+        x1 = rng.gauss(0, 1) - (disparity if group == "B" else 0.0)
+        x2 = rng.gauss(0, 1)
+        x3 = rng.uniform(0, 10)
+        label = int(rng.random() < 1 / (1 + math.exp(-(2 * x1 - x2))))
+        features: dict[str, float | None] = {"x1": x1, "x2": x2, "x3": x3}
+        if nulls and rng.random() < 0.1:
+            features["x3"] = None
+        yield features, label, {"group": group}
+
+
+class Scorer:
+    """Scores with the current champion; follows model.versions records."""
+
+    def __init__(self, core: LearnerCore) -> None:
+        self.core = core
+        self.version: str | None = None
+        self.model: LogisticModel | None = None
+
+    def follow(self, outputs: list[Output]) -> None:
+        for r in outputs:
+            if isinstance(r, ModelVersionRecord) and r.status is VersionStatus.CHAMPION:
+                self.version = r.version
+                self.model = LogisticModel.from_artifact(r.artifact)
+
+    def example(self, i: int, features: dict[str, float | None], label: int,
+                groups: dict[str, str]) -> TrainingExample:
+        assert self.model is not None and self.version is not None
+        score, decision = self.model.score(features)
+        return TrainingExample(
+            event_id=f"e{i}", entity_id=f"u{i % 97}", features=features, label=label,
+            score=score, decision=decision, model_version=self.version,
+            feature_set=FEATURE_SET, groups=groups, event_ts=1_000 * i,
+            label_ts=1_000 * i + 500)
+
+
+def run(core: LearnerCore, n: int, seed: int = 1, disparity: float = 0.0,
+        start: int = 0) -> tuple[list[Output], list[tuple[int, TrainingExample]]]:
+    """Drive a learner over n examples (offset = index), as scorer + learner would."""
+    scorer = Scorer(core)
+    outputs = core.start(now_ms=0)
+    scorer.follow(outputs)
+    if scorer.version is None:  # restarted learner: the champion is already known
+        scorer.follow([core.version(core.champion or "")])
+    log: list[tuple[int, TrainingExample]] = []
+    for i, (features, label, groups) in enumerate(stream(n, seed, disparity)):
+        if i < start:
+            continue
+        example = scorer.example(i, features, label, groups)
+        log.append((i, example))
+        out = core.learn(i, example, now_ms=1_000 * i + 500)
+        scorer.follow(out)
+        outputs += out
+    return outputs, log
