@@ -4,6 +4,12 @@ Run it against a broker (``make demo`` or ``streambed kafka start`` plus a worke
 
     python examples/consumer.py --bootstrap 127.0.0.1:9092 --topic scored --group my-app
 
+On a broker that requires SASL (``streambed kafka start --sasl``: the ``analyst`` user may
+read ``scored`` with groups named ``scored-*``), log in with a user and the name of the
+environment variable holding its password::
+
+    KAFKA_PASSWORD=... python examples/consumer.py --username analyst --group scored-my-app
+
 What an application must know about ``scored``:
 
 - One JSON record per accepted event, described by the JSON Schema shipped in
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -161,14 +168,28 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long an event id is remembered")
     parser.add_argument("--exit-when-idle", type=float, default=0.0, metavar="SECONDS",
                         help="stop after this long without records (0: run forever)")
+    parser.add_argument("--username", help="log in with SASL as this user (default: no login)")
+    parser.add_argument("--password-env", default="KAFKA_PASSWORD",
+                        help="the environment variable holding the user's password")
+    parser.add_argument("--sasl-mechanism", default="PLAIN",
+                        choices=["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+    parser.add_argument("--tls", action="store_true", help="SASL_SSL instead of SASL_PLAINTEXT")
     args = parser.parse_args(argv)
+    auth: dict[str, Any] = {}
+    if args.username:
+        password = os.environ.get(args.password_env)
+        if not password:
+            parser.error(f"--username {args.username}: set {args.password_env} to its password")
+        auth = {"security_protocol": "SASL_SSL" if args.tls else "SASL_PLAINTEXT",
+                "sasl_mechanism": args.sasl_mechanism, "sasl_plain_username": args.username,
+                "sasl_plain_password": password}
 
     from kafka import KafkaConsumer
 
     reader = ScoredReader(args.schema, SeenIds(args.max_ids, args.ttl_seconds))
     consumer = KafkaConsumer(args.topic, bootstrap_servers=args.bootstrap,
                              group_id=args.group, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+                             auto_offset_reset="earliest", **auth)
     idle_since = time.monotonic()
     try:
         while True:

@@ -34,7 +34,7 @@ def _kafka(args: argparse.Namespace) -> int:
 
     try:
         opts = BrokerOptions(port=args.port, controller_port=args.controller_port,
-                             data_dir=args.data_dir)
+                             data_dir=args.data_dir, sasl=args.sasl)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"])) or "ports"
@@ -43,7 +43,18 @@ def _kafka(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         print(f"kafka: broker jars in {resolve_classpath(opts)}")
     elif args.action == "start":
+        # The ACLs name the config's topics; without --config, the default topic names and
+        # every application prefix "streambed-". The config's own credentials are not
+        # needed (nor yet known: the first start generates the passwords).
+        config = load_config(args.config, security={}) if args.config else None
         start(opts)
+        if opts.sasl:
+            from streams.config import Topics
+            from streams.devtools.kafka_acls import grant_acls
+            from streams.topics import scorer_app_id
+
+            grant_acls(opts, config.topics if config else Topics(),
+                       scorer_app_id(config) if config else "streambed-")
     elif args.action == "stop":
         stop(opts)
     else:
@@ -196,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--controller-port", type=int, default=None,
                    help="KRaft controller port (default: --port + 1000, so 10092)")
     k.add_argument("--data-dir", type=Path, default=Path("var/kafka"))
+    k.add_argument("--sasl", action="store_true",
+                   help="start: require SASL logins (PLAIN or SCRAM) and enforce ACLs (users "
+                        "admin, streambed, analyst; passwords in DATA_DIR/credentials.json)")
+    k.add_argument("--config", help="start --sasl: grant the ACLs for this config's topics "
+                                    "(default: the default topic names)")
     k.set_defaults(func=_kafka)
 
     w = sub.add_parser("worker", help="run the stream processor (a Faust worker)")

@@ -12,6 +12,7 @@ each bad field and what was expected, before any connection is made::
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -142,6 +144,63 @@ class ModelConfig(_Section):
         return ModelSpec.model_validate(self, from_attributes=True)
 
 
+class Security(_Section):
+    """How every client streambed constructs authenticates to the broker.
+
+    ``PLAINTEXT`` (the default) sends nothing; ``SASL_PLAINTEXT`` and ``SASL_SSL`` log in
+    as ``username`` with SASL/PLAIN or SCRAM; ``SSL`` and ``SASL_SSL`` verify the broker's
+    certificate against ``ssl_cafile`` (or the system's CAs). The password comes from the
+    file (``password``) or, better, from an environment variable (``password_env``),
+    read once at start-up; it is held as a secret and never printed.
+    """
+
+    protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    username: str | None = Field(default=None, min_length=1)
+    password: SecretStr | None = None
+    #: The name of an environment variable holding the password (instead of ``password``).
+    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    #: PEM file of the CA(s) that signed the broker's certificate (SSL, SASL_SSL).
+    ssl_cafile: Path | None = None
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_protocol(self) -> Security:
+        if not self.sasl:
+            for name in ("username", "password", "password_env"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"@security.{name}: only for the SASL_PLAINTEXT and "
+                                     f"SASL_SSL protocols, not {self.protocol}")
+        else:
+            if self.username is None:
+                raise ValueError(f"@security.username: required with {self.protocol}")
+            if (self.password is None) == (self.password_env is None):
+                raise ValueError(f"@security.password: give exactly one of password and "
+                                 f"password_env with {self.protocol}")
+        if self.ssl_cafile is not None:
+            if not self.tls:
+                raise ValueError(f"@security.ssl_cafile: only for SSL and SASL_SSL, not "
+                                 f"{self.protocol}")
+            if not self.ssl_cafile.is_file():
+                raise ValueError(f"@security.ssl_cafile: no such file: {self.ssl_cafile}")
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ValueError(f"@security.password_env: the environment variable "
+                                 f"{self.password_env} is not set (it holds the password of "
+                                 f"{self.username})")
+            # Resolved here, once: a missing variable fails at start-up, not at first use.
+            object.__setattr__(self, "password", SecretStr(value))
+        return self
+
+
 class Config(_Section):
     """A whole streambed config file."""
 
@@ -153,6 +212,8 @@ class Config(_Section):
     monitors: MonitorsConfig = MonitorsConfig()
     topics: Topics = Topics()
     state: StateLimits = StateLimits()
+    #: Broker authentication and encryption (default: PLAINTEXT, no credentials).
+    security: Security = Security()
 
     @field_validator("features", mode="before")
     @classmethod

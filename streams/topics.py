@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.config import Config
+from streams.kafka_clients import kafka_python_options
 
 #: The scorer's tables (Faust names their changelogs ``<app id>-<table>-changelog``).
 SCORER_TABLES = ("entities", "pending", "held", "partitions")
@@ -50,8 +51,7 @@ def ensure_topics(config: Config) -> list[str]:
         t.learner_state: (1, compact),
         **{name: (t.partitions, compact) for name in changelog_topics(config)},
     }
-    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap_servers,
-                             client_id="streambed-admin")
+    admin = KafkaAdminClient(**kafka_python_options(config), client_id="streambed-admin")
     try:
         existing = set(admin.list_topics())
         missing = [
@@ -71,7 +71,7 @@ def read_all(config: Config, topic: str, timeout_seconds: float = 10.0,
              ) -> list[tuple[int, bytes | None, bytes | None, int]]:
     """Every record of partition 0 of ``topic``, from its start to its current end:
     ``(offset, key, value, timestamp_ms)``. Empty when the topic does not exist."""
-    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers,
+    consumer = KafkaConsumer(**kafka_python_options(config),
                              enable_auto_commit=False, max_partition_fetch_bytes=8 << 20,
                              fetch_max_bytes=64 << 20,
                              receive_message_max_bytes=(64 << 20) + (1 << 20))

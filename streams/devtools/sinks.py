@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 
 from streams.config import Config
 from streams.devtools.simulate import SimRecord
+from streams.kafka_clients import kafka_python_options
 
 
 class Pacer:
@@ -36,7 +37,7 @@ class KafkaSink:
     def __init__(self, config: Config) -> None:
         self.topics = {"event": config.topics.events, "label": config.topics.labels}
         self.producer = KafkaProducer(
-            bootstrap_servers=config.bootstrap_servers, acks="all", linger_ms=5,
+            **kafka_python_options(config), acks="all", linger_ms=5,
             max_request_size=4 * 1024 * 1024,
         )
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from features import to_epoch_ms
 from streams.config import Config, EventSchema
+from streams.kafka_clients import kafka_python_options
 
 #: A column of a CSV or Parquet file that says which partition the row arrived on.
 PARTITION_COLUMN = "partition"
@@ -344,7 +345,7 @@ def read_topic(
     """Records of ``topic`` partition by partition in offset order, from the first offset
     whose broker timestamp is at or after ``from_broker_ms`` (default: the beginning) to the
     end offsets of when the read began, or until ``stop`` says a partition is done."""
-    consumer = KafkaConsumer(bootstrap_servers=config.bootstrap_servers,
+    consumer = KafkaConsumer(**kafka_python_options(config),
                              enable_auto_commit=False, max_poll_records=5000,
                              **_FETCH_LIMITS)
     try:

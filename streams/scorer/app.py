@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics, genera
 from monitors.metrics import Metrics, add_standard_collectors
 from monitors.monitoring import Monitoring
 from streams.config import Config
+from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.scorer.batch import BatchResult, InRecord
 from streams.scorer.champion import Champion, VersionBoard, VersionRefused
 from streams.scorer.gaps import GapReader, VersionFollower
@@ -143,6 +144,7 @@ def create_app(
     app = faust.App(
         f"streambed-{config.name}",
         broker=config.broker,
+        broker_credentials=faust_credentials(config),
         store="memory://",
         datadir=str(data_dir),
         # Other scorers reach this one (table routing) at web_host: when it binds every
@@ -188,7 +190,7 @@ def create_app(
     processor = Processor(config, tables, champion or bootstrap, on_decode_error=decode_error)
     metrics.set_model(processor.champion.version, config.features.identity)
     publisher = Publisher(app, metrics)
-    gap_reader = GapReader(config.bootstrap_servers)
+    gap_reader = GapReader(aiokafka_options(config))
     #: When each events partition last delivered (or was assigned), for the tail check.
     last_seen: dict[int, float] = {}
     lag_series: set[int] = set()
@@ -263,7 +265,7 @@ def create_app(
     async def follow_model_versions() -> None:
         """Read ``model.versions`` from its start, adopt the champion, then follow it:
         a new champion serves from the next batch on, without a restart."""
-        follower = VersionFollower(config.bootstrap_servers, topics.model_versions)
+        follower = VersionFollower(aiokafka_options(config), topics.model_versions)
         try:
             async for batch, caught_up in follower.batches():
                 for raw in batch:

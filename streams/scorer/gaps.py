@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -23,15 +24,19 @@ MAX_GAP_RECORDS = 100_000
 
 
 class GapReader:
-    """Reads ``[start, end)`` of one partition; one consumer, started on first use."""
+    """Reads ``[start, end)`` of one partition; one consumer, started on first use.
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    ``client_options`` are aiokafka's connection options, ``bootstrap_servers`` and
+    authentication included (:func:`streams.kafka_clients.aiokafka_options`).
+    """
+
+    def __init__(self, client_options: dict[str, Any]) -> None:
+        self.client_options = dict(client_options)
         self._consumer: AIOKafkaConsumer | None = None
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+            self._consumer = AIOKafkaConsumer(**self.client_options,
                                               enable_auto_commit=False, group_id=None)
             await self._consumer.start()
         return self._consumer
@@ -73,10 +78,11 @@ class GapReader:
 
 class VersionFollower:
     """Reads a one-partition topic from its start, then follows it (no consumer group:
-    every scorer needs every record of ``model.versions``)."""
+    every scorer needs every record of ``model.versions``). ``client_options`` as for
+    :class:`GapReader`."""
 
-    def __init__(self, bootstrap_servers: str, topic: str, poll_ms: int = 1000) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, client_options: dict[str, Any], topic: str, poll_ms: int = 1000) -> None:
+        self.client_options = dict(client_options)
         self.topic = topic
         self.poll_ms = poll_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -90,7 +96,7 @@ class VersionFollower:
             try:
                 if self._consumer is None:
                     self._consumer = AIOKafkaConsumer(
-                        bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+                        **self.client_options, enable_auto_commit=False,
                         group_id=None, max_partition_fetch_bytes=8 << 20)
                     await self._consumer.start()
                     self._consumer.assign([tp])
