@@ -29,6 +29,7 @@ from governance import (
 )
 from governance.records import dumps
 from streams.config import Config
+from streams.kafka_clients import kafka_python_options
 from streams.scorer.champion import VersionRefused, read_version
 from streams.topics import read_all
 
@@ -128,8 +129,8 @@ def cmd_audit(config: Config, args: argparse.Namespace) -> int:
 def send_command(config: Config, command: ModelCommand, timeout_seconds: float,
                  ) -> AuditRecord | CommandAnswer | None:
     """Send a command to the learner and wait for its answer (None: no answer in time)."""
-    servers = config.bootstrap_servers
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    client = kafka_python_options(config)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False)
     tps = [TopicPartition(config.topics.model_audit, 0),
            TopicPartition(config.topics.model_commands, 0)]
     try:
@@ -137,7 +138,7 @@ def send_command(config: Config, command: ModelCommand, timeout_seconds: float,
         ends = consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, ends[tp])
-        producer = KafkaProducer(bootstrap_servers=servers, acks="all")
+        producer = KafkaProducer(**client, acks="all")
         producer.send(config.topics.model_commands, key=command.request_id.encode(),
                       value=dumps(command))
         producer.flush(timeout=30)

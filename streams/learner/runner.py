@@ -40,6 +40,7 @@ from governance.records import dumps
 from monitors.metrics import Metrics
 from monitors.monitoring import Monitoring
 from streams.config import Config
+from streams.kafka_clients import kafka_python_options
 from streams.learner.snapshots import LearnerState, latest_state
 from streams.scorer.champion import VersionRefused, read_version
 from streams.topics import read_all
@@ -69,14 +70,14 @@ class Learner:
         self.last_snapshot = 0.0
         self.caught_up = False
         self.ready_reason = "waiting for the training partition"
-        servers = config.bootstrap_servers
-        self.producer = KafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5,
+        client = kafka_python_options(config)
+        self.producer = KafkaProducer(**client, acks="all", linger_ms=5,
                                       max_request_size=config.topics.max_message_bytes)
         self.training = KafkaConsumer(
-            bootstrap_servers=servers, group_id=f"streambed-{config.name}-learner",
+            **client, group_id=f"streambed-{config.name}-learner",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
-        self.commands = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        self.commands = KafkaConsumer(**client, enable_auto_commit=False)
         self._tp = TopicPartition(self.topics.training, 0)
         self._commands_tp = TopicPartition(self.topics.model_commands, 0)
 
