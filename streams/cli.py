@@ -242,11 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.backtest.cli import add_evaluate_parser
     from streams.learner.commands import add_model_parser
     from streams.replay.cli import add_replay_parser
+    from streams.report.cli import add_report_parser
 
     add_model_parser(sub, _config)
 
     add_replay_parser(sub)
     add_evaluate_parser(sub)
+    add_report_parser(sub)
     return p
 
 
