@@ -138,24 +138,29 @@ def read_governance(config: Config) -> tuple[list[ModelVersionRecord], list[Audi
 def _validate(config: Config, records: list[RawRecord]
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each record through the worker's validator: the accepted events' raw attributes,
-    and the rejected records by reason, dated on the event-time clock (the record's
-    broker time when it has one, else the newest event time accepted before it)."""
+    and the rejected records by reason, dated on the event-time clock of their partition
+    (the newest event time accepted before them there; before any, the first one after)."""
     validator = EventValidator(config.event)
     wall_ms = time.time_ns() // 1_000_000
     accepted: list[dict[str, object]] = []
-    rejected: list[tuple[int | None, str]] = []
-    clock: int | None = None
+    rejected: list[tuple[int, int | None, str]] = []
+    clock: dict[int, int] = {}
     for rec in records:
         checked = validator.validate(rec.value, rec.timestamp_ms or wall_ms)
         if isinstance(checked, ValidEvent):
             accepted.append({"event_id": checked.event_id, "ts": checked.ts_ms,
                              "_partition": rec.partition, **checked.attrs})
-            clock = checked.ts_ms if clock is None else max(clock, checked.ts_ms)
+            clock[rec.partition] = max(clock.get(rec.partition, checked.ts_ms),
+                                       checked.ts_ms)
         else:
-            rejected.append((rec.timestamp_ms or clock, checked.reason))
+            rejected.append((rec.partition, clock.get(rec.partition), checked.reason))
     attrs = pd.DataFrame(accepted)
-    first = int(attrs["ts"].min()) if len(attrs) else 0
-    rows = [(first if t is None else int(t), reason) for t, reason in rejected]
+    first: dict[int, int] = {}
+    if len(attrs):
+        first = attrs.groupby("_partition")["ts"].first().astype(int).to_dict()
+    fallback = int(attrs["ts"].min()) if len(attrs) else 0
+    rows = [(first.get(p, fallback) if t is None else t, reason)
+            for p, t, reason in rejected]
     if len(attrs):
         late = late_mask(attrs["ts"].to_numpy(), attrs["_partition"].to_numpy(),
                          config.event.allowed_lateness_ms)
