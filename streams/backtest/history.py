@@ -20,7 +20,6 @@ reads, validates and replays.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -232,6 +231,3 @@ def dlq_counts(rejections: pd.DataFrame, period_ms: int) -> pd.DataFrame:
     out = rejections.assign(period=pd.to_datetime(start, unit="ms", utc=True))
     return (out.groupby(["period", "reason"]).size().rename("count").reset_index())
 
-
-def label_outcomes(runs: dict[str, ConfigBacktest]) -> dict[str, Counter[str]]:
-    return {name: r.run.labels for name, r in runs.items()}
