@@ -85,9 +85,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{name}: {r.config.name} feature_set={r.config.features.identity} "
               f"events={len(r.run.scored)} labels: {labels}")
         print(f"  the learner would have decided: {decisions or 'nothing'}")
+    rest = (f"percentile bootstrap x{args.bootstrap} for the rest" if args.bootstrap > 0
+            else "none for the rest (--bootstrap 0)")
     print(f"history: {history.source}; period {period_ms // 60_000} min; 95% intervals "
-          f"(Wilson for rates, Hanley-McNeil for ROC AUC, bootstrap x{args.bootstrap} for "
-          f"the rest)\n")
+          f"(Wilson for rates, Hanley-McNeil for ROC AUC, {rest})\n")
     print(format_table(frame))
     if args.out:
         write_metrics(frame, args.out)
