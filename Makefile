@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Debian's packages give prometheus, promtool and the alertmanager (tests run all of them
-# for real). Idempotent: installs only what is missing, and stops the services the packages
-# start on install (tests run their own instances on free ports).
+# for real) and chromium (the HTML report is rendered headless in a test). Idempotent:
+# installs only what is missing, and stops the services the packages start on install
+# (tests run their own instances on free ports).
 system-deps:
 	@missing=; \
 	command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

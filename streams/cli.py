@@ -259,14 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
 
+    from streams.backtest.cli import add_evaluate_parser
     from streams.features_cli import add_features_parser
     from streams.learner.commands import add_model_parser
     from streams.replay.cli import add_replay_parser
+    from streams.report.cli import add_report_parser
 
     add_model_parser(sub, _config)
 
     add_replay_parser(sub)
     add_features_parser(sub)
+    add_evaluate_parser(sub)
+    add_report_parser(sub)
     return p
 
 
