@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test bench lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ demo: venv system-deps kafka-jars
 test: venv system-deps kafka-jars
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
+# appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
+BENCH_ARGS ?=
+bench: venv system-deps kafka-jars
+	$(PY) bench/scorer_bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
