@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test chaos bench lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ test: venv system-deps kafka-jars
 # the invariant (nothing lost, one outcome each, parity with replay, exactly-once learning).
 chaos: venv system-deps kafka-jars
 	$(PY) -m tests.chaos.suite
+
+# The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
+# appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
+BENCH_ARGS ?=
+bench: venv system-deps kafka-jars
+	$(PY) bench/scorer_bench.py $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,823 @@
+"""The scorer's benchmark (`make bench`): one broker, one run, every figure BENCHMARKS.md keeps.
+
+Steps (each can be skipped or scaled; see --help):
+
+  throughput  N pre-produced quickstart events (4 partitions, --entities entities) read by
+              (a) a bare faust-streaming agent that only iterates ``stream.events()``
+                  (bench/bare_faust.py, its own app and consumer group; its own clock,
+                  first event to last),
+              (b) a bare aiokafka loop: consume, produce each value to another topic, await
+                  the acks per batch (first record to last ack),
+              (c) ``streambed worker`` (its own consumer group), timed from its first scored
+                  event to its last by its /metrics;
+              ratios (c)/(a) and (c)/(b).
+  latency     a fresh topic set and a running scorer; events produced paced at half of (c)'s
+              rate for --latency-seconds; p50/p99 from the delta of
+              ``streambed_event_latency_seconds`` (Kafka record timestamp -> scored record
+              acknowledged), interpolated inside its buckets; the mean is exact.
+  state       in process (no Kafka): streams.scorer.processor.Processor over dict tables;
+              encoded bytes of each entity's table value (and of its feature-engine state)
+              at the quickstart's rate (mean event gap 30 s over --entities entities), and
+              for one entity receiving every event, every 500 events up to 5,000.
+  rss         a fresh topic set; --rss-count events over --rss-entities entities produced
+              while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
+              every event is scored.
+  pair        one scorer, then two in one consumer group, each on a fresh topic set, every
+              worker up and assigned before --pair-count events are produced; throughput
+              from the first scored event to the last (summed over the workers).
+  profile     (--profile) another scorer drains the N events under ``py-spy record`` (GIL
+              samples, by function); prints where the time goes by package and function.
+
+Prints a table and appends a row to BENCHMARKS.md ("## Scorer") unless --no-record.
+
+    .venv/bin/python bench/scorer_bench.py [--count 200000] [--profile] [--skip rss,pair]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streams.config import Config, load_config  # noqa: E402
+from streams.devtools.kafka_local import BrokerOptions, start, stop  # noqa: E402
+from streams.devtools.simulate import SimulationOptions, Simulator  # noqa: E402
+from streams.devtools.sinks import Pacer  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+from tests.support import Worker, free_port, port_is_free  # noqa: E402
+
+STEPS = ("throughput", "latency", "state", "rss", "pair")
+PARTITIONS = 4
+#: The quickstart's simulated rate: mean event-time gap between consecutive events.
+QUICKSTART_GAP_MS = SimulationOptions().mean_gap_ms
+BEGAN = time.monotonic()
+
+
+def say(msg: str) -> None:
+    print(f"[{time.monotonic() - BEGAN:6.1f}s] {msg}", flush=True)
+
+
+# -- setup ---------------------------------------------------------------------------------
+
+def free_broker_port() -> int:
+    for _ in range(50):
+        port = free_port()
+        if port + 1000 < 65536 and port_is_free(port + 1000):
+            return port
+    raise RuntimeError("no free port pair for the broker (port and port + 1000)")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, work: Path, bootstrap: str) -> None:
+        self.args, self.work, self.bootstrap = args, work, bootstrap
+        self.quickstart = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+
+    def config(self, tag: str, events_topic: str | None = None) -> tuple[Path, Config]:
+        """The quickstart config with topics (and app id) of its own; ``events_topic``
+        shares an existing events topic instead."""
+        suffix = f"{tag}{uuid.uuid4().hex[:6]}"
+        raw = dict(self.quickstart)
+        raw["name"] = f"bench_{suffix}"
+        raw["broker"] = f"kafka://{self.bootstrap}"
+        raw["topics"] = {"events": events_topic or f"ev.{suffix}", "labels": f"lab.{suffix}",
+                         "scored": f"sc.{suffix}", "dlq": f"dlq.{suffix}",
+                         "training": f"tr.{suffix}", "model_versions": f"mv.{suffix}",
+                         "model_audit": f"ma.{suffix}", "partitions": PARTITIONS}
+        path = self.work / f"config-{suffix}.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        config = load_config(path)
+        ensure_topics(config)
+        return path, config
+
+    def worker(self, cfg_path: Path, tag: str) -> Worker:
+        w = Worker(cfg_path, free_port(), self.work / f"worker-{tag}-{uuid.uuid4().hex[:4]}")
+        w.start(ready_timeout_seconds=180)
+        return w
+
+
+def events(config: Config, count: int, entities: int, seed: int,
+           gap_ms: int = QUICKSTART_GAP_MS) -> Iterator[tuple[bytes, bytes]]:
+    """Simulated quickstart events (no labels), all in the past: the validator refuses
+    event times more than ``max_future`` after their Kafka timestamp."""
+    start_ms = time.time_ns() // 1_000_000 - int(count * gap_ms * 1.3) - 86_400_000
+    opts = SimulationOptions(count=count, seed=seed, entities=entities, label_ratio=0.0,
+                             mean_gap_ms=gap_ms, start_ms=start_ms)
+    for r in Simulator(config, opts).records():
+        if r.kind == "event":
+            yield r.key.encode(), r.value
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]],
+            per_second: float = 0.0, what: str = "") -> tuple[int, float]:
+    """Send records in order (paced at ``per_second`` if set); wait for every ack.
+    Returns (count, seconds from first send to last ack)."""
+    # Idempotent, so a retried batch cannot land after a later one: on a topic just
+    # created, the first sends can fail (no leader yet) and, retried, reorder the first
+    # records of a partition by minutes of event time (the scorer then rightly calls them
+    # late).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             batch_size=65536, max_request_size=4 * 1024 * 1024,
+                             enable_idempotence=True)
+    deadline = time.monotonic() + 60
+    while len(producer.partitions_for(topic) or ()) < PARTITIONS:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic} has no {PARTITIONS} partitions after 60 s")
+        time.sleep(0.2)
+    pacer = Pacer(per_second)
+    began, n, last_report = time.perf_counter(), 0, time.monotonic()
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+            n += 1
+            pacer.tick()
+            if what and time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                say(f"  {what}: {n:,} produced")
+        producer.flush(timeout=120)
+    finally:
+        producer.close(timeout=30)
+    return n, time.perf_counter() - began
+
+
+# -- reading a worker ------------------------------------------------------------------------
+
+def samples(worker: Worker) -> list[Any]:
+    if worker.proc is not None and worker.proc.poll() is not None:
+        raise RuntimeError(f"worker exited {worker.proc.returncode}:\n{worker.log()}")
+    return [s for fam in text_string_to_metric_families(worker.metrics_text())
+            for s in fam.samples]
+
+
+def outcomes(worker: Worker) -> Counter[str]:
+    return Counter({s.labels["outcome"]: s.value for s in samples(worker)
+                    if s.name == "streambed_events_total"})
+
+
+def oddities(worker: Worker) -> dict[str, float]:
+    """Counters that should stay at zero on a clean drain (read back, redelivered, ...)."""
+    names = ("streambed_skipped_offsets_total", "streambed_redeliveries_total",
+             "streambed_state_decode_errors_total", "streambed_produce_errors_total")
+    out: dict[str, float] = Counter()
+    for s in samples(worker):
+        if s.name in names:
+            out[s.name.removeprefix("streambed_").removesuffix("_total")] += s.value
+    return {k: v for k, v in out.items() if v}
+
+
+def done_count(workers: list[Worker]) -> float:
+    """Events that reached an outcome (scored, rejected, late, duplicate), over workers."""
+    return sum(sum(outcomes(w).values()) for w in workers)
+
+
+def histogram(worker: Worker) -> tuple[list[tuple[float, float]], float, float]:
+    """(sorted (le, cumulative count) buckets, sum, count) of the latency histogram."""
+    buckets, total, n = [], 0.0, 0.0
+    for s in samples(worker):
+        if s.name == "streambed_event_latency_seconds_bucket":
+            buckets.append((float(s.labels["le"]), s.value))
+        elif s.name == "streambed_event_latency_seconds_sum":
+            total = s.value
+        elif s.name == "streambed_event_latency_seconds_count":
+            n = s.value
+    return sorted(buckets), total, n
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> tuple[float, float, float]:
+    """(estimate, bucket low, bucket high) of a quantile from cumulative buckets, linear
+    inside the bucket that holds it."""
+    total = buckets[-1][1]
+    prev_le, prev_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= q * total and n > prev_n:
+            if le == math.inf:
+                return prev_le, prev_le, le
+            return prev_le + (le - prev_le) * (q * total - prev_n) / (n - prev_n), prev_le, le
+        prev_le, prev_n = le, n
+    return math.nan, math.nan, math.nan
+
+
+def ready(worker: Worker) -> tuple[bool, list[int]]:
+    url = f"http://127.0.0.1:{worker.web_port}/ready"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        body = json.load(exc)
+    except OSError:
+        return False, []
+    return bool(body.get("ready")), list(body.get("assigned_partitions", []))
+
+
+def wait_assigned(workers: list[Worker], timeout: float = 120.0) -> None:
+    """Every worker ready and the partitions split between them, twice 1 s apart."""
+    deadline, stable = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline:
+        states = [ready(w) for w in workers]
+        parts = [p for _, ps in states for p in ps]
+        good = all(ok and ps for ok, ps in states) and sorted(parts) == list(range(PARTITIONS))
+        stable = stable + 1 if good else 0
+        if stable >= 2:
+            return
+        for w in workers:
+            samples(w)  # raises if a worker died
+        time.sleep(1.0)
+    raise RuntimeError(f"workers not ready and assigned within {timeout:.0f}s: {states}")
+
+
+def drain(workers: list[Worker], target: int, timeout: float,
+          what: str) -> tuple[float, float, float]:
+    """Wait for the first outcome, then for ``target`` outcomes over ``workers``.
+    Returns (outcomes at the first look that saw some, seconds from then to the end,
+    events/s over that time). Polls /metrics rarely while far from the end (a scrape
+    costs the worker), every 50 ms near it."""
+    deadline = time.monotonic() + timeout
+    n = done_count(workers)
+    while n <= 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: no event scored within {timeout:.0f}s")
+        time.sleep(0.05)
+        n = done_count(workers)
+    t0, n0, last_report = time.perf_counter(), n, time.monotonic()
+    while n < target:
+        now = time.perf_counter()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: {n:,.0f} of {target:,} events after {timeout:.0f}s")
+        rate = (n - n0) / (now - t0) if n > n0 else 0.0
+        left = (target - n) / rate if rate else math.inf
+        time.sleep(0.05 if left < 2 else min(1.0, left / 4))
+        n = done_count(workers)
+        if time.monotonic() - last_report > 15:
+            last_report = time.monotonic()
+            say(f"  {what}: {n:,.0f} / {target:,} ({rate:,.0f} events/s)")
+    took = time.perf_counter() - t0
+    return n0, took, (n - n0) / took if n > n0 else math.nan
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+# -- (a) and (b) ---------------------------------------------------------------------------
+
+def bare_faust(b: Bench, topic: str, count: int) -> float:
+    out = b.work / f"bare-faust-{uuid.uuid4().hex[:4]}.json"
+    log = open(b.work / "bare-faust.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "bare_faust.py"), "--broker", b.bootstrap,
+         "--topic", topic, "--count", str(count), "--group", f"bare_{uuid.uuid4().hex[:6]}",
+         "--partitions", str(PARTITIONS), "--data-dir", str(b.work / "bare-faust"),
+         "--out", str(out)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120 + count / 500
+        while not out.exists():
+            if proc.poll() is not None:
+                tail = (b.work / "bare-faust.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"bare faust app exited {proc.returncode}:\n{tail}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("bare faust app did not see every event in time")
+            time.sleep(0.2)
+        time.sleep(0.1)
+        result = json.loads(out.read_text())
+    finally:
+        kill_group(proc)
+        log.close()
+    return (result["count"] - 1) / result["seconds"]
+
+
+def kill_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+async def _bare_aiokafka(bootstrap: str, topic: str, out_topic: str, count: int) -> float:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                group_id=f"bare_{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        seen, first = 0, 0.0
+        deadline = time.monotonic() + 120 + count / 2000
+        while seen < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"aiokafka loop: {seen} of {count} events in time")
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            futures = []
+            for records in batches.values():
+                if records and not first:
+                    first = time.perf_counter()
+                for r in records:
+                    futures.append(await producer.send(out_topic, r.value, key=r.key))
+            await asyncio.gather(*futures)
+            seen += len(futures)
+        return seen / (time.perf_counter() - first)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def bare_aiokafka(bootstrap: str, topic: str, out_topic: str, count: int) -> float:
+    return asyncio.run(_bare_aiokafka(bootstrap, topic, out_topic, count))
+
+
+# -- steps -----------------------------------------------------------------------------------
+
+def step_throughput(b: Bench, r: dict[str, Any]) -> str:
+    a = b.args
+    _, config = b.config("tp")
+    topic = config.topics.events
+    say(f"throughput: producing {a.count:,} quickstart events over {a.entities:,} entities "
+        f"to {PARTITIONS} partitions")
+    n, took = produce(b.bootstrap, topic, events(config, a.count, a.entities, seed=1),
+                      what="produce")
+    say(f"  produced {n:,} in {took:.1f}s ({n / took:,.0f}/s)")
+    r["count"] = n
+    say("(b) bare aiokafka consume -> produce")
+    r["b"] = bare_aiokafka(b.bootstrap, topic, config.topics.scored, n)
+    say(f"  {r['b']:,.0f} events/s")
+    say("(a) bare faust agent iterating stream.events()")
+    r["a"] = bare_faust(b, topic, n)
+    say(f"  {r['a']:,.0f} events/s")
+    say("(c) streambed worker")
+    cfg_path, _ = b.config("c", events_topic=topic)
+    w = b.worker(cfg_path, "c")
+    try:
+        _, secs, r["c"] = drain([w], n, 120 + n / 200, "scorer")
+        out, odd = outcomes(w), oddities(w)
+    finally:
+        w.stop()
+    say(f"  {r['c']:,.0f} events/s over {secs:.1f}s; outcomes "
+        f"{ {k: int(v) for k, v in out.items() if v} }; {odd or 'no read-backs or redeliveries'}")
+    if out["late"] or out["rejected"]:
+        say(f"  NOTE: every event is valid and in time order per partition; late/rejected "
+            f"ones mean the scorer saw them out of order (worker log {w.log_path})")
+    r["topic"] = topic
+    return topic
+
+
+def step_latency(b: Bench, r: dict[str, Any]) -> None:
+    a = b.args
+    rate = a.latency_rate or (r["c"] / 2 if "c" in r else 1000.0)
+    n = max(int(rate * (a.latency_seconds + a.latency_warmup)), 1)
+    cfg_path, config = b.config("lat")
+    records = list(events(config, n, a.entities, seed=2))
+    say(f"latency: {n:,} events paced at {rate:,.0f}/s for {a.latency_seconds:.0f}s, "
+        f"after a {a.latency_warmup:g}s warm-up, fresh topics, scorer running")
+    w = b.worker(cfg_path, "lat")
+    try:
+        wait_assigned([w])
+        # A warm-up at the same pace first (first batches, first timer rounds), left out
+        # of the histogram delta.
+        warm = int(rate * a.latency_warmup)
+        produce(b.bootstrap, config.topics.events, records[:warm], per_second=rate)
+        before = histogram(w)
+        measured, took = produce(b.bootstrap, config.topics.events, records[warm:],
+                                 per_second=rate, what="paced produce")
+        sent = warm + measured
+        end_wait = time.perf_counter()
+        deadline = time.monotonic() + 120
+        while done_count([w]) < sent:
+            if time.monotonic() > deadline:
+                raise RuntimeError("latency: events not all scored within 120 s of the last")
+            time.sleep(0.05)
+        tail = time.perf_counter() - end_wait
+        after = histogram(w)
+    finally:
+        w.stop()
+    buckets = [(le, n1 - n0) for (le, n1), (_, n0) in zip(after[0], before[0], strict=True)]
+    count = after[2] - before[2]
+    p50, p99 = quantile(buckets, 0.5), quantile(buckets, 0.99)
+    r["lat"] = {"rate": rate, "achieved": measured / took, "p50": p50, "p99": p99,
+                "mean": (after[1] - before[1]) / count, "count": count,
+                "tail": tail}
+    say(f"  produced at {measured / took:,.0f}/s; p50 {p50[0] * 1e3:.0f} ms (bucket "
+        f"{p50[1] * 1e3:g}-{p50[2] * 1e3:g} ms), p99 {p99[0] * 1e3:.0f} ms (bucket "
+        f"{p99[1] * 1e3:g}-{p99[2] * 1e3:g} ms), mean {r['lat']['mean'] * 1e3:.0f} ms")
+    if r["lat"]["tail"] > 1.0 or r["lat"]["achieved"] < 0.95 * rate:
+        say(f"  WARNING: not a steady state: the last event was scored {r['lat']['tail']:.1f}s "
+            "after the last was produced (the scorer fell behind: is the machine busier "
+            "than during (c)?), or the producer could not keep the pace")
+
+
+def step_state(b: Bench, r: dict[str, Any]) -> None:
+    """Encoded entity state, in process: Processor over dict tables (no Kafka)."""
+    from streams.scorer.batch import InRecord
+    from streams.scorer.champion import Champion
+    from streams.scorer.processor import Processor, Tables
+    from streams.scorer.state import EntityEntry, decode
+    from streams.scorer.tables import StateTable
+
+    a = b.args
+    config = load_config(REPO / "examples" / "quickstart.yaml")
+
+    def processor() -> tuple[Processor, Tables]:
+        t = Tables(*(StateTable(name, {}, f"cl-{name}")
+                     for name in ("entities", "pending", "held", "partitions")))
+        return Processor(config, t, Champion.blank(config.model, config.features.identity)), t
+
+    def run(p: Processor, recs: list[tuple[bytes, bytes]], offsets: dict[int, int],
+            batch: int, after: Callable[[int], None] | None = None) -> None:
+        done = 0
+        for s in range(0, len(recs), batch):
+            chunk = []
+            for key, value in recs[s:s + batch]:
+                part = zlib.crc32(key) % PARTITIONS
+                ts = json.loads(value)["ts"] + 1
+                chunk.append(InRecord(value, key, "events", part, offsets.get(part, 0), ts))
+                offsets[part] = offsets.get(part, 0) + 1
+            p.process_events(chunk, chunk[-1].timestamp_ms)
+            done += len(chunk)
+            if after:
+                after(done)
+
+    say(f"state: {a.state_count:,} events over {a.entities:,} entities in process "
+        f"(mean event gap {QUICKSTART_GAP_MS / 1000:g} s)")
+    p, t = processor()
+    began = time.perf_counter()
+    run(p, list(events(config, a.state_count, a.entities, seed=3)), {}, 1000)
+    took = time.perf_counter() - began
+    values = [raw for _, raw in t.entities.items()]
+    entry = sorted(len(v) for v in values)
+    feats = sorted(len(decode(v, EntityEntry).features) for v in values)
+    pending = [len(v) for _, v in t.pending.items()]
+
+    def p99(xs: list[int]) -> int:
+        return xs[min(len(xs) - 1, int(0.99 * len(xs)))]
+
+    r["state"] = {"entities": len(values), "mean": statistics.fmean(entry), "p99": p99(entry),
+                  "max": entry[-1], "feat_mean": statistics.fmean(feats),
+                  "feat_p99": p99(feats), "pending_mean": statistics.fmean(pending or [0]),
+                  "in_process_rate": a.state_count / took}
+    s = r["state"]
+    say(f"  {len(values):,} entities: table value mean {s['mean']:,.0f} B, p99 {s['p99']:,} B, "
+        f"max {s['max']:,} B (feature state mean {s['feat_mean']:,.0f} B, p99 "
+        f"{s['feat_p99']:,} B); pending entry mean {s['pending_mean']:,.0f} B; "
+        f"Processor in process {s['in_process_rate']:,.0f} events/s")
+
+    say("  one entity receiving every event (mean gap 30 s), size every 500 events")
+    p, t = processor()
+    sizes: dict[int, int] = {}
+
+    def look(done: int) -> None:
+        if done % 500 == 0:
+            sizes[done] = max(len(v) for _, v in t.entities.items())
+
+    run(p, list(events(config, a.one_entity_count, 1, seed=4)), {}, 100, look)
+    r["one"] = sizes
+    say("  " + ", ".join(f"{k / 1000:g}k: {v:,} B" for k, v in sizes.items()))
+
+
+def step_rss(b: Bench, r: dict[str, Any]) -> None:
+    a = b.args
+    cfg_path, config = b.config("rss")
+    say(f"rss: {a.rss_count:,} events over {a.rss_entities:,} entities produced while one "
+        "scorer runs")
+    w = b.worker(cfg_path, "rss")
+    try:
+        wait_assigned([w])
+        assert w.proc is not None
+        idle = rss_kib(w.proc.pid)
+        produce(b.bootstrap, config.topics.events,
+                events(config, a.rss_count, a.rss_entities, seed=5), what="rss produce")
+        drain([w], a.rss_count, 300 + a.rss_count / 200, "rss scorer")
+        time.sleep(3)  # a timer round: expiry, monitors
+        mem = rss_kib(w.proc.pid)
+        pending = sum(s.value for s in samples(w) if s.name == "streambed_pending_predictions")
+    finally:
+        w.stop()
+    r["rss"] = {"idle": idle["VmRSS"], "rss": mem["VmRSS"], "hwm": mem["VmHWM"],
+                "pending": pending}
+    say(f"  VmRSS {mem['VmRSS'] / 1024:,.0f} MiB (peak {mem['VmHWM'] / 1024:,.0f} MiB; "
+        f"{idle['VmRSS'] / 1024:,.0f} MiB idle before the events); "
+        f"{pending:,.0f} predictions pending")
+
+
+def step_pair(b: Bench, r: dict[str, Any]) -> None:
+    a = b.args
+    records = None
+    for k in (1, 2):
+        cfg_path, config = b.config(f"pair{k}")
+        if records is None:
+            records = list(events(config, a.pair_count, a.entities, seed=6))
+        say(f"pair: {k} scorer(s) in one group, {a.pair_count:,} events produced once all "
+            "are assigned")
+        workers = []
+        try:
+            for i in range(k):
+                workers.append(b.worker(cfg_path, f"pair{k}-{i}"))
+            wait_assigned(workers)
+            sent, took = produce(b.bootstrap, config.topics.events, records)
+            # Timed from the end of production: the producer no longer shares the cores
+            # and the group does not rebalance; what is left is a backlog to drain.
+            n0, secs, rate = drain(workers, a.pair_count, 120 + a.pair_count / 200,
+                                   f"{k} scorer(s)")
+            odd = [oddities(w) for w in workers]
+        finally:
+            for w in workers:
+                w.stop()
+        r[f"pair{k}"] = rate
+        left = 1 - n0 / a.pair_count
+        say(f"  {k} scorer(s): {rate:,.0f} events/s over the last {left:.0%} of the events "
+            f"({secs:.1f}s, after {sent:,} were produced at {sent / took:,.0f}/s); "
+            f"{[o for o in odd if o] or 'no read-backs or redeliveries'}")
+        if left < 0.5:
+            say("  WARNING: the producer was not much faster than the scorer(s): most of the "
+                "backlog was drained while producing; raise --pair-count")
+
+
+def step_profile(b: Bench, r: dict[str, Any], topic: str) -> None:
+    a = b.args
+    pyspy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or \
+        shutil.which("py-spy")
+    if pyspy is None:
+        raise RuntimeError("py-spy not found: pip install py-spy (it is in the test extra)")
+    n = r.get("count") or a.count
+    cfg_path, _ = b.config("prof", events_topic=topic)
+    out = Path(a.profile_out or REPO / "var" / "bench" /
+               f"scorer-profile-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    say(f"profile: a scorer drains the same {n:,} events under py-spy (GIL samples)")
+    w = b.worker(cfg_path, "prof")
+    spy = None
+    try:
+        assert w.proc is not None
+        deadline = time.monotonic() + 120
+        while done_count([w]) <= 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spy = subprocess.Popen([pyspy, "record", "--pid", str(w.proc.pid), "--rate", "100",
+                                "--format", "raw", "--output", str(out), "--gil", "--nolineno",
+                                "--full-filenames", "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _, _, rate = drain([w], n, 120 + n / 150, "profiled scorer")
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait(timeout=10)
+        w.stop()
+    r["profile"] = {"path": out, "rate": rate}
+    say(f"  {rate:,.0f} events/s under py-spy; raw stacks in {out}")
+    print_profile(out, a.profile_top)
+
+
+def classify(frame: str) -> str:
+    path = frame[frame.rfind("(") + 1:].rstrip(")")
+    for pkg in ("faust", "mode", "aiokafka", "kafka", "river", "prometheus_client",
+                "msgspec", "aiohttp", "yarl", "croniter", "venusian", "opentracing"):
+        if f"/site-packages/{pkg}/" in path:
+            return pkg
+    if f"{REPO}/" in path:
+        rel = path[len(str(REPO)) + 1:]
+        return "streambed:" + rel.split("/")[0]
+    if "/asyncio/" in path:
+        return "asyncio"
+    if "python3" in path:
+        return "stdlib"
+    return "other"
+
+
+def print_profile(path: Path, top: int) -> None:
+    self_t: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    pkg_self: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n_str = line.rpartition(" ")
+        if not stack or not n_str.isdigit():
+            continue
+        n = int(n_str)
+        frames = stack.split(";")
+        total += n
+        self_t[frames[-1]] += n
+        pkg_self[classify(frames[-1])] += n
+        for f in set(frames):
+            incl[f] += n
+    if not total:
+        print("  (no samples)")
+        return
+
+    def short(f: str) -> str:
+        name, _, loc = f.partition(" (")
+        loc = loc.rstrip(")")
+        for marker in ("/site-packages/", f"{REPO}/", "/lib/python3.11/"):
+            if marker in loc:
+                loc = loc.split(marker, 1)[1]
+        return f"{name} ({loc})"
+
+    print(f"\n  {total:,} GIL samples. Self time by package:")
+    for pkg, n in pkg_self.most_common():
+        print(f"    {100 * n / total:5.1f}%  {pkg}")
+    print(f"  Top {top} functions by self time:")
+    for f, n in self_t.most_common(top):
+        print(f"    {100 * n / total:5.1f}%  {short(f)}")
+    print(f"  Top {top} functions by inclusive time:")
+    for f, n in incl.most_common(top + 5)[:top + 5]:
+        print(f"    {100 * n / total:5.1f}%  {short(f)}")
+    print()
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def fmt(x: float | None, unit: str = "") -> str:
+    return "—" if x is None else f"{x:,.0f}{unit}"
+
+
+def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if "c" in r:
+        rows += [
+            ("(a) bare faust agent, `stream.events()`", fmt(r["a"], " events/s")),
+            ("(b) bare aiokafka consume → produce, acks per batch", fmt(r["b"], " events/s")),
+            ("(c) `streambed worker`", fmt(r["c"], " events/s")),
+            ("(c)/(a)", f"{r['c'] / r['a']:.2f}"),
+            ("(c)/(b)", f"{r['c'] / r['b']:.3f}"),
+        ]
+    if "lat" in r:
+        lt = r["lat"]
+        rows.append((f"latency at {lt['rate']:,.0f}/s paced ({lt['achieved']:,.0f}/s "
+                     f"achieved), {lt['count']:,.0f} events",
+                     f"p50 {lt['p50'][0] * 1e3:.0f} ms, p99 {lt['p99'][0] * 1e3:.0f} ms, "
+                     f"mean {lt['mean'] * 1e3:.0f} ms"))
+    if "state" in r:
+        s = r["state"]
+        rows.append((f"entity state, {a.state_count:,} events / {s['entities']:,} entities",
+                     f"mean {s['mean']:,.0f} B, p99 {s['p99']:,} B (features {s['feat_mean']:,.0f}"
+                     f" / {s['feat_p99']:,} B)"))
+        one = r["one"]
+        rows.append(("one entity, every event (30 s gap)",
+                     ", ".join(f"{k / 1000:g}k {one[k] / 1000:.1f} KB" for k in one
+                               if k in (1000, 2000, 3000, 4000, 5000))))
+    if "rss" in r:
+        m = r["rss"]
+        rows.append((f"worker RSS after {a.rss_count:,} events / {a.rss_entities:,} entities",
+                     f"{m['rss'] / 1024:,.0f} MiB (peak {m['hwm'] / 1024:,.0f}, idle "
+                     f"{m['idle'] / 1024:,.0f})"))
+    if "pair2" in r:
+        rows.append((f"two scorers vs one, {a.pair_count:,} events",
+                     f"{r['pair2']:,.0f} vs {r['pair1']:,.0f} events/s "
+                     f"(×{r['pair2'] / r['pair1']:.2f})"))
+    if "profile" in r:
+        rows.append(("(c) under py-spy", fmt(r["profile"]["rate"], " events/s")))
+    return rows
+
+
+def record(r: dict[str, Any], a: argparse.Namespace, load0: float, load1: float) -> None:
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text()
+    marker = "<!-- scorer_bench appends rows above this line -->"
+    if marker not in text:
+        raise RuntimeError(f"{path} has no '{marker}' line under '## Scorer'")
+    cmd = shlex.join(["bench/scorer_bench.py", *sys.argv[1:]])
+    nproc = len(os.sched_getaffinity(0))
+
+    def cell(key: str, f: Callable[[Any], str]) -> str:
+        return f(r[key]) if key in r else "—"
+
+    row = " | ".join([
+        dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"),
+        f"{nproc} cores, Python {platform.python_version()}",
+        f"`{cmd}`",
+        f"{load0:.2f} → {load1:.2f}",
+        cell("a", lambda v: f"{v:,.0f}"),
+        cell("b", lambda v: f"{v:,.0f}"),
+        cell("c", lambda v: f"{v:,.0f}"),
+        f"{r['c'] / r['a']:.2f} / {r['c'] / r['b']:.3f}" if "c" in r else "—",
+        cell("lat", lambda v: f"{v['p50'][0] * 1e3:.0f} / {v['p99'][0] * 1e3:.0f} ms at "
+                              f"{v['rate']:,.0f}/s"),
+        cell("state", lambda v: f"{v['mean']:,.0f} / {v['p99']:,}"),
+        cell("one", lambda v: " / ".join(f"{v.get(k, 0) / 1000:.1f}" for k in (1000, 2000, 5000))),
+        cell("rss", lambda v: f"{v['rss'] / 1024:,.0f} MiB"),
+        cell("pair2", lambda v: f"{v:,.0f} vs {r['pair1']:,.0f}"),
+        a.note or "",
+    ])
+    path.write_text(text.replace(marker, f"| {row} |\n{marker}"))
+    say(f"appended a row to {path}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--count", type=int, default=200_000, help="events for (a), (b), (c)")
+    p.add_argument("--entities", type=int, default=2_000)
+    p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--latency-warmup", type=float, default=5.0,
+                   help="seconds produced at the same pace before the measured window")
+    p.add_argument("--latency-rate", type=float, default=0.0,
+                   help="events/s for the latency step (default: half of (c))")
+    p.add_argument("--state-count", type=int, default=50_000)
+    p.add_argument("--one-entity-count", type=int, default=5_000)
+    p.add_argument("--rss-count", type=int, default=1_000_000)
+    p.add_argument("--rss-entities", type=int, default=100_000)
+    p.add_argument("--pair-count", type=int, default=100_000)
+    p.add_argument("--skip", default="", help=f"comma-separated steps to skip: {','.join(STEPS)}")
+    p.add_argument("--profile", action="store_true",
+                   help="also drain the N events with a scorer under py-spy and print the top")
+    p.add_argument("--profile-top", type=int, default=25)
+    p.add_argument("--profile-out", help="where py-spy's raw stacks go (default var/bench/)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (broker data, worker logs) and say where")
+    p.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    p.add_argument("--note", default="", help="text for the row's note column")
+    a = p.parse_args()
+    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    if skip - set(STEPS):
+        p.error(f"unknown step(s) {sorted(skip - set(STEPS))}; steps: {', '.join(STEPS)}")
+
+    load0 = os.getloadavg()[0]
+    say(f"scorer bench: {len(os.sched_getaffinity(0))} cores, Python "
+        f"{platform.python_version()}, load average {load0:.2f}; steps: "
+        f"{', '.join(s for s in STEPS if s not in skip)}{' + profile' if a.profile else ''}")
+    r: dict[str, Any] = {}
+    if "state" not in skip:  # no broker needed: first, while the machine is fresh
+        step_state(Bench(a, Path("."), ""), r)
+    needs_broker = bool(set(STEPS) - skip - {"state"}) or a.profile
+    if needs_broker:
+        work = Path(tempfile.mkdtemp(prefix="streambed-bench-"))
+        broker = BrokerOptions(port=free_broker_port(), data_dir=work / "kafka", heap_mb=768)
+        try:
+            start(broker, log=say)
+            b = Bench(a, work, broker.bootstrap)
+            topic = None
+            if "throughput" not in skip:
+                topic = step_throughput(b, r)
+            if "latency" not in skip:
+                step_latency(b, r)
+            if "pair" not in skip:
+                step_pair(b, r)
+            if "rss" not in skip:
+                step_rss(b, r)
+            if a.profile:
+                if topic is None:
+                    _, config = b.config("prof_ev")
+                    produce(b.bootstrap, config.topics.events,
+                            events(config, a.count, a.entities, seed=1), what="produce")
+                    topic = config.topics.events
+                step_profile(b, r, topic)
+        finally:
+            with contextlib.suppress(Exception):
+                stop(broker, log=say)
+            if a.keep:
+                say(f"kept {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()[0]
+    rows = table(r, a)
+    width = max(len(k) for k, _ in rows) if rows else 0
+    print(f"\nScorer benchmark: quickstart events, {PARTITIONS} partitions, "
+          f"{a.entities:,} entities; {len(os.sched_getaffinity(0))} cores, Python "
+          f"{platform.python_version()}; load average {load0:.2f} → {load1:.2f}; "
+          f"{time.monotonic() - BEGAN:.0f} s in all")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    if not a.no_record:
+        record(r, a, load0, load1)
+
+
+if __name__ == "__main__":
+    main()
