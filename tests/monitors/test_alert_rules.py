@@ -28,13 +28,27 @@ ROOT = Path(__file__).resolve().parents[2]
 RULE_TESTS = Path(__file__).with_name("alerts_test.yml")
 OPERATIONS = ROOT / "docs" / "operations.md"
 DASHBOARD = ROOT / "deploy" / "grafana" / "streambed.json"
-#: Metrics every Prometheus target has without streambed declaring them.
-STANDARD_METRICS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+#: Metrics every Prometheus target has without streambed declaring them, and the process
+#: and garbage-collector collectors of prometheus_client that the scorer exports.
+STANDARD_METRICS = {
+    "up", "scrape_duration_seconds", "scrape_samples_scraped",
+    "process_cpu_seconds_total", "process_resident_memory_bytes",
+    "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+    "process_start_time_seconds",
+    "python_gc_objects_collected_total", "python_gc_objects_uncollectable_total",
+    "python_gc_collections_total", "python_info",
+}
 REQUIRED_ALERTS = {
     "FeatureDriftHigh", "PredictionDriftHigh", "ModelPerformanceDegraded",
     "GroupImpactDisparity", "GroupEqualizedOddsGap", "LabelsStopped", "ModelStale",
     "DeadLetterRateHigh", "ScoringLatencyHigh", "WorkerDown",
+    "LearnerDown", "ScorerFallingBehind", "EventsStale", "EntityStateLimit",
+    "ProcessingErrors", "StateDecodeErrors", "ModelVersionRefused",
+    "TrainingExamplesStopped", "ModelPromotionHeld", "ImpactUnmeasurable",
 }
+#: Alerts on label-based statistics, which only the learner computes (over all partitions).
+LEARNER_ALERTS = {"ModelPerformanceDegraded", "ModelStale", "ModelPromotionHeld",
+                  "GroupEqualizedOddsGap", "LearnerDown"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,9 +96,35 @@ def test_prometheus_example_config_is_valid_and_scrapes_the_worker() -> None:
     config = ROOT / "deploy" / "prometheus" / "prometheus.yml"
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout  # the rules load from this file
     scrape = yaml.safe_load(config.read_text())["scrape_configs"]
     job = next(s for s in scrape if s["job_name"] == "streambed")
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:6066"]
+    learner = next(s for s in scrape if s["job_name"] == "streambed-learner")
+    assert learner["static_configs"][0]["targets"][0] == "127.0.0.1:6067"
+
+
+def test_compose_prometheus_finds_scorers_and_learner_by_dns_and_loads_the_rules() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    jobs = {s["job_name"]: s for s in config["scrape_configs"]}
+    for job, service, port in (("streambed", "scorer", 6066),
+                               ("streambed-learner", "learner", 6067)):
+        (sd,) = jobs[job]["dns_sd_configs"]
+        assert sd["names"] == [service] and sd["port"] == port, job
+
+
+def test_label_based_alerts_read_the_learner_and_follow_the_champion() -> None:
+    """The learner computes performance and equalized odds; a standby's gauges are stale,
+    so they are read only where streambed_learner_active == 1. Performance is keyed on the
+    champion's one series: a version label would restart for: at every promotion."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    for name in LEARNER_ALERTS:
+        assert 'job="streambed-learner"' in rules[name]["expr"], name
+    for name in LEARNER_ALERTS - {"LearnerDown"}:
+        assert "streambed_learner_active == 1" in rules[name]["expr"], name
+    degraded = rules["ModelPerformanceDegraded"]["expr"]
+    assert "streambed_champion_roc_auc_ratio" in degraded and "model_version" not in degraded
 
 
 def test_required_alerts_exist_with_severity_and_annotations() -> None:
@@ -145,9 +185,10 @@ def test_every_metric_a_runbook_names_exists() -> None:
     for rule in alert_rules():
         text = rule["annotations"]["runbook"] + runbook_section(docs, rule["alert"])
         bare = re.findall(r"(?<![\w:])streambed_\w+(?![\w:])", text)
+        standard = re.findall(r"(?<![\w:])(?:process|python_gc)_\w+(?![\w:])", text)
         named = metric_names_in(text) | set(bare)
         assert named, f"{rule['alert']}'s runbook names no metric to check"
-        unknown = named - known
+        unknown = (named | set(standard)) - known
         assert not unknown, f"{rule['alert']}'s runbook names unknown metrics {unknown}"
 
 
