@@ -6,11 +6,12 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from monitors.alert_rules import (
     ALERTS_PATH,
@@ -21,6 +22,7 @@ from monitors.alert_rules import (
     rules_with_for,
 )
 from monitors.metrics import Metrics
+from tests.support import Prometheus, free_port, wait_until
 
 pytestmark = pytest.mark.prometheus
 
@@ -217,3 +219,80 @@ def test_the_operations_doc_has_its_sections() -> None:
     for section in ["trust-boundary", "health-readiness-and-lag", "alert-routing",
                     "scaling-scorers", "local-broker", "the-compose-stack", "runbooks"]:
         assert section in anchors, section
+
+
+class _ShippedConfigPrometheus(Prometheus):
+    """A real Prometheus on the shipped deploy/prometheus/prometheus.yml, its targets
+    pointed at test exporters and its timers at one second."""
+
+    def __init__(self, exe: str, workdir: Path, targets: dict[str, str]) -> None:
+        super().__init__(exe, workdir, [], "")
+        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config["rule_files"] = [str(ALERTS_PATH)]
+        config.pop("alerting")
+        config["scrape_configs"] = [s for s in config["scrape_configs"] if s["job_name"] in targets]
+        for scrape in config["scrape_configs"]:
+            scrape["static_configs"] = [{"targets": [targets[scrape["job_name"]]]}]
+        self.config = config
+
+    def __enter__(self) -> _ShippedConfigPrometheus:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(self.config))
+        self.proc = subprocess.Popen(
+            [self.exe, f"--config.file={self.workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=(self.workdir / "prometheus.log").open("wb"))
+        wait_until(self._ready, 30, "Prometheus to be ready")
+        return self
+
+
+def _scorer_and_learner() -> tuple[CollectorRegistry, CollectorRegistry]:
+    scorer_registry, learner_registry = CollectorRegistry(), CollectorRegistry()
+    scorer, learner = Metrics(scorer_registry), Metrics(learner_registry)
+    scorer.events.labels(outcome="scored").inc(100)
+    scorer.consumer_lag.labels(partition="0").set(12)
+    scorer.set_model("v1", "fs1")
+    for group in ("A", "B"):
+        scorer.group_decisions.labels(attribute="group", group=group, decision="1").inc(10)
+    scorer.demographic_parity_ratio.labels(attribute="group").set(float("nan"))
+    learner.learner_active.set(1)
+    learner.learner_examples.labels(outcome="learned").inc(50)
+    learner.model_decisions.labels(decision="promote").inc()
+    learner.model_last_promotion.set(time.time())
+    learner.champion_roc_auc.set(0.9)
+    learner.set_model("v1", "fs1")
+    return scorer_registry, learner_registry
+
+
+def test_the_shipped_prometheus_config_scrapes_both_jobs_and_every_rule_evaluates(
+    tmp_path: Path, prometheus_bin: str,
+) -> None:
+    """Recording and alert rules evaluate without error (no duplicate label sets, no
+    many-to-many matches) on what a scorer and a learner export, under the shipped jobs."""
+    servers = []
+    try:
+        targets = {}
+        for job, registry in zip(("streambed", "streambed-learner"), _scorer_and_learner(),
+                                 strict=True):
+            port = free_port()
+            servers.append(start_http_server(port, addr="127.0.0.1", registry=registry))
+            targets[job] = f"127.0.0.1:{port}"
+        with _ShippedConfigPrometheus(prometheus_bin, tmp_path, targets) as prom:
+            def rules() -> list[dict]:
+                return [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+
+            wait_until(lambda: all(r["health"] != "unknown" for r in rules()), 30,
+                       "every rule to be evaluated")
+            wait_until(lambda: bool(prom.query('job:streambed_events:rate5m{job="streambed"}')),
+                       30, "the recording rules to have two scrapes to rate over")
+            bad = {r["name"]: r.get("lastError") for r in rules() if r["health"] != "ok"}
+            assert not bad, bad
+            up = {m["job"]: v for m, v in prom.query("up")}
+            assert up == {"streambed": 1.0, "streambed-learner": 1.0}
+            assert "LearnerDown" not in {a[0] for a in prom.alerts()}
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            thread.join(timeout=5)
