@@ -296,3 +296,20 @@ def test_the_shipped_prometheus_config_scrapes_both_jobs_and_every_rule_evaluate
         for server, thread in servers:
             server.shutdown()
             thread.join(timeout=5)
+
+
+def test_every_alert_routes_to_the_receiver_of_its_severity() -> None:
+    """amtool walks the shipped routing tree with each alert's labels: critical pages,
+    warning and info go to the team's chat."""
+    exe = shutil.which("amtool")
+    if exe is None:
+        pytest.fail("amtool is not installed (Debian package `prometheus-alertmanager`)")
+    config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    receivers = {"critical": "oncall-pager", "warning": "team-chat", "info": "team-chat"}
+    for rule in alert_rules():
+        severity = rule["labels"]["severity"]
+        result = subprocess.run(
+            [exe, "config", "routes", "test", f"--config.file={config}",
+             f"alertname={rule['alert']}", f"severity={severity}", "job=streambed"],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert result.stdout.strip() == receivers[severity], (rule["alert"], result.stdout)
