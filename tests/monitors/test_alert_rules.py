@@ -6,11 +6,12 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from monitors.alert_rules import (
     ALERTS_PATH,
@@ -21,6 +22,7 @@ from monitors.alert_rules import (
     rules_with_for,
 )
 from monitors.metrics import Metrics
+from tests.support import Prometheus, free_port, wait_until
 
 pytestmark = pytest.mark.prometheus
 
@@ -28,13 +30,27 @@ ROOT = Path(__file__).resolve().parents[2]
 RULE_TESTS = Path(__file__).with_name("alerts_test.yml")
 OPERATIONS = ROOT / "docs" / "operations.md"
 DASHBOARD = ROOT / "deploy" / "grafana" / "streambed.json"
-#: Metrics every Prometheus target has without streambed declaring them.
-STANDARD_METRICS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+#: Metrics every Prometheus target has without streambed declaring them, and the process
+#: and garbage-collector collectors of prometheus_client that the scorer exports.
+STANDARD_METRICS = {
+    "up", "scrape_duration_seconds", "scrape_samples_scraped",
+    "process_cpu_seconds_total", "process_resident_memory_bytes",
+    "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+    "process_start_time_seconds",
+    "python_gc_objects_collected_total", "python_gc_objects_uncollectable_total",
+    "python_gc_collections_total", "python_info",
+}
 REQUIRED_ALERTS = {
     "FeatureDriftHigh", "PredictionDriftHigh", "ModelPerformanceDegraded",
     "GroupImpactDisparity", "GroupEqualizedOddsGap", "LabelsStopped", "ModelStale",
     "DeadLetterRateHigh", "ScoringLatencyHigh", "WorkerDown",
+    "LearnerDown", "ScorerFallingBehind", "EventsStale", "EntityStateLimit",
+    "ProcessingErrors", "StateDecodeErrors", "ModelVersionRefused",
+    "TrainingExamplesStopped", "ModelPromotionHeld", "ImpactUnmeasurable",
 }
+#: Alerts on label-based statistics, which only the learner computes (over all partitions).
+LEARNER_ALERTS = {"ModelPerformanceDegraded", "ModelStale", "ModelPromotionHeld",
+                  "GroupEqualizedOddsGap", "LearnerDown"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,9 +98,35 @@ def test_prometheus_example_config_is_valid_and_scrapes_the_worker() -> None:
     config = ROOT / "deploy" / "prometheus" / "prometheus.yml"
     result = promtool("check", "config", str(config))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout  # the rules load from this file
     scrape = yaml.safe_load(config.read_text())["scrape_configs"]
     job = next(s for s in scrape if s["job_name"] == "streambed")
     assert job["static_configs"][0]["targets"] == ["127.0.0.1:6066"]
+    learner = next(s for s in scrape if s["job_name"] == "streambed-learner")
+    assert learner["static_configs"][0]["targets"][0] == "127.0.0.1:6067"
+
+
+def test_compose_prometheus_finds_scorers_and_learner_by_dns_and_loads_the_rules() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "compose.yml").read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    jobs = {s["job_name"]: s for s in config["scrape_configs"]}
+    for job, service, port in (("streambed", "scorer", 6066),
+                               ("streambed-learner", "learner", 6067)):
+        (sd,) = jobs[job]["dns_sd_configs"]
+        assert sd["names"] == [service] and sd["port"] == port, job
+
+
+def test_label_based_alerts_read_the_learner_and_follow_the_champion() -> None:
+    """The learner computes performance and equalized odds; a standby's gauges are stale,
+    so they are read only where streambed_learner_active == 1. Performance is keyed on the
+    champion's one series: a version label would restart for: at every promotion."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    for name in LEARNER_ALERTS:
+        assert 'job="streambed-learner"' in rules[name]["expr"], name
+    for name in LEARNER_ALERTS - {"LearnerDown"}:
+        assert "streambed_learner_active == 1" in rules[name]["expr"], name
+    degraded = rules["ModelPerformanceDegraded"]["expr"]
+    assert "streambed_champion_roc_auc_ratio" in degraded and "model_version" not in degraded
 
 
 def test_required_alerts_exist_with_severity_and_annotations() -> None:
@@ -145,9 +187,10 @@ def test_every_metric_a_runbook_names_exists() -> None:
     for rule in alert_rules():
         text = rule["annotations"]["runbook"] + runbook_section(docs, rule["alert"])
         bare = re.findall(r"(?<![\w:])streambed_\w+(?![\w:])", text)
+        standard = re.findall(r"(?<![\w:])(?:process|python_gc)_\w+(?![\w:])", text)
         named = metric_names_in(text) | set(bare)
         assert named, f"{rule['alert']}'s runbook names no metric to check"
-        unknown = named - known
+        unknown = (named | set(standard)) - known
         assert not unknown, f"{rule['alert']}'s runbook names unknown metrics {unknown}"
 
 
@@ -176,3 +219,97 @@ def test_the_operations_doc_has_its_sections() -> None:
     for section in ["trust-boundary", "health-readiness-and-lag", "alert-routing",
                     "scaling-scorers", "local-broker", "the-compose-stack", "runbooks"]:
         assert section in anchors, section
+
+
+class _ShippedConfigPrometheus(Prometheus):
+    """A real Prometheus on the shipped deploy/prometheus/prometheus.yml, its targets
+    pointed at test exporters and its timers at one second."""
+
+    def __init__(self, exe: str, workdir: Path, targets: dict[str, str]) -> None:
+        super().__init__(exe, workdir, [], "")
+        config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config["rule_files"] = [str(ALERTS_PATH)]
+        config.pop("alerting")
+        config["scrape_configs"] = [s for s in config["scrape_configs"] if s["job_name"] in targets]
+        for scrape in config["scrape_configs"]:
+            scrape["static_configs"] = [{"targets": [targets[scrape["job_name"]]]}]
+        self.config = config
+
+    def __enter__(self) -> _ShippedConfigPrometheus:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(self.config))
+        self.proc = subprocess.Popen(
+            [self.exe, f"--config.file={self.workdir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=(self.workdir / "prometheus.log").open("wb"))
+        wait_until(self._ready, 30, "Prometheus to be ready")
+        return self
+
+
+def _scorer_and_learner() -> tuple[CollectorRegistry, CollectorRegistry]:
+    scorer_registry, learner_registry = CollectorRegistry(), CollectorRegistry()
+    scorer, learner = Metrics(scorer_registry), Metrics(learner_registry)
+    scorer.events.labels(outcome="scored").inc(100)
+    scorer.consumer_lag.labels(partition="0").set(12)
+    scorer.set_model("v1", "fs1")
+    for group in ("A", "B"):
+        scorer.group_decisions.labels(attribute="group", group=group, decision="1").inc(10)
+    scorer.demographic_parity_ratio.labels(attribute="group").set(float("nan"))
+    learner.learner_active.set(1)
+    learner.learner_examples.labels(outcome="learned").inc(50)
+    learner.model_decisions.labels(decision="promote").inc()
+    learner.model_last_promotion.set(time.time())
+    learner.champion_roc_auc.set(0.9)
+    learner.set_model("v1", "fs1")
+    return scorer_registry, learner_registry
+
+
+def test_the_shipped_prometheus_config_scrapes_both_jobs_and_every_rule_evaluates(
+    tmp_path: Path, prometheus_bin: str,
+) -> None:
+    """Recording and alert rules evaluate without error (no duplicate label sets, no
+    many-to-many matches) on what a scorer and a learner export, under the shipped jobs."""
+    servers = []
+    try:
+        targets = {}
+        for job, registry in zip(("streambed", "streambed-learner"), _scorer_and_learner(),
+                                 strict=True):
+            port = free_port()
+            servers.append(start_http_server(port, addr="127.0.0.1", registry=registry))
+            targets[job] = f"127.0.0.1:{port}"
+        with _ShippedConfigPrometheus(prometheus_bin, tmp_path, targets) as prom:
+            def rules() -> list[dict]:
+                return [r for g in prom.api("rules")["groups"] for r in g["rules"]]
+
+            wait_until(lambda: all(r["health"] != "unknown" for r in rules()), 30,
+                       "every rule to be evaluated")
+            wait_until(lambda: bool(prom.query('job:streambed_events:rate5m{job="streambed"}')),
+                       30, "the recording rules to have two scrapes to rate over")
+            bad = {r["name"]: r.get("lastError") for r in rules() if r["health"] != "ok"}
+            assert not bad, bad
+            up = {m["job"]: v for m, v in prom.query("up")}
+            assert up == {"streambed": 1.0, "streambed-learner": 1.0}
+            assert "LearnerDown" not in {a[0] for a in prom.alerts()}
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            thread.join(timeout=5)
+
+
+def test_every_alert_routes_to_the_receiver_of_its_severity() -> None:
+    """amtool walks the shipped routing tree with each alert's labels: critical pages,
+    warning and info go to the team's chat."""
+    exe = shutil.which("amtool")
+    if exe is None:
+        pytest.fail("amtool is not installed (Debian package `prometheus-alertmanager`)")
+    config = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+    receivers = {"critical": "oncall-pager", "warning": "team-chat", "info": "team-chat"}
+    for rule in alert_rules():
+        severity = rule["labels"]["severity"]
+        result = subprocess.run(
+            [exe, "config", "routes", "test", f"--config.file={config}",
+             f"alertname={rule['alert']}", f"severity={severity}", "job=streambed"],
+            capture_output=True, text=True, timeout=30, check=False)
+        assert result.stdout.strip() == receivers[severity], (rule["alert"], result.stdout)
