@@ -21,6 +21,13 @@ LABEL_OUTCOMES = ("joined", "unmatched", "duplicate", "expired", "invalid")
 LATENCY_BUCKETS_SECONDS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
+#: Every dead-letter reason (the wire contract's list, streams.records.DLQ_REASONS; a test
+#: holds the two equal): the bounded label set of streambed_rejections_total.
+REJECTION_REASONS = (
+    "too_large", "malformed_json", "not_an_object", "missing_field", "unknown_field",
+    "wrong_type", "out_of_range", "bad_timestamp", "late", "duplicate_event_id",
+    "entity_state_limit", "held_labels_full", "processing_error",
+)
 #: The tables whose values are decoded from plain data (a bounded label set).
 STATE_TABLES = ("entities", "pending", "held", "partitions")
 
@@ -172,6 +179,14 @@ class Metrics:
         )
         for table in STATE_TABLES:
             self.state_decode_errors.labels(table=table)
+        # Every series of a bounded label set exists from the start, at 0, so increase()
+        # sees the first count (an alert on a series born with value 1 would miss it).
+        for reason in REJECTION_REASONS:
+            self.rejections.labels(reason=reason)
+        for decision in ("bootstrap", "promote", "hold", "await_review", "refuse", "rollback"):
+            self.model_decisions.labels(decision=decision)
+        for outcome in ("learned", "skipped", "repeated", "invalid"):
+            self.learner_examples.labels(outcome=outcome)
         for outcome in EVENT_OUTCOMES:
             self.events.labels(outcome=outcome)
         for outcome in LABEL_OUTCOMES:

@@ -108,10 +108,27 @@ class Learner:
         self.training.seek(self._tp, self.core.next_offset)
         self.commands.assign([self._commands_tp])
         self.commands.seek(self._commands_tp, self.commands_offset)
+        self._restore_gauges()
         self.metrics.learner_active.set(1)
         self.caught_up = False
         self.ready_reason = "catching up with the training log"
         self.save(force=True)
+
+    def _restore_gauges(self) -> None:
+        """Gauges that describe the lifecycle, set again from the restored state."""
+        core = self.core
+        if core is None or core.champion is None:
+            return
+        self.metrics.set_model(core.champion, self.config.features.identity)
+        try:
+            champion = core.version(core.champion)
+        except GovernanceError:
+            return
+        self.metrics.model_last_promotion.set(champion.status_changed_at / 1000)
+        held = [r for r in core.versions() if r.lineage == core.lineage
+                and r.sequence > champion.sequence
+                and r.status in (VersionStatus.HELD, VersionStatus.CANDIDATE)]
+        self.metrics.model_held_since_promotion.set(len(held))
 
     def deactivate(self) -> None:
         if self.core is not None:
@@ -199,6 +216,7 @@ class Learner:
         outputs = core.learn(record.offset, example, now_ms=record.timestamp)
         if core.examples_learned > learned:
             self.metrics.learner_examples.labels(outcome="learned").inc()
+            self.metrics.model_updates.inc()
             self.monitoring.on_example(
                 score=example.score, decision=example.decision, label=example.label,
                 groups=dict(example.groups), model_version=example.model_version,

@@ -77,3 +77,10 @@ def test_a_payload_of_nul_bytes_makes_a_dead_letter_a_third_larger_not_six_times
 def test_label_must_be_zero_or_one(label: object) -> None:
     with pytest.raises(ValidationError):
         Label.model_validate({"event_id": "e", "entity_id": "u", "label": label, "ts": 1})
+
+
+def test_the_metric_knows_every_dead_letter_reason() -> None:
+    from monitors.metrics import REJECTION_REASONS
+    from streams.records import DLQ_REASONS
+
+    assert set(REJECTION_REASONS) == set(DLQ_REASONS)
