@@ -9,7 +9,7 @@ Times are integer epoch milliseconds in UTC. Statistics that are undefined (too 
 examples, one class only) are ``null``, never NaN, so every record is strict JSON.
 
 >>> sorted(json_schemas())
-['audit', 'model_version', 'training_example']
+['audit', 'command_answer', 'model_command', 'model_version', 'training_example']
 >>> VersionStatus.HELD.value, Decision.PROMOTE.value
 ('held', 'promote')
 """

@@ -36,6 +36,7 @@ from streams.replay import (
     RawRecord,
     labels_from_records,
     read_events_file,
+    read_events_topic,
     read_labels_file,
     read_topic,
     replay,
@@ -95,8 +96,10 @@ def load_history(config: Config, *, events: str | Path | None = None,
                  progress: bool = False) -> History:
     """Events and labels from files, or every topic the report needs from Kafka."""
     if from_kafka:
-        records = read_topic(config, config.topics.events, since_ms=since_ms,
-                             until_ms=until_ms, progress=progress)
+        # Event-time bounds: from the broker offsets where such events can start (allowing
+        # for lateness) until each partition's watermark passes ``until_ms``.
+        records = read_events_topic(config, since_ms=since_ms, until_ms=until_ms,
+                                    progress=progress)
         label_frame = labels_from_records(read_topic(config, config.topics.labels,
                                                      progress=progress))
         versions, audit = read_governance(config)

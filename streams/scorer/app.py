@@ -163,6 +163,10 @@ def create_app(
         producer_max_request_size=topics.max_message_bytes,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
+        # A scorer killed with SIGKILL leaves the group only when its session times out:
+        # 10 s (Faust's default is 60 s) before its partitions move to another scorer.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
     )
     app.conf.web_enabled = True
 
