@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import free_port, wait_until
+from tests.support import ServerProcess, free_port, wait_until
 
 
 def alertmanager_exe() -> str | None:
@@ -97,8 +97,10 @@ def short_timer_config(config_path: Path, receiver_url: str, *, group_wait: str 
     return yaml.safe_dump(config, sort_keys=False)
 
 
-class Alertmanager:
+class Alertmanager(ServerProcess):
     """A real Alertmanager on loopback; use as a context manager."""
+
+    name = "alertmanager"
 
     def __init__(self, exe: str, workdir: Path, config_text: str) -> None:
         self.exe, self.workdir, self.config_text = exe, workdir, config_text
@@ -119,23 +121,3 @@ class Alertmanager:
         wait_until(self._ready, 30, "Alertmanager to be ready", step=0.2)
         return self
 
-    def log(self) -> str:
-        return (self.workdir / "alertmanager.log").read_text(errors="replace")[-3000:]
-
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited {self.proc.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)

@@ -93,7 +93,7 @@ class Worker:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def stop(self, timeout_seconds: float = 30.0) -> None:
+    def stop(self, timeout_seconds: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
@@ -173,12 +173,45 @@ def wait_until(predicate: Any, timeout_seconds: float, what: str, step: float = 
     raise AssertionError(f"timed out after {timeout_seconds}s waiting for {what}")
 
 
-class Prometheus:
+class ServerProcess:
+    """A server child process on loopback with a ``/-/ready`` page (Prometheus and
+    Alertmanager share this): ready-checking that notices an early exit, and a stop."""
+
+    name = "server"
+    proc: subprocess.Popen[bytes] | None
+    workdir: Path
+    url: str
+
+    def log(self) -> str:
+        return (self.workdir / f"{self.name}.log").read_text(errors="replace")[-3000:]
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log()}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class Prometheus(ServerProcess):
     """A real Prometheus (Debian's package) on loopback scraping ``targets`` every second.
 
     ``rules`` is the text of a rule file (e.g. ``rules_with_for(1)``); ``alertmanager``, a
     ``host:port`` to send alerts to. Use as a context manager; it is stopped on exit.
     """
+
+    name = "prometheus"
 
     def __init__(self, exe: str, workdir: Path, targets: list[str], rules: str,
                  alertmanager: str | None = None) -> None:
@@ -213,24 +246,6 @@ class Prometheus:
         wait_until(self._ready, 30, "Prometheus to be ready")
         return self
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            log = (self.workdir / "prometheus.log").read_text()[-3000:]
-            raise AssertionError(f"prometheus exited {self.proc.returncode}:\n{log}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return resp.status == 200
-        except OSError:
-            return False
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
     def api(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}/api/v1/{path}", timeout=5) as resp:
