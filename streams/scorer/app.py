@@ -110,16 +110,42 @@ class Publisher:
             observe(max(acked - produced_ms / 1000, 0.0))
 
     async def _send_all(self, records: list[Any]) -> list[tuple[Any, BaseException]]:
-        producer = self.app.producer
-        futures = []
-        for topic, key, value, partition in records:
-            futures.append(await producer.send(topic, key, value, partition, None, None))
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        """Send every record, grouped into one producer batch per topic-partition (a send
+        per record cost two awaits and a future each); return the records refused."""
+        aio = self.app.producer._ensure_producer()  # the app's aiokafka producer
+        by_partition: dict[tuple[str, int], list[int]] = {}
+        for topic in {r[0] for r in records}:
+            await aio.client._wait_on_metadata(topic)
+        for i, (topic, key, value, partition) in enumerate(records):
+            if partition is None:  # the key's partition, by the producer's own partitioner
+                partition = aio._partition(topic, None, None, None, key, value)
+            by_partition.setdefault((topic, partition), []).append(i)
+        futures: list[tuple[Any, list[int]]] = []
+        for (topic, partition), members in by_partition.items():
+            batch, held = aio.create_batch(), []
+            for i in members:
+                key, value = records[i][1], records[i][2]
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    held.append(i)
+                    continue
+                if held:  # the batch is full: send it, start the next one
+                    futures.append((await aio.send_batch(batch, topic, partition=partition),
+                                    held))
+                    batch, held = aio.create_batch(), []
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    held.append(i)
+                else:  # larger than a batch on its own
+                    futures.append((await aio.send(topic, value, key=key, partition=partition),
+                                    [i]))
+            if held:
+                futures.append((await aio.send_batch(batch, topic, partition=partition), held))
+        results = await asyncio.gather(*(f for f, _ in futures), return_exceptions=True)
         failed = []
-        for record, result in zip(records, results, strict=True):
+        for (_, members), result in zip(futures, results, strict=True):
             if isinstance(result, BaseException):
-                self.metrics.produce_errors.labels(topic=record[0]).inc()
-                failed.append((record, result))
+                for i in members:
+                    self.metrics.produce_errors.labels(topic=records[i][0]).inc()
+                    failed.append((records[i], result))
         return failed
 
 

@@ -67,7 +67,7 @@ class Plan:
 
 
 FULL = Plan(valid_events=6_000, hostile_events=10_000, hostile_labels=2_000, scorer_kills=3,
-            learner_kill=True, outage_seconds=30.0, rate=1_500.0)
+            learner_kill=True, outage_seconds=30.0, rate=250.0)
 SMALL = Plan(valid_events=1_500, hostile_events=1_200, hostile_labels=300, scorer_kills=1,
              learner_kill=True, outage_seconds=0.0, rate=1_200.0)
 
