@@ -456,7 +456,8 @@ def step_state(b: Bench, r: dict[str, Any]) -> None:
     def processor() -> tuple[Processor, Tables]:
         t = Tables(*(StateTable(name, {}, f"cl-{name}")
                      for name in ("entities", "pending", "held", "partitions")))
-        return Processor(config, t, Champion.blank(config.model, config.features.identity)), t
+        return Processor(config, t, Champion.bootstrap(config.model.spec,
+                                                       config.features.identity)), t
 
     def run(p: Processor, recs: list[tuple[bytes, bytes]], offsets: dict[int, int],
             batch: int, after: Callable[[int], None] | None = None) -> None:

@@ -26,7 +26,8 @@ from governance.artifact import LogisticArtifact
 from governance.config import ModelSpec
 
 EpochMs = Annotated[StrictInt, Field(description="epoch milliseconds, UTC")]
-FeatureValue = int | float | None
+#: A feature value: a number, a text (first/last of a string field), or null.
+FeatureValue = int | float | str | None
 #: Who decided, when it was not a person.
 POLICY = "policy"
 

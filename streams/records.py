@@ -31,7 +31,8 @@ from governance.records import Source
 from governance.records import json_schemas as governance_schemas
 from streams.config import EventSchema
 
-FeatureValue = int | float | None
+#: A feature value: a number, a text (first/last of a string field), or null.
+FeatureValue = int | float | str | None
 _JSON = msgspec.json.Encoder()
 
 

@@ -141,9 +141,13 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_seconds: float
         while not done(out) and time.monotonic() < deadline:
             for recs in consumer.poll(timeout_ms=500).values():
                 out.extend(recs)
-        # Anything beyond `expected` would be a bug (a duplicate): look a little longer.
-        for recs in consumer.poll(timeout_ms=1000).values():
-            out.extend(recs)
+        # Anything beyond `expected` would be a bug (a duplicate): read everything the topic
+        # holds now, up to its end offsets (a condition, not a pause).
+        ends = consumer.end_offsets(list(consumer.assignment()))
+        while time.monotonic() < deadline and any(
+                consumer.position(tp) < end for tp, end in ends.items()):
+            for tp, recs in consumer.poll(timeout_ms=500).items():
+                out.extend(r for r in recs if r.offset < ends[tp])
     finally:
         consumer.close()
     return out

@@ -362,3 +362,37 @@ def test_table_values_are_versioned_msgpack_arrays() -> None:
     assert pending.features is not None and pending.features["apps_lifetime"] == 1
     raw = p.tables.pending.get(b"e1")
     assert raw[0] & 0xF0 == 0x90 and raw[1] == 1, "fixarray, first item the format version"
+
+
+def test_text_valued_features_reach_the_model_one_hot_and_the_learner_learns_them() -> None:
+    """A first/last/count_distinct over a text field is scored (one hashed indicator per
+    value), its record and training example carry the text, and the learner learns it."""
+    from governance import LearnerCore
+
+    raw = CONFIG.model_dump(by_alias=True)
+    raw["features"] = [*raw["features"]["features"],
+                       {"name": "channel_last", "agg": "last", "field": "channel"},
+                       {"name": "channel_first", "agg": "first", "field": "channel"},
+                       {"name": "channels_1d", "agg": "count_distinct", "field": "channel",
+                        "window": {"kind": "sliding", "size": "1d"}}]
+    config = Config.model_validate(raw)
+    p = make(config)
+    res = p.process_events([rec(event(i, NOW_MS + i, channel=c), i)
+                            for i, c in enumerate(("web", "branch", "partner"))], NOW_MS)
+    out = scored(res)
+    assert not dead(res) and len(out) == 3
+    assert out[2]["features"]["channel_last"] == "partner"
+    assert out[2]["features"]["channel_first"] == "web"
+    assert out[2]["features"]["channels_1d"] == 3
+    for record in out:
+        ScoredRecord.model_validate(record)
+    labels = p.process_labels([rec(label(i, NOW_MS + 10), i, topic="labels")
+                               for i in range(3)], NOW_MS)
+    examples = [TrainingExample.model_validate(e) for e in sent(labels, CONFIG.topics.training)]
+    assert len(examples) == 3
+    core = LearnerCore(spec=config.model.spec, promotion=config.model.promotion,
+                       feature_set=config.features.identity)
+    for offset, example in enumerate(examples):
+        core.learn(offset, example, now_ms=offset)
+    weights = core.challenger.to_artifact()["weights"]
+    assert any(name.startswith("channel_last[") for name in weights), sorted(weights)

@@ -1,0 +1,52 @@
+"""The scorer's view of model.versions: only valid, intact plain-data versions are served."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+
+from governance import LearnerCore, ModelSpec, PromotionConfig, TrainingExample
+from governance.records import dumps
+from streams.scorer.champion import VersionBoard, VersionRefused, read_version
+
+
+class _Evil:
+    def __reduce__(self) -> tuple[object, ...]:
+        return (os.system, ("touch /tmp/streambed-forged",))
+
+
+def _records() -> list[bytes]:
+    core = LearnerCore(spec=ModelSpec(), promotion=PromotionConfig(
+        examples_per_version=20, min_group_examples=1, min_label_examples=1), feature_set="fs")
+    out = [dumps(r) for r in core.start(now_ms=0) if hasattr(r, "artifact")]
+    for i in range(40):
+        ex = TrainingExample(event_id=f"e{i}", entity_id="u", features={"x": float(i % 5)},
+                             label=int(i % 5 > 2), score=0.5, decision=1,
+                             model_version=core.champion or "", feature_set="fs",
+                             event_ts=i, label_ts=i)
+        out += [dumps(r) for r in core.learn(i, ex, now_ms=i) if hasattr(r, "artifact")]
+    return out
+
+
+def test_a_forged_or_tampered_version_is_refused_and_counted_never_run() -> None:
+    marker = Path("/tmp/streambed-forged")
+    marker.unlink(missing_ok=True)
+    board = VersionBoard("fs", ModelSpec())
+    genuine = _records()
+    tampered = json.loads(genuine[-1])
+    tampered["artifact"]["intercept"] += 1.0  # the SHA-256 no longer matches
+    forged = [pickle.dumps(_Evil()), b"{}", json.dumps(tampered).encode(), b"\x80\x04"]
+    for raw in forged:
+        with pytest.raises(VersionRefused):
+            board.add(raw)
+    assert board.refused == len(forged) and not marker.exists()
+    for raw in genuine:
+        board.add(raw)
+    champion = board.champion()
+    assert champion.version == board.champion_record().version  # type: ignore[union-attr]
+    assert 0.0 <= champion.score_one({"x": 3.0}) <= 1.0
+    assert read_version(genuine[0]).sequence == 0
