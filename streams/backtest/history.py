@@ -40,7 +40,6 @@ from streams.replay import (
     read_labels_file,
     read_topic,
     replay,
-    required_columns,
 )
 from streams.validation import EventValidator, ValidEvent
 
@@ -107,7 +106,7 @@ def load_history(config: Config, *, events: str | Path | None = None,
                        f"kafka {config.broker}", versions, audit)
     if events is None or labels is None:
         raise ValueError("give --events and --labels, or --from-kafka")
-    return History(read_events_file(events, required_columns(config)),
+    return History(read_events_file(events, config),
                    normalise_labels(read_labels_file(labels), f"labels file {labels}"),
                    f"{events} + {labels}")
 

@@ -176,3 +176,26 @@ def test_report_from_an_evaluation_file_needs_no_labels(history: Path, tmp_path:
                "--no-progress", "--out", str(page))
     assert done.returncode == 0, done.stderr
     assert "Impact per group over time" in page.read_text()
+
+
+def test_evaluate_and_report_on_the_shipped_cards_example_from_csv(tmp_path: Path) -> None:
+    """examples/cards.yaml with its CSV history (text codes, an "NA" region): the second,
+    different config the data scientist's guide uses."""
+    import subprocess
+    import sys
+
+    history = tmp_path / "cards"
+    subprocess.run([sys.executable, str(REPO / "examples" / "cards_history.py"), "--out",
+                    str(history), "--count", "1500"], check=True, cwd=REPO, timeout=120)
+    common = ["--config", str(REPO / "examples" / "cards.yaml"), "--events",
+              str(history / "events.csv"), "--labels", str(history / "labels.csv")]
+    evaluated = subprocess.run([sys.executable, "-m", "streams.cli", "evaluate", *common],
+                               capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "demographic_parity_ratio" in evaluated.stdout and "NA" in evaluated.stdout
+    out = tmp_path / "cards.html"
+    reported = subprocess.run([sys.executable, "-m", "streams.cli", "report", *common,
+                               "--out", str(out)], capture_output=True, text=True, cwd=REPO,
+                              timeout=300)
+    assert reported.returncode == 0, reported.stderr
+    assert out.stat().st_size > 10_000 and b"<svg" in out.read_bytes()
