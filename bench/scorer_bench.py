@@ -282,6 +282,11 @@ def drain(workers: list[Worker], target: int, timeout: float,
 
 
 def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS/VmHWM of the Faust worker: ``streambed worker`` is a supervisor whose child
+    runs the worker, so read the child when there is one."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    if children:
+        pid = int(children[0])
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -588,7 +593,8 @@ def step_profile(b: Bench, r: dict[str, Any], topic: str) -> None:
         deadline = time.monotonic() + 120
         while done_count([w]) <= 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        spy = subprocess.Popen([pyspy, "record", "--pid", str(w.proc.pid), "--rate", "100",
+        spy = subprocess.Popen([pyspy, "record", "--pid", str(w.proc.pid), "--subprocesses",
+                                "--rate", "100",
                                 "--format", "raw", "--output", str(out), "--gil", "--nolineno",
                                 "--full-filenames", "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
