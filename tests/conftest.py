@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from streams.devtools.kafka_local import BrokerError, BrokerOptions, start, stop
-from tests.support import REPO, Worker, free_port, port_is_free
+from tests.support import Worker, free_port, fresh_config, port_is_free
 
 #: A fixed port only when asked for; otherwise a free one, so other brokers on this machine
 #: (and the controller port, broker port + 1000) never collide with the test broker.
@@ -62,18 +60,7 @@ def prometheus_bin() -> str:
 @pytest.fixture
 def topic_config(kafka_bootstrap: str, tmp_path: Path) -> Path:
     """The quickstart config pointed at the test broker, with topics unique to this test."""
-    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
-    suffix = uuid.uuid4().hex[:8]
-    raw["name"] = f"t{suffix}"
-    raw["broker"] = f"kafka://{kafka_bootstrap}"
-    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items() if k != "partitions"}
-    for name in ("training", "model_versions", "model_audit", "model_commands",
-                 "learner_state"):
-        raw["topics"][name] = f"{name}.{suffix}"
-    raw["topics"]["partitions"] = 2
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return fresh_config(tmp_path, kafka_bootstrap)
 
 
 @pytest.fixture

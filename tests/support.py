@@ -25,6 +25,28 @@ from streams.devtools.sinks import Pacer
 REPO = Path(__file__).resolve().parents[1]
 
 
+def fresh_config(dest: Path, bootstrap: str, prefix: str = "t", partitions: int = 2,
+                 **overrides: Any) -> Path:
+    """The quickstart config pointed at ``bootstrap``, with a name and every topic unique
+    to this call (nothing shared with another test), written to ``dest/config.yaml``."""
+    import uuid
+
+    import yaml
+
+    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    suffix = uuid.uuid4().hex[:8]
+    raw.update(name=f"{prefix}{suffix}", broker=f"kafka://{bootstrap}", **overrides)
+    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items()
+                     if k != "partitions"}
+    for name in ("training", "model_versions", "model_audit", "model_commands",
+                 "learner_state"):
+        raw["topics"][name] = f"{name}.{suffix}"
+    raw["topics"]["partitions"] = partitions
+    path = dest / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -33,7 +33,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ from streams.replay import read_events_topic, replay
 from streams.topics import ensure_topics, read_all
 from tests.chaos.hostile import EVENT_KINDS, hostile_stream
 from tests.conftest import free_broker_port
-from tests.support import REPO, Worker, free_port, wait_until
+from tests.support import REPO, Worker, free_port, fresh_config, wait_until
 
 #: Dead-letter reasons only the online scorer can give (replay does not know them).
 ONLINE_ONLY = {"duplicate_event_id", "entity_state_limit", "processing_error"}
@@ -82,18 +81,12 @@ class Figures:
 
 
 def _config(work: Path, bootstrap: str) -> Path:
-    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
-    suffix = uuid.uuid4().hex[:8]
-    raw.update(name=f"chaos{suffix}", broker=f"kafka://{bootstrap}")
-    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items()
-                     if k != "partitions"} | {"partitions": 2}
-    for name in ("training", "model_versions", "model_audit", "model_commands",
-                 "learner_state"):
-        raw["topics"][name] = f"{name}.{suffix}"
-    raw["model"]["promotion"] = {"examples_per_version": 300}
-    path = work / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return fresh_config(work, bootstrap, "chaos",
+                        model={**_quickstart_model(), "promotion": {"examples_per_version": 300}})
+
+
+def _quickstart_model() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())["model"]
 
 
 def _stream(config: Config, plan: Plan) -> list[tuple[str, str, bytes, str]]:

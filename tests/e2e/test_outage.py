@@ -12,18 +12,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from streams.config import load_config
 from streams.devtools.kafka_local import BrokerOptions, _read_pid, start, stop
 from streams.topics import ensure_topics
 from tests.conftest import free_broker_port
 from tests.e2e.test_slice import _assert_features_equal, _expected_features, _valid_events
-from tests.support import REPO, Worker, free_port, produce, read_scored_for, wait_until
+from tests.support import Worker, free_port, fresh_config, produce, read_scored_for, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -35,13 +33,7 @@ def test_the_scorer_rides_out_a_broker_killed_for_30_seconds(tmp_path: Path) -> 
     start(broker, log=print)
     worker = None
     try:
-        raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
-        suffix = uuid.uuid4().hex[:8]
-        raw.update(name=f"outage{suffix}", broker=f"kafka://{broker.bootstrap}")
-        raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items()
-                         if k != "partitions"} | {"partitions": 2}
-        path = tmp_path / "config.yaml"
-        path.write_text(yaml.safe_dump(raw))
+        path = fresh_config(tmp_path, broker.bootstrap, "outage")
         config = load_config(path)
         ensure_topics(config)
         valid = _valid_events(config, count=300, seed=23)

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from streams.config import load_config
 from tests.e2e.test_slice import _valid_events
-from tests.support import REPO, Worker, free_port, produce, read_scored_for
+from tests.support import Worker, free_port, fresh_config, produce, read_scored_for
 
 pytestmark = pytest.mark.kafka
 
@@ -27,13 +25,7 @@ pytestmark = pytest.mark.kafka
 def test_a_fresh_scorer_on_fresh_topics_with_events_already_flowing(
     kafka_bootstrap: str, tmp_path: Path, attempt: int
 ) -> None:
-    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
-    suffix = uuid.uuid4().hex[:8]
-    raw.update(name=f"fresh{suffix}", broker=f"kafka://{kafka_bootstrap}")
-    raw["topics"] = {k: f"{v}.{suffix}" for k, v in raw["topics"].items()
-                     if k != "partitions"} | {"partitions": 3}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = fresh_config(tmp_path, kafka_bootstrap, "fresh", partitions=3)
     config = load_config(path)
     valid = _valid_events(config, count=150, seed=60 + attempt)
     worker = Worker(path, free_port(), tmp_path / "worker")
