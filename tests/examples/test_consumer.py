@@ -70,7 +70,7 @@ def test_valid_records_are_accepted_and_duplicates_dropped_first_one_wins() -> N
     (raw(scored("x", score=1.5)), "score"),
     (raw(scored("x", decision=2)), "decision"),
     (raw(scored("x", source={"topic": "events", "partition": 1})), "source"),
-    (raw(scored("x", features={"amount_last": "high"})), "features/amount_last"),
+    (raw(scored("x", features={"amount_last": [1, 2]})), "features/amount_last"),
     (raw(scored("x", unexpected=True)), "unexpected"),
 ])
 def test_records_that_break_the_schema_are_invalid_with_the_reason(value: bytes,
