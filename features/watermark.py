@@ -21,6 +21,12 @@ import numpy as np
 import pandas as pd
 
 
+def is_late(ts_ms: int, watermark_ms: int | None, allowed_lateness_ms: int) -> bool:
+    """The lateness rule for one event against its partition's watermark (None: nothing
+    accepted yet, so nothing is late)."""
+    return watermark_ms is not None and ts_ms < watermark_ms - allowed_lateness_ms
+
+
 class Watermark:
     """The watermark of one partition."""
 
@@ -31,9 +37,7 @@ class Watermark:
         self.watermark_ms: int | None = None
 
     def is_late(self, ts_ms: int) -> bool:
-        if self.watermark_ms is None:
-            return False
-        return ts_ms < self.watermark_ms - self.allowed_lateness_ms
+        return is_late(ts_ms, self.watermark_ms, self.allowed_lateness_ms)
 
     def observe(self, ts_ms: int) -> bool:
         """Accept ``ts_ms`` (True, advancing the watermark) or reject it as late (False)."""

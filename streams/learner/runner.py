@@ -42,7 +42,7 @@ from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.kafka_clients import kafka_python_options
 from streams.learner.snapshots import LearnerState, latest_state
-from streams.scorer.champion import VersionRefused, read_version
+from streams.scorer.champion import VersionBoard, VersionRefused
 from streams.topics import read_all
 
 log = logging.getLogger(__name__)
@@ -139,21 +139,14 @@ class Learner:
 
     def _incumbent(self, lineage: str) -> ModelVersionRecord | None:
         """The champion serving now, if it belongs to another lineage (a config change)."""
-        records: dict[str, ModelVersionRecord] = {}
+        board = VersionBoard(self.config.features.identity, self.spec)
         for _, _, value, _ in read_all(self.config, self.topics.model_versions, 60.0):
-            if value is None:
-                continue
             try:
-                record = read_version(value)
+                board.add(value)
             except VersionRefused as exc:
                 log.error("model.versions: refused a record: %s", exc)
-                continue
-            records[record.version] = record
-        champions = [r for r in records.values() if r.status is VersionStatus.CHAMPION]
-        if not champions:
-            return None
-        champion = max(champions, key=lambda r: (r.status_changed_at, r.sequence))
-        if champion.lineage == lineage:
+        champion = board.champion_record()
+        if champion is not None and champion.lineage == lineage:
             raise GovernanceError(
                 f"{champion.version} is the champion of this lineage but the learner-state "
                 f"topic {self.topics.learner_state} has no snapshot of it: restore that "

@@ -36,6 +36,7 @@ from features.label_time import (
     pending_expired,
     pending_expiry_ms,
 )
+from features.watermark import is_late
 from monitors.impact import group_of
 from streams.config import Config
 from streams.scorer.batch import BatchResult, InRecord, ScoredObservation
@@ -106,14 +107,6 @@ class _Item:
 
 def partition_key(partition: int) -> bytes:
     return b"p%d" % partition
-
-
-def _finite(values: dict[str, Any]) -> dict[str, Any]:
-    """Non-finite feature values (inf from an overflowing sum) are null on the wire."""
-    for name, value in values.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            values[name] = None
-    return values
 
 
 class Processor:
@@ -288,7 +281,7 @@ class Processor:
                          f"{self.config.event.id_field}={checked.event_id[:80]!r} was already "
                          f"scored (partition {where[0]}, offset {where[1]})", now_ms)
             return
-        if part.watermark_ms is not None and checked.ts_ms < part.watermark_ms - self.lateness_ms:
+        if is_late(checked.ts_ms, part.watermark_ms, self.lateness_ms):
             detail = (f"{self.config.event.time_field}={checked.ts_ms} is more than "
                       f"allowed_lateness behind the partition watermark {part.watermark_ms}")
             self._reject(res, rec, "late", detail, now_ms)
@@ -306,7 +299,7 @@ class Processor:
         ent.applied.append(len(items))
         batch_ids[checked.event_id] = (rec.partition, rec.offset)
         groups = {a: group_of(checked.attrs.get(a), g) for a, g in self.sensitive.items()}
-        items.append(_Item(rec, checked, _finite(values), groups))
+        items.append(_Item(rec, checked, values, groups))
 
     def _replay(self, ent: _Entity, items: list[_Item]) -> EntityState:
         """The entity's state with only its batch events that are still good applied."""
@@ -388,7 +381,7 @@ class Processor:
             item = items[idx]
             before = (ent.latest, ent.latest_ts_ms, ent.last_offset)
             try:
-                values = _finite(self.engine.apply(state, item.event.ts_ms, item.event.attrs))
+                values = self.engine.apply(state, item.event.ts_ms, item.event.attrs)
                 score = self.champion.score_one(values)
                 ent.last_offset = item.rec.offset
                 ent.saw(item.event.ts_ms, values)
