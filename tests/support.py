@@ -134,9 +134,13 @@ def produce_to(bootstrap: str, records: list[tuple[str, str, bytes]],
                per_second: float = 0.0) -> None:
     """Send ``(topic, key, value)`` records in order with one producer, and wait for acks.
 
+    The producer is idempotent: without it a retried batch can land after the next one,
+    and the partition's order (which decides what is late) differs from the list's.
+
     ``per_second`` paces the records like a live source (0: as fast as possible).
     """
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             enable_idempotence=True,
                              max_request_size=4 * 1024 * 1024)
     pacer = Pacer(per_second)
     for topic, key, value in records:

@@ -36,8 +36,10 @@ class KafkaSink:
 
     def __init__(self, config: Config) -> None:
         self.topics = {"event": config.topics.events, "label": config.topics.labels}
+        # Idempotent, so a retried batch cannot overtake the next: the order within a
+        # partition decides which events are late.
         self.producer = KafkaProducer(
-            **kafka_python_options(config), acks="all", linger_ms=5,
+            **kafka_python_options(config), acks="all", linger_ms=5, enable_idempotence=True,
             max_request_size=4 * 1024 * 1024,
         )
 

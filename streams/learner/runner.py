@@ -71,7 +71,7 @@ class Learner:
         self.caught_up = False
         self.ready_reason = "waiting for the training partition"
         client = kafka_python_options(config)
-        self.producer = KafkaProducer(**client, acks="all", linger_ms=5,
+        self.producer = KafkaProducer(**client, acks="all", linger_ms=5, enable_idempotence=True,
                                       max_request_size=config.topics.max_message_bytes)
         self.training = KafkaConsumer(
             **client, group_id=f"streambed-{config.name}-learner",

@@ -122,7 +122,8 @@ class Producer(threading.Thread):
         self.paused = threading.Event()
         self.error: BaseException | None = None
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                      retries=2**31 - 1, max_block_ms=120_000,
+                                      enable_idempotence=True, retries=2**31 - 1,
+                                      max_block_ms=120_000,
                                       request_timeout_ms=30_000, delivery_timeout_ms=600_000,
                                       max_request_size=4 << 20)
 
