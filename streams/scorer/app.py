@@ -222,7 +222,9 @@ def create_app(
     publisher = Publisher(app, metrics)
     gap_reader = GapReader(aiokafka_options(config))
     #: When each events partition last delivered (or was assigned), for the tail check.
+    #: When each assigned events (labels) partition last delivered a record.
     last_seen: dict[int, float] = {}
+    last_label_seen: dict[int, float] = {}
     lag_series: set[int] = set()
     batch_lock = asyncio.Lock()
 
@@ -236,11 +238,13 @@ def create_app(
         mine = {tp.partition for tp in assigned if tp.topic == topics.events}
         metrics.assigned_partitions.set(len(mine))
         now = time.monotonic()
-        for partition in mine:
-            last_seen[partition] = now
-        for partition in list(last_seen):
-            if partition not in mine:
-                del last_seen[partition]
+        for topic, seen in ((topics.events, last_seen), (topics.labels, last_label_seen)):
+            held = {tp.partition for tp in assigned if tp.topic == topic}
+            for partition in held:
+                seen[partition] = now
+            for partition in list(seen):
+                if partition not in held:
+                    del seen[partition]
         for partition in lag_series - mine:
             metrics.consumer_lag.remove(str(partition))
         lag_series.intersection_update(mine)
@@ -259,14 +263,16 @@ def create_app(
         if res.examples:
             metrics.last_label_timestamp.set(time.time())
 
-    async def with_gaps_read_back(records: list[InRecord]) -> list[InRecord]:
-        """The batch with any records the consumer skipped before them put back in place."""
+    async def with_gaps_read_back(records: list[InRecord], *,
+                                  labels: bool = False) -> list[InRecord]:
+        """The batch with any records the consumer skipped before them put back in place
+        (``labels``: a batch of the labels topic)."""
         out: list[InRecord] = []
         expected: dict[int, int] = {}
         for rec in records:
             due = expected.get(rec.partition)
             if due is None:
-                due = processor.next_offset(rec.partition)
+                due = processor.next_offset(rec.partition, labels=labels)
             if 0 < due < rec.offset:
                 out.extend(await read_back(rec.topic, rec.partition, due, rec.offset))
             out.append(rec)
@@ -331,7 +337,11 @@ def create_app(
     @app.agent(labels_topic, concurrency=1)
     async def join_labels(stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX_RECORDS, within=BATCH_WITHIN_SECONDS):
-            await run([in_record(e.message) for e in events], processor.process_labels)
+            records = [in_record(e.message) for e in events]
+            now = time.monotonic()
+            for rec in records:
+                last_label_seen[rec.partition] = now
+            await run(await with_gaps_read_back(records, labels=True), processor.process_labels)
 
     @app.timer(interval=TAIL_CHECK_SECONDS)
     @never_crash
@@ -339,15 +349,20 @@ def create_app(
         """Records skipped at the end of an idle partition: nothing later reveals them."""
         now = time.monotonic()
         for tp in app.consumer.assignment():
-            if tp.topic != topics.events or now - last_seen.get(tp.partition, now) < IDLE_SECONDS:
+            if tp.topic == topics.events:
+                seen, labels, process = last_seen, False, processor.process_events
+            elif tp.topic == topics.labels:
+                seen, labels, process = last_label_seen, True, processor.process_labels
+            else:
                 continue
-            due = processor.next_offset(tp.partition)
+            if now - seen.get(tp.partition, now) < IDLE_SECONDS:
+                continue
+            due = processor.next_offset(tp.partition, labels=labels)
             if due == 0:
                 continue
             end = await gap_reader.end_offset(tp.topic, tp.partition)
             if end > due and tp in app.consumer.assignment():
-                await run(await read_back(tp.topic, tp.partition, due, end),
-                          processor.process_events)
+                await run(await read_back(tp.topic, tp.partition, due, end), process)
 
     @app.timer(interval=EXPIRY_SECONDS)
     @never_crash

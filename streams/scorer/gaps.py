@@ -2,9 +2,11 @@
 
 faust-streaming can drop records fetched across a rebalance while the committed offset
 moves past them (faust-streaming #216, #221, #312); seen here as one or two events lost
-when a worker restarts under load. The worker notices the gap (offsets of the events
-topic are contiguous) and reads the missing range with a plain consumer outside the
-group, so the records are processed, in order, before the one that revealed the gap.
+when a worker restarts under load, and labels alike (a chaos run once ended with five of
+6,000 labels never joined and no count saying why). The worker notices the gap (offsets
+of the events and labels topics are contiguous; the ``partitions`` table keeps the next
+offset due on each) and reads the missing range with a plain consumer outside the group,
+so the records are processed, in order, before the one that revealed the gap.
 A gap at the tail of a partition has no later record to reveal it: a timer compares the
 partition's end with the next offset due once the partition has been idle for a while.
 """

@@ -163,19 +163,22 @@ class Processor:
         for partition, part in parts.items():
             self.tables.partitions.put(partition_key(partition), encode(part), partition)
 
-    def next_offset(self, partition: int) -> int:
-        """The next offset due on an events partition (0 when nothing was processed)."""
+    def next_offset(self, partition: int, *, labels: bool = False) -> int:
+        """The next offset due on an events partition, or with ``labels`` on a labels
+        partition (0 when nothing was processed)."""
         part = self._decode(self.tables.partitions, partition_key(partition), PartitionState)
-        return part.next_offset if part is not None else 0
+        if part is None:
+            return 0
+        return part.next_label_offset if labels else part.next_offset
 
-    def missing_before(self, partition: int, offset: int) -> int | None:
+    def missing_before(self, partition: int, offset: int, *, labels: bool = False) -> int | None:
         """The first offset skipped before ``offset`` on its partition, if any was.
 
-        Offsets of the events topic are contiguous, so an event beyond the next offset
+        Offsets of the input topics are contiguous, so a record beyond the next offset
         due means records were skipped (faust-streaming can drop records fetched across a
         rebalance while the committed offset moves past them); the shell reads them back.
         """
-        due = self.next_offset(partition)
+        due = self.next_offset(partition, labels=labels)
         return due if 0 < due < offset else None
 
     def entity_features(self, entity_id: str) -> dict[str, Any] | None:
@@ -447,8 +450,10 @@ class Processor:
         res = BatchResult()
         parts: dict[int, PartitionState] = {}
         for rec in records:
+            part = self._partition(parts, rec.partition)
+            part.next_label_offset = max(part.next_label_offset, rec.offset + 1)
             try:
-                self._label(rec, parts, res, now_ms)
+                self._label(rec, part, res, now_ms)
             except Exception as exc:  # a bug must still end in one outcome for this record
                 log.exception("label %s[%d]@%d: unexpected error", *rec.source)
                 res.labels["invalid"] += 1
@@ -460,7 +465,7 @@ class Processor:
             res.changelog.extend(table.flush())
         return res
 
-    def _label(self, rec: InRecord, parts: dict[int, PartitionState], res: BatchResult,
+    def _label(self, rec: InRecord, part: PartitionState, res: BatchResult,
                now_ms: int) -> None:
         checked = self.label_validator.validate(rec.raw, rec.timestamp_ms)
         if isinstance(checked, Rejection):
@@ -468,7 +473,6 @@ class Processor:
             res.dead_letter(self.topics.dlq, rec, checked.reason, checked.detail, now_ms,
                             self.max_payload, "label")
             return
-        part = self._partition(parts, rec.partition)
         part.label_watermark_ms = max(part.label_watermark_ms or checked.ts_ms, checked.ts_ms)
         res.newest_label_ms = max(res.newest_label_ms or checked.ts_ms, checked.ts_ms)
         key = checked.event_id.encode()

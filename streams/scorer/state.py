@@ -13,7 +13,8 @@ and logs with the key, then treats the entry as absent.
   Expired on event time (label TTL).
 - ``held``: per label that arrived before its event (key: event_id), the label. Expired
   on event time (label TTL) and capped.
-- ``partitions``: per input partition, its watermark and the next offset due.
+- ``partitions``: per partition number, the watermarks and the next offsets due on the
+  events and labels partitions of that number.
 
 >>> raw = encode(Pending(entity_id="u1", ts_ms=5, partition=0, offset=7,
 ...                      features={"n": 1}, score=0.5, decision=1, model_version="v1",
@@ -86,6 +87,8 @@ class PartitionState(_Versioned, kw_only=True):
     next_offset: int = 0
     #: Highest label time seen on the labels partition of the same number.
     label_watermark_ms: int | None = None
+    #: The next offset due on that labels partition (0 when none was processed).
+    next_label_offset: int = 0
 
     def clock_ms(self) -> int | None:
         """The partition's event-time clock: the later of its event and label watermarks."""

@@ -299,7 +299,15 @@ def _check(config: Config, path: Path, records: list[tuple[str, str, bytes, str]
     assert mismatched == 0, f"{mismatched} of {compared} scored records differ from replay"
 
     # Exactly-once learning: the learner caught up, and the latest version rebuilds.
-    examples = len(read_all(config, config.topics.training, 120.0))
+    training = [json.loads(v) for _, _, v, _ in read_all(config, config.topics.training, 120.0)]
+    examples = len(training)
+    # Every valid label names a scored event within the label TTL: each must give an
+    # example (a label the consumer skipped would vanish without a count).
+    valid_labels = {json.loads(v)["event_id"] for t, _, v, kind in records
+                    if t == config.topics.labels and kind == "valid"}
+    scored_ids = {r["event_id"] for r in scored}
+    unjoined = sorted((valid_labels & scored_ids) - {e["event_id"] for e in training})
+    assert not unjoined, f"{len(unjoined)} labels never joined, e.g. {unjoined[:5]}"
     wait_until(lambda: learner.metric("streambed_learner_next_offset") >= examples, 180,
                "the learner to reach the end of the training log")
     versions = {}
@@ -313,7 +321,8 @@ def _check(config: Config, path: Path, records: list[tuple[str, str, bytes, str]
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     say(f"chaos: {rebuilt.stdout.strip()}")
 
-    reasons = Counter(d["reason"] for d in dead if d["input"] == "event")
+    reasons = Counter({(d["source"]["partition"], d["source"]["offset"]): d["reason"]
+                       for d in dead if d["input"] == "event"}.values())
     distinct_scored = len({r["event_id"] for r in scored})
     return {
         "events produced (valid + hostile)": produced_events,
@@ -329,6 +338,7 @@ def _check(config: Config, path: Path, records: list[tuple[str, str, bytes, str]
         "scored with both outcomes": len(both),
         "parity with replay (records compared / mismatched)": f"{compared} / {mismatched}",
         "training examples / versions": f"{examples} / {len(versions)}",
+        "valid labels joined (distinct event_ids)": len(valid_labels & scored_ids),
         "rebuild --verify of the latest version": "identical",
     }
 

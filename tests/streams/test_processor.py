@@ -228,6 +228,16 @@ def test_an_offset_gap_is_reported_with_the_first_missing_offset() -> None:
     assert p.missing_before(0, 7) is None
     assert p.missing_before(0, 9) == 7
     assert p.missing_before(1, 7) is None
+    assert p.missing_before(0, 9, labels=True) is None, "labels keep their own offsets"
+
+
+def test_a_labels_offset_gap_is_reported_too() -> None:
+    p = make()
+    p.process_labels([rec(label(1, NOW_MS), 3, topic="labels"),
+                      rec(b"not json", 4, topic="labels")], NOW_MS)
+    assert p.missing_before(0, 5, labels=True) is None
+    assert p.missing_before(0, 8, labels=True) == 5
+    assert p.missing_before(0, 8) is None, "the events partition is another one"
 
 
 @pytest.mark.parametrize("late_by_ms", [300_001, 10_000_000])
