@@ -103,6 +103,8 @@ class _Item:
     groups: dict[str, str | None]
     score: float = math.nan
     failed: str | None = None  # the DLQ reason, once it cannot be scored
+    #: Its own pending entry from before a crash that lost the entity's state write.
+    prior: Pending | None = None
 
 
 def partition_key(partition: int) -> bytes:
@@ -278,6 +280,11 @@ class Processor:
         seen = batch_ids.get(checked.event_id)
         pending = None if seen else self._decode(
             self.tables.pending, checked.event_id.encode(), Pending)
+        prior = None
+        if pending is not None and (pending.partition, pending.offset) == (rec.partition,
+                                                                         rec.offset):
+            # Scored before a crash whose entity state write was lost: apply it again.
+            prior, pending = pending, None
         if seen is not None or pending is not None:
             where = seen or (pending.partition, pending.offset)  # type: ignore[union-attr]
             self._reject(res, rec, "duplicate_event_id",
@@ -302,7 +309,7 @@ class Processor:
         ent.applied.append(len(items))
         batch_ids[checked.event_id] = (rec.partition, rec.offset)
         groups = {a: group_of(checked.attrs.get(a), g) for a, g in self.sensitive.items()}
-        items.append(_Item(rec, checked, values, groups))
+        items.append(_Item(rec, checked, values, groups, prior=prior))
 
     def _replay(self, ent: _Entity, items: list[_Item]) -> EntityState:
         """The entity's state with only its batch events that are still good applied."""
@@ -326,6 +333,8 @@ class Processor:
         res.sends.append((self.topics.scored, rec.key, self._scored_bytes(
             ev, pending.features, pending.score, pending.decision, pending.model_version,
             rec, pending.scored_at), None))
+        if pending.label is not None:  # its example may not have been acknowledged either
+            self._send_example(ev.event_id.encode(), pending, res)
 
     def _score(self, items: list[_Item], work: dict[str, _Entity]) -> None:
         if not items:
@@ -426,10 +435,14 @@ class Processor:
                           decision=decision, model_version=version, groups=item.groups,
                           scored_at=now_ms)
         key = ev.event_id.encode()
-        held = self._decode(self.tables.held, key, HeldLabel)
-        if held is not None:
-            self.tables.held.delete(key, rec.partition)
-            self._join(key, pending, held, res, now_ms)
+        if item.prior is not None and item.prior.label is not None:
+            pending.labelled, pending.label = True, item.prior.label
+            self._send_example(key, pending, res)  # again: the first may not have landed
+        else:
+            held = self._decode(self.tables.held, key, HeldLabel)
+            if held is not None:
+                self.tables.held.delete(key, rec.partition)
+                self._join(key, pending, held, res)
         self.tables.pending.put(key, encode(pending), rec.partition)
         self.pending_index.push(rec.partition, pending_expiry_ms(
             ev.ts_ms, self.ttl_ms, self.lateness_ms), key)
@@ -478,7 +491,7 @@ class Processor:
         key = checked.event_id.encode()
         pending = self._decode(self.tables.pending, key, Pending)
         if pending is not None:
-            self._join(key, pending, _held(checked, rec), res, now_ms)
+            self._join(key, pending, _held(checked, rec), res)
             self.tables.pending.put(key, encode(pending), pending.partition)
             return
         if key in self.tables.held:
@@ -494,9 +507,14 @@ class Processor:
             self.held_index.push(rec.partition,
                                  held_label_expiry_ms(checked.ts_ms, self.ttl_ms), key)
 
-    def _join(self, key: bytes, pending: Pending, label: HeldLabel, res: BatchResult,
-              now_ms: int) -> None:
+    def _join(self, key: bytes, pending: Pending, label: HeldLabel, res: BatchResult) -> None:
         """Join a label to its scored event: one example to ``training`` (mutates pending)."""
+        if pending.label is not None and _same_record(pending.label, label):
+            # This very label delivered again after a crash: its example may never have
+            # been acknowledged, so it goes again (the learner drops repeats by event_id).
+            res.labels["joined"] += 1
+            self._send_example(key, pending, res)
+            return
         if pending.labelled or pending.features is None:
             res.labels["duplicate"] += 1
             return
@@ -505,12 +523,16 @@ class Processor:
         res.labels[outcome] += 1
         if outcome != "joined":
             return
-        res.sends.append((self.topics.training, key, self._example_bytes(
-            key.decode(), pending, label, now_ms), 0))
-        res.examples += 1
-        pending.labelled, pending.features = True, None
+        pending.labelled, pending.label = True, label
+        self._send_example(key, pending, res)
 
-    def _example_bytes(self, event_id: str, p: Pending, label: HeldLabel, now_ms: int) -> bytes:
+    def _send_example(self, key: bytes, pending: Pending, res: BatchResult) -> None:
+        assert pending.label is not None
+        res.sends.append((self.topics.training, key,
+                          self._example_bytes(key.decode(), pending, pending.label), 0))
+        res.examples += 1
+
+    def _example_bytes(self, event_id: str, p: Pending, label: HeldLabel) -> bytes:
         return _JSON.encode({
             "event_id": event_id, "entity_id": p.entity_id, "features": p.features,
             "label": label.label, "score": p.score, "decision": p.decision,
@@ -587,6 +609,10 @@ class Processor:
     def _trim_cache(self) -> None:
         while len(self._cache) > self.limits.entity_cache:
             self._cache.popitem(last=False)
+
+
+def _same_record(a: HeldLabel, b: HeldLabel) -> bool:
+    return (a.topic, a.partition, a.offset) == (b.topic, b.partition, b.offset)
 
 
 def _held(label: ValidLabel, rec: InRecord) -> HeldLabel:

@@ -9,8 +9,8 @@ and logs with the key, then treats the entry as absent.
   :meth:`features.FeatureEngine.encode_state`) and the offset of the last event applied
   (its partition is the entity's, so a redelivered event is recognised).
 - ``pending``: per scored event (key: event_id), what its label will need: the features
-  as scored, score, decision, model version, groups, event time and source position.
-  Expired on event time (label TTL).
+  as scored, score, decision, model version, groups, event time and source position, and
+  once joined the label. Expired on event time (label TTL).
 - ``held``: per label that arrived before its event (key: event_id), the label. Expired
   on event time (label TTL) and capped.
 - ``partitions``: per partition number, the watermarks and the next offsets due on the
@@ -57,21 +57,6 @@ class EntityEntry(_Versioned, kw_only=True):
     latest_ts_ms: int | None = None
 
 
-class Pending(_Versioned, kw_only=True):
-    entity_id: str
-    ts_ms: int
-    partition: int
-    offset: int
-    #: None once the label has joined (the example has gone to ``training``).
-    features: dict[str, FeatureValue] | None
-    score: float
-    decision: int
-    model_version: str
-    groups: dict[str, str]
-    scored_at: int
-    labelled: bool = False
-
-
 class HeldLabel(_Versioned, kw_only=True):
     entity_id: str
     label: int
@@ -79,6 +64,25 @@ class HeldLabel(_Versioned, kw_only=True):
     topic: str
     partition: int
     offset: int
+
+
+class Pending(_Versioned, kw_only=True):
+    entity_id: str
+    ts_ms: int
+    partition: int
+    offset: int
+    #: The features as scored (None only in entries written before labels were kept).
+    features: dict[str, FeatureValue] | None
+    score: float
+    decision: int
+    model_version: str
+    groups: dict[str, str]
+    scored_at: int
+    labelled: bool = False
+    #: The label that joined, kept with the features for the label TTL: after a crash
+    #: the event or the label may be delivered again while the example was never
+    #: acknowledged, and the same example is sent again (the learner drops repeats).
+    label: HeldLabel | None = None
 
 
 class PartitionState(_Versioned, kw_only=True):

@@ -221,6 +221,49 @@ def test_a_redelivered_event_is_not_applied_twice_and_is_resent_identical() -> N
     assert again.redeliveries == 2 and again.events == {"scored": 3}
 
 
+def test_a_label_delivered_again_after_a_crash_sends_its_example_again() -> None:
+    """The example and the pending entry go out in one batch; a kill can land the entry
+    (labelled) and lose the example. The redelivered label must send it again; another
+    label for the same event stays a duplicate."""
+    p = make()
+    p.process_events([rec(event(1, NOW_MS), 0)], NOW_MS)
+    first = p.process_labels([rec(label(1, NOW_MS + 5), 3, topic="labels")], NOW_MS)
+    p.forget_cache()
+    again = p.process_labels([rec(label(1, NOW_MS + 5), 3, topic="labels"),
+                              rec(label(1, NOW_MS + 9), 4, topic="labels")], NOW_MS + 1_000)
+    assert sent(again, CONFIG.topics.training) == sent(first, CONFIG.topics.training)
+    assert again.labels == {"joined": 1, "duplicate": 1}
+
+
+def test_a_redelivered_event_whose_label_joined_sends_its_example_again() -> None:
+    p = make()
+    p.process_labels([rec(label(1, NOW_MS + 5), 0, topic="labels")], NOW_MS)
+    first = p.process_events([rec(event(1, NOW_MS), 7)], NOW_MS)  # joins the held label
+    (example,) = sent(first, CONFIG.topics.training)
+    p.forget_cache()
+    again = p.process_events([rec(event(1, NOW_MS), 7)], NOW_MS + 1_000)
+    assert scored(again) == scored(first) and again.redeliveries == 1
+    assert sent(again, CONFIG.topics.training) == [example]
+
+
+def test_an_event_whose_pending_entry_landed_but_not_its_entity_state_is_scored_again(
+) -> None:
+    """Entities and pending predictions are two changelogs: a kill can land one. The
+    redelivered event is the same record (same position), not a second event_id: it is
+    applied again and scored, and its joined label's example goes again."""
+    p = make()
+    p.process_events([rec(event(1, NOW_MS), 7)], NOW_MS)
+    p.process_labels([rec(label(1, NOW_MS + 5), 0, topic="labels")], NOW_MS)
+    p.tables.entities.delete(b"u1", 0)  # the entity's write was lost
+    p.forget_cache()
+    again = p.process_events([rec(event(1, NOW_MS), 7)], NOW_MS + 1_000)
+    assert not dead(again) and again.events == {"scored": 1}
+    assert scored(again)[0]["features"]["apps_lifetime"] == 1
+    assert [e["event_id"] for e in sent(again, CONFIG.topics.training)] == ["e1"]
+    later = p.process_events([rec(event(1, NOW_MS + 9), 8)], NOW_MS + 2_000)
+    assert [d["reason"] for d in dead(later)] == ["duplicate_event_id"]
+
+
 def test_an_offset_gap_is_reported_with_the_first_missing_offset() -> None:
     p = make()
     assert p.missing_before(0, 5) is None  # nothing known about the partition yet
