@@ -291,7 +291,9 @@ class Processor:
                          f"{self.config.event.id_field}={checked.event_id[:80]!r} was already "
                          f"scored (partition {where[0]}, offset {where[1]})", now_ms)
             return
-        if is_late(checked.ts_ms, part.watermark_ms, self.lateness_ms):
+        # Accepted once at this position: the watermark may include later events of the
+        # same lost batch, but it was not late when it came.
+        if prior is None and is_late(checked.ts_ms, part.watermark_ms, self.lateness_ms):
             detail = (f"{self.config.event.time_field}={checked.ts_ms} is more than "
                       f"allowed_lateness behind the partition watermark {part.watermark_ms}")
             self._reject(res, rec, "late", detail, now_ms)

@@ -264,6 +264,19 @@ def test_an_event_whose_pending_entry_landed_but_not_its_entity_state_is_scored_
     assert [d["reason"] for d in dead(later)] == ["duplicate_event_id"]
 
 
+def test_an_event_accepted_once_is_not_late_when_its_lost_batch_comes_again() -> None:
+    """The partition's watermark landed with the later events of the batch; the entity
+    state of the first did not. It was accepted once: it is not late now."""
+    p = make()
+    late_by = CONFIG.event.allowed_lateness_ms + 60_000
+    p.process_events([rec(event(1, NOW_MS), 7), rec(event(2, NOW_MS + late_by, "u2"), 8)],
+                     NOW_MS)
+    p.tables.entities.delete(b"u1", 0)
+    p.forget_cache()
+    again = p.process_events([rec(event(1, NOW_MS), 7)], NOW_MS + 1_000)
+    assert not dead(again) and again.events == {"scored": 1}
+
+
 def test_an_offset_gap_is_reported_with_the_first_missing_offset() -> None:
     p = make()
     assert p.missing_before(0, 5) is None  # nothing known about the partition yet
