@@ -169,11 +169,22 @@ def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes, bytes]],
 
 # -- reading a worker ------------------------------------------------------------------------
 
+#: A scrape waits this long: a worker busy with a large backlog (a million pending
+#: predictions) has answered /metrics after more than 5 s, and the step must not die of it.
+SCRAPE_TIMEOUT_SECONDS = 120.0
+#: The slowest scrape since the last reset, in seconds (printed by the steps that reset it).
+slowest_scrape = [0.0]
+
+
 def samples(worker: Worker) -> list[Any]:
     if worker.proc is not None and worker.proc.poll() is not None:
         raise RuntimeError(f"worker exited {worker.proc.returncode}:\n{worker.log()}")
-    return [s for fam in text_string_to_metric_families(worker.metrics_text())
-            for s in fam.samples]
+    began = time.perf_counter()
+    url = f"http://127.0.0.1:{worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_SECONDS) as resp:
+        text = resp.read().decode()
+    slowest_scrape[0] = max(slowest_scrape[0], time.perf_counter() - began)
+    return [s for fam in text_string_to_metric_families(text) for s in fam.samples]
 
 
 def outcomes(worker: Worker) -> Counter[str]:
@@ -526,6 +537,7 @@ def step_rss(b: Bench, r: dict[str, Any]) -> None:
         wait_assigned([w])
         assert w.proc is not None
         idle = rss_kib(w.proc.pid)
+        slowest_scrape[0] = 0.0
         produce(b.bootstrap, config.topics.events,
                 events(config, a.rss_count, a.rss_entities, seed=5), what="rss produce")
         drain([w], a.rss_count, 300 + a.rss_count / 200, "rss scorer")
@@ -535,10 +547,11 @@ def step_rss(b: Bench, r: dict[str, Any]) -> None:
     finally:
         w.stop()
     r["rss"] = {"idle": idle["VmRSS"], "rss": mem["VmRSS"], "hwm": mem["VmHWM"],
-                "pending": pending}
+                "pending": pending, "slowest_scrape": slowest_scrape[0]}
     say(f"  VmRSS {mem['VmRSS'] / 1024:,.0f} MiB (peak {mem['VmHWM'] / 1024:,.0f} MiB; "
         f"{idle['VmRSS'] / 1024:,.0f} MiB idle before the events); "
-        f"{pending:,.0f} predictions pending")
+        f"{pending:,.0f} predictions pending; slowest /metrics answer "
+        f"{slowest_scrape[0]:.1f} s")
 
 
 def step_pair(b: Bench, r: dict[str, Any]) -> None:
