@@ -11,6 +11,11 @@ batch's sends are accepted (:class:`~streams.scorer.batch.BatchResult`):
   ``invalid`` (a dead letter), or held until its event comes (then ``joined``) or its
   time runs out (``unmatched``).
 
+After a crash the same event or label may come again; a scored event keeps its pending
+entry (features, and once joined its label) for the label TTL, so the scored record and
+the example are sent again identical rather than lost between two writes that landed
+apart.
+
 Whatever goes wrong with one record (a value the features cannot take, a model that
 cannot score it, a state that would pass ``state.max_entity_bytes``) sends that record to
 the DLQ with a reason, leaves its entity's state as it was before the record, and the
