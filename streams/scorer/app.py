@@ -90,7 +90,16 @@ class Publisher:
         self.metrics = metrics
 
     async def publish(self, res: BatchResult) -> None:
-        records = [*res.sends, *res.changelog]
+        # Two steps: an entity's state must not land without the records of its events.
+        await self._send_until_accepted([*res.sends, *res.changelog])
+        await self._send_until_accepted(res.progress)
+        acked = time.time()
+        res.count_into(self.metrics)
+        observe = self.metrics.event_latency.observe
+        for produced_ms in res.scored_produce_ms:
+            observe(max(acked - produced_ms / 1000, 0.0))
+
+    async def _send_until_accepted(self, records: list[Any]) -> None:
         delay = RETRY_FIRST_SECONDS
         while records:
             failed = await self._send_all(records)
@@ -103,11 +112,6 @@ class Publisher:
             records = [r for r, _ in failed]
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
-        acked = time.time()
-        res.count_into(self.metrics)
-        observe = self.metrics.event_latency.observe
-        for produced_ms in res.scored_produce_ms:
-            observe(max(acked - produced_ms / 1000, 0.0))
 
     async def _send_all(self, records: list[Any]) -> list[tuple[Any, BaseException]]:
         """Send every record, grouped into one producer batch per topic-partition (a send

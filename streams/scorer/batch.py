@@ -2,11 +2,14 @@
 
 The scorer processes a batch of input records in memory and returns a :class:`BatchResult`:
 the records to produce (scored, dead letters, training examples), the changelog writes of
-its tables, and the outcome counts. The shell produces all of them without awaiting each,
-waits until every send is accepted, and only then applies the counts
-(:meth:`BatchResult.count_into`) and lets Faust acknowledge the input offsets. So a counter
-never counts a record whose outcome could still change, and after a crash the whole batch
-is processed again against the state before it.
+its tables, and the outcome counts. The shell produces them in two steps, each without
+awaiting each send: first the records, pending predictions and held labels
+(``sends``, ``changelog``); once all of those are accepted, the entity states and
+partition positions (``progress``), which say that an event was applied. Then it applies
+the counts (:meth:`BatchResult.count_into`) and lets Faust acknowledge the input offsets.
+So a counter never counts a record whose outcome could still change, and a crash can
+never leave an entity's state past an event whose scored record and pending prediction
+were lost: after it, the event is applied again to the state before it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class ScoredObservation:
 class BatchResult:
     sends: list[Send] = field(default_factory=list)
     changelog: list[ChangelogRecord] = field(default_factory=list)
+    #: Entity states and partition positions: written only after everything else landed.
+    progress: list[ChangelogRecord] = field(default_factory=list)
     events: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)

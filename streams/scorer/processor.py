@@ -259,10 +259,18 @@ class Processor:
                 self._emit(item, res, now_ms)
         self._flush_partitions(parts)
         self._cap_pending()
-        for table in self.tables.all():
-            res.changelog.extend(table.flush())
+        self._flush(res)
         self._trim_cache()
         return res
+
+    def _flush(self, res: BatchResult) -> None:
+        """The batch's changelog writes: pending predictions and held labels go with the
+        outputs; entity states and partition positions (``progress``) only after those
+        landed (see :mod:`streams.scorer.batch`)."""
+        for table in (self.tables.pending, self.tables.held):
+            res.changelog.extend(table.flush())
+        for table in (self.tables.entities, self.tables.partitions):
+            res.progress.extend(table.flush())
 
     def _reject(self, res: BatchResult, rec: InRecord, reason: str, detail: str,
                 now_ms: int) -> None:
@@ -481,8 +489,7 @@ class Processor:
                                 f"{type(exc).__name__}: {exc}", now_ms, self.max_payload,
                                 "label")
         self._flush_partitions(parts)
-        for table in self.tables.all():
-            res.changelog.extend(table.flush())
+        self._flush(res)
         return res
 
     def _label(self, rec: InRecord, part: PartitionState, res: BatchResult,
@@ -596,8 +603,7 @@ class Processor:
                                                         label_ttl_ms=self.ttl_ms):
                     self.tables.held.delete(key, partition)
                     res.labels["unmatched"] += 1
-        for table in self.tables.all():
-            res.changelog.extend(table.flush())
+        self._flush(res)
         return res
 
     def _cap_pending(self) -> None:
