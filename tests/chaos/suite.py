@@ -330,7 +330,7 @@ def _check(config: Config, path: Path, records: list[tuple[str, str, bytes, str]
         "labels produced (valid + hostile)": sum(1 for t, *_ in records
                                                  if t == config.topics.labels),
         "events scored (distinct event_ids)": distinct_scored,
-        "scored records re-sent identical (at-least-once)": len(scored) - len(s_pos),
+        "scored records sent again (at-least-once)": len(scored) - len(s_pos),
         "events dead-lettered": len(d_pos),
         "dead letters by reason": ", ".join(f"{r}={n}" for r, n in reasons.most_common()),
         "label dead letters": len(letter_positions),
