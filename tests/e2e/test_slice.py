@@ -189,6 +189,17 @@ def test_feature_state_survives_a_worker_restart(
         _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])
 
 
+def _commit_past_everything(bootstrap: str, config: Config, topic: str) -> None:
+    """Move the scorers' group offsets on ``topic`` to its end, as faust-streaming does
+    when it commits past records it skipped (the group must have no live member)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             group_id=f"streambed-{config.name}")
+    tps = [TopicPartition(topic, p) for p in range(config.topics.partitions)]
+    ends = consumer.end_offsets(tps)
+    consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
+    consumer.close()
+
+
 def test_records_committed_past_but_never_processed_are_read_back(
     kafka_bootstrap: str, topic_config: Path, worker_factory
 ) -> None:
@@ -205,12 +216,7 @@ def test_records_committed_past_but_never_processed_are_read_back(
     worker.stop()
 
     produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in second])
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False,
-                             group_id=f"streambed-{config.name}")
-    tps = [TopicPartition(config.topics.events, p) for p in range(config.topics.partitions)]
-    ends = consumer.end_offsets(tps)
-    consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
-    consumer.close()
+    _commit_past_everything(kafka_bootstrap, config, config.topics.events)
 
     worker = worker_factory(topic_config, free_port())
     ids, scored = read_scored_for(kafka_bootstrap, config.topics.scored, valid, 60)
@@ -246,12 +252,7 @@ def test_labels_committed_past_but_never_processed_are_read_back(
     worker.stop()
 
     produce(kafka_bootstrap, config.topics.labels, [(r.key, r.value) for r in second])
-    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False,
-                             group_id=f"streambed-{config.name}")
-    tps = [TopicPartition(config.topics.labels, p) for p in range(config.topics.partitions)]
-    ends = consumer.end_offsets(tps)
-    consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in tps})
-    consumer.close()
+    _commit_past_everything(kafka_bootstrap, config, config.topics.labels)
 
     worker = worker_factory(topic_config, free_port())
     wanted = {json.loads(r.value)["event_id"] for r in labels}
