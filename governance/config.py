@@ -166,3 +166,8 @@ class PromotionConfig(_Section):
     #: of the last this-many other versions, for promote and rollback; older ones stay on
     #: model.versions. 20: weeks of history at a version a day, a snapshot well under 1 MB.
     retain_versions: int = Field(default=20, ge=1)
+    #: At most this many candidates are scored in shadow at once by every scorer (newest
+    #: first), beside the champion, until their verdict. 2: each shadow costs a model
+    #: score per event; two let a new cut start collecting evidence while the previous
+    #: one is still being judged.
+    max_shadows: int = Field(default=2, ge=0, le=8)

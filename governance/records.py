@@ -64,12 +64,18 @@ class TrainingExample(_Record):
     scored_at: EpochMs | None = Field(default=None, description="When it was scored")
     event_source: Source | None = None
     label_source: Source | None = None
+    shadow_scores: dict[str, float] = Field(
+        default_factory=dict,
+        description="Every candidate in shadow when the event was scored: version -> its "
+                    "probability at event time (never served). Empty in examples written "
+                    "before shadow scoring, which are still read.")
 
 
 class VersionStatus(StrEnum):
     """Where a version stands. Only the ``champion`` serves."""
 
     CANDIDATE = "candidate"      # cut, awaiting a decision (manual mode) or evaluation
+    SHADOW = "shadow"            # cut, scored in shadow by every scorer until its verdict
     CHAMPION = "champion"        # serving
     HELD = "held"                # a gate failed or held; a person may still promote it
     RETIRED = "retired"          # was champion, replaced by a promotion
@@ -126,15 +132,23 @@ class ImpactStats(_Record):
 
 
 class GateVerdict(_Record):
-    """One gate: its outcome, the value judged, the bound, and the sample behind it."""
+    """One gate: its outcome, the estimate judged, its interval, the bound, the sample
+    behind it and the look it was made at."""
 
-    gate: Literal["roc_auc", "log_loss", "demographic_parity_ratio",
-                  "equalized_odds_difference"]
+    gate: str = Field(description="e.g. roc_auc, log_loss, demographic_parity_ratio")
     attribute: str | None = Field(default=None, description="For impact gates")
     outcome: GateOutcome
-    value: float | None = Field(description="The candidate's value")
+    value: float | None = Field(description="The candidate's estimate")
     threshold: float | None = Field(description="The bound the value was held to")
     champion_value: float | None = None
+    lower: float | None = Field(default=None, description="Lower end of the interval")
+    upper: float | None = Field(default=None, description="Upper end of the interval")
+    confidence: float | None = Field(default=None, description="The interval's nominal "
+                                     "coverage at this look, after multiplicity corrections")
+    method: str | None = Field(default=None, description="How the interval was computed")
+    look: int | None = Field(default=None, description="Which look at this candidate (1-based)")
+    max_looks: int | None = None
+    final: bool = Field(default=False, description="The last look: hold is no longer possible")
     sample_sizes: dict[str, int] = Field(default_factory=dict)
     detail: str
 

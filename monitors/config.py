@@ -33,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: Group names the monitors use themselves; configured groups must not reuse them.
 OTHER_GROUP = "other"
 UNKNOWN_GROUP = "unknown"
+#: Joins the member attributes of an intersection into its name (``group×age_band``).
+INTERSECTION_JOIN = "×"
 
 
 class _Section(BaseModel):
@@ -149,6 +151,18 @@ class MonitorsConfig(BaseModel):
 
     #: Sensitive attribute → its bounded set of groups; any other value counts as 'other'.
     sensitive_attributes: dict[str, list[str]] = Field(default_factory=dict)
+    #: Which side of the model's threshold is the outcome a person wants (a loan approved,
+    #: no fraud flag): selection rates, parity and the four-fifths bound are computed on it.
+    #: ``below_threshold``: a score under the threshold (decision 0) is favourable, as in a
+    #: risk score; ``above_threshold``: decision 1 is favourable.
+    #: Default ``below_threshold``: streambed's scores are risks (default, fraud), where a low
+    #: score is what the person wants; a config whose score means the opposite must say so,
+    #: or every parity figure is inverted.
+    favourable_outcome: Literal["below_threshold", "above_threshold"] = "below_threshold"
+    #: Optional intersections of sensitive attributes (e.g. ``[[group, age_band]]``), each
+    #: judged and monitored as one more attribute named ``group×age_band`` whose groups are
+    #: the combinations of its members' groups.
+    intersections: list[list[str]] = Field(default_factory=list)
     #: Seconds between recomputations of the expensive statistics.
     refresh_seconds: float = Field(default=5.0, gt=0)
     drift: DriftConfig = DriftConfig()
@@ -170,3 +184,17 @@ class MonitorsConfig(BaseModel):
             if len(groups) > 100:
                 raise ValueError(f"{attribute}: at most 100 groups (label values stay bounded)")
         return value
+
+    @model_validator(mode="after")
+    def _known_intersections(self) -> MonitorsConfig:
+        for i, members in enumerate(self.intersections):
+            if len(members) < 2 or len(set(members)) != len(members):
+                raise ValueError(f"intersections[{i}]: name two or more distinct attributes")
+            unknown = [m for m in members if m not in self.sensitive_attributes]
+            if unknown:
+                raise ValueError(f"intersections[{i}]: {unknown} not in sensitive_attributes")
+        return self
+
+    def intersection_names(self) -> list[str]:
+        """The attribute name of each intersection, e.g. ``group×age_band``."""
+        return [INTERSECTION_JOIN.join(members) for members in self.intersections]
