@@ -135,7 +135,13 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
         observer.version_refused()
         log.error("model.versions: %s", why)
 
-    follower = ModelFollower(board, lambda: processor.champion.version, adopt, refused)
+    def adopt_shadows(shadows: tuple[Champion, ...]) -> None:
+        log.warning("scoring in shadow: %s", ", ".join(s.version for s in shadows) or "none")
+        processor.shadows = shadows
+        observer.shadows(len(shadows))
+
+    follower = ModelFollower(board, lambda: processor.champion.version, adopt, refused,
+                             adopt_shadows, config.model.promotion.max_shadows)
     runner = BatchRunner(TwoStepPublisher(ProducerSender(app), observer.produce_refused),
                          observer)
     gap_reader = GapReader(aiokafka_options(config))

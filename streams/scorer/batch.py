@@ -92,6 +92,8 @@ class BatchResult:
     #: Scored events that stopped waiting for a label: their TTL passed / over the cap.
     predictions_expired: int = 0
     predictions_evicted: int = 0
+    #: Scores given by versions in shadow (one per event per shadow).
+    shadow_scores: int = 0
     #: Table values that did not decode (treated as absent), by table.
     decode_errors: Counter[str] = field(default_factory=Counter)
 
@@ -122,6 +124,7 @@ class BatchResult:
         if self.batch_wait_seconds is not None:
             metrics.batch_wait.observe(self.batch_wait_seconds)
         for name, n in (("skipped_offsets", self.skipped_offsets),
+                        ("shadow_scores", self.shadow_scores),
                         ("predictions_expired", self.predictions_expired),
                         ("predictions_evicted", self.predictions_evicted)):
             if n:

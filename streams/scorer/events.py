@@ -10,7 +10,11 @@ features cannot take, a model that cannot score it, a state that would pass
 event, and the batch goes on.
 
 The champion is read once per batch: every record of the batch, and the batch result's
-``model_version``, name the version that scored it, whatever is adopted meanwhile.
+``model_version``, name the version that scored it, whatever is adopted meanwhile. So are
+the versions in shadow: each scores every event the batch scores, after the champion and
+on the same features, and its score goes into the pending prediction (never into the
+scored record). A shadow that cannot score an event leaves that event without its score;
+it never changes the event's outcome.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ class _Item:
     failed: Failure | None = None  # once it cannot be scored
     #: Its own pending entry from before a crash that lost the entity's state write.
     prior: Pending | None = None
+    #: The score of each version in shadow that scored it.
+    shadow_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -60,6 +66,7 @@ class _Batch:
 
     now_ms: int
     champion: Champion
+    shadows: tuple[Champion, ...]
     res: BatchResult
     parts: PositionBatch
     work: dict[str, EntityWork] = field(default_factory=dict)
@@ -80,6 +87,8 @@ class EventPath:
         self.joins = joins
         self.expiry = expiry
         self.champion = champion
+        #: The versions in shadow, scored beside the champion (swapped between batches).
+        self.shadows: tuple[Champion, ...] = ()
         self.validator = EventValidator(config.event)
         self.engine: FeatureEngine = entities.engine
         self.feature_set = config.features.identity
@@ -91,9 +100,9 @@ class EventPath:
         self.max_entity_bytes = config.state.max_entity_bytes
 
     def process_events(self, records: list[InRecord], now_ms: int) -> BatchResult:
-        champion = self.champion  # one version for the whole batch
-        b = _Batch(now_ms, champion, BatchResult(model_version=champion.version,
-                                                 batch_records=len(records)),
+        champion = self.champion  # one version (and one set of shadows) for the batch
+        b = _Batch(now_ms, champion, self.shadows,
+                   BatchResult(model_version=champion.version, batch_records=len(records)),
                    self.positions.batch())
         for rec in records:
             part = b.parts.get(rec.partition)
@@ -106,6 +115,7 @@ class EventPath:
         self._score(b)
         for entity_id, ent in b.work.items():
             self._commit_entity(b, entity_id, ent)
+        self._score_in_shadow(b)
         for item in b.items:
             if item.failed is not None:
                 self._reject(b, item.rec, item.failed)
@@ -213,6 +223,24 @@ class EventPath:
         for it, score in zip(items, scores, strict=True):
             it.score = score
 
+    def _score_in_shadow(self, b: _Batch) -> None:
+        """Each shadow scores the events the champion scored, on the same features."""
+        if not b.shadows:
+            return
+        items = [it for it in b.items if it.failed is None]
+        rows = [it.values for it in items]
+        for shadow in b.shadows:
+            try:
+                scores: list[float | None] = list(shadow.score_many(rows))
+            except Exception:
+                scores = [_score_or_none(shadow, row) for row in rows]
+                log.warning("shadow %s could not score %d of %d events", shadow.version,
+                            scores.count(None), len(rows))
+            for it, score in zip(items, scores, strict=True):
+                if score is not None:
+                    it.shadow_scores[shadow.version] = score
+                    b.res.shadow_scores += 1
+
     def _commit_entity(self, b: _Batch, entity_id: str, ent: EntityWork) -> None:
         """Write the entity's state once for the batch, or settle its trouble event by event."""
         if not ent.applied:
@@ -286,7 +314,7 @@ class EventPath:
         pending = Pending(entity_id=ev.entity_id, ts_ms=ev.ts_ms, partition=rec.partition,
                           offset=rec.offset, features=item.values, score=item.score,
                           decision=decision, model_version=version, groups=item.groups,
-                          scored_at=b.now_ms)
+                          scored_at=b.now_ms, shadow_scores=item.shadow_scores)
         key = ev.event_id.encode()
         if item.prior is not None and item.prior.label is not None:
             pending.labelled, pending.label = True, item.prior.label
@@ -307,3 +335,10 @@ class EventPath:
             "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
             "scored_at": scored_at,
         })
+
+
+def _score_or_none(model: Champion, row: dict[str, Any]) -> float | None:
+    try:
+        return model.score_one(row)
+    except Exception:
+        return None

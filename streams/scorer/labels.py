@@ -126,7 +126,7 @@ class LabelJoin:
             "label": label.label, "score": p.score, "decision": p.decision,
             "model_version": p.model_version, "feature_set": self.feature_set,
             "groups": p.groups, "event_ts": p.ts_ms, "label_ts": label.ts_ms,
-            "scored_at": p.scored_at,
+            "scored_at": p.scored_at, "shadow_scores": p.shadow_scores,
             "event_source": {"topic": self.topics.events, "partition": p.partition,
                              "offset": p.offset},
             "label_source": {"topic": label.topic, "partition": label.partition,

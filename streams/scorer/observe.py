@@ -43,6 +43,9 @@ class ScorerMetrics:
     def serving(self, model_version: str) -> None:
         self.metrics.set_model(model_version, self.feature_set)
 
+    def shadows(self, versions: int) -> None:
+        self.metrics.shadow_versions.set(versions)
+
     def version_refused(self) -> None:
         self.metrics.model_versions_refused.inc()
 

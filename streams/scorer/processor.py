@@ -64,6 +64,15 @@ class Processor:
     def champion(self, champion: Champion) -> None:
         self.events.champion = champion
 
+    @property
+    def shadows(self) -> tuple[Champion, ...]:
+        """The versions in shadow that score the next events batch beside the champion."""
+        return self.events.shadows
+
+    @shadows.setter
+    def shadows(self, shadows: tuple[Champion, ...]) -> None:
+        self.events.shadows = shadows
+
     def process_events(self, records: list[InRecord], now_ms: int) -> BatchResult:
         return self._done(self.events.process_events(records, now_ms))
 

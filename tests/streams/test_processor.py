@@ -24,7 +24,7 @@ from streams.records import DLQ_REASONS, DeadLetter, ScoredRecord
 from streams.scorer.batch import BatchResult, InRecord
 from streams.scorer.champion import Champion
 from streams.scorer.processor import Processor, Tables, partition_key
-from streams.scorer.state import EntityEntry, Pending, decode
+from streams.scorer.state import PENDING_FORMAT_VERSION, EntityEntry, Pending, decode
 from streams.scorer.tables import StateTable
 from tests.support import REPO
 
@@ -429,7 +429,7 @@ def test_table_values_are_versioned_msgpack_arrays() -> None:
     pending = decode(p.tables.pending.get(b"e1"), Pending)
     assert pending.features is not None and pending.features["apps_lifetime"] == 1
     raw = p.tables.pending.get(b"e1")
-    assert raw[0] & 0xF0 == 0x90 and raw[1] == 1, "fixarray, first item the format version"
+    assert raw[0] & 0xF0 == 0x90 and raw[1] == PENDING_FORMAT_VERSION, "fixarray, then the format"
 
 
 def test_text_valued_features_reach_the_model_one_hot_and_the_learner_learns_them() -> None:
