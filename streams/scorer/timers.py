@@ -53,9 +53,9 @@ def never_crash(timer: Any) -> Any:
     timer raises."""
 
     @functools.wraps(timer)
-    async def guarded(*args: Any) -> None:
+    async def guarded() -> None:
         try:
-            await timer(*args)
+            await timer()
         except asyncio.CancelledError:
             raise
         except Exception:

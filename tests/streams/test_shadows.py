@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from governance import (
     LearnerCore,
@@ -189,3 +191,22 @@ def test_a_pending_prediction_written_before_shadow_scoring_still_joins() -> Non
     assert example["shadow_scores"] == {} and res.decode_errors == {}
     assert TrainingExample.model_validate(example).score == now.score
     assert encode(decode(old, Pending))[1] == PENDING_FORMAT_VERSION, "rewritten as format 2"
+
+
+_names = st.text(min_size=1, max_size=12)
+_prob = st.floats(0, 1)
+
+
+@given(st.dictionaries(_names, _prob, max_size=3), _prob, st.integers(0, 2**40),
+       st.dictionaries(_names, st.one_of(st.none(), st.integers(-5, 5), _prob), max_size=4))
+def test_pending_round_trips_its_shadow_scores_and_reads_format_1(
+        shadow_scores: dict[str, float], score: float, ts_ms: int,
+        features: dict[str, Any]) -> None:
+    pending = Pending(entity_id="u", ts_ms=ts_ms, partition=1, offset=ts_ms % 97,
+                      features=features, score=score, decision=int(score >= 0.5),
+                      model_version="v", groups={"group": "A"}, scored_at=ts_ms,
+                      shadow_scores=shadow_scores)
+    assert decode(encode(pending), Pending) == pending
+    fields = [f for f in Pending.__struct_fields__ if f != "shadow_scores"]
+    old = msgspec.msgpack.encode([1, *(getattr(pending, f) for f in fields[1:])])
+    assert decode(old, Pending) == msgspec.structs.replace(pending, shadow_scores={})
