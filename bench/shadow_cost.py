@@ -4,7 +4,10 @@ candidates in shadow beside the champion (no Kafka).
 Every shadow is a model of the configured spec trained on the events' own features (all
 weights non-zero, as a real cut's are), so scoring it costs what a cut costs. Each count
 of shadows runs on a fresh Processor over the same events, in interleaved rounds; the best
-round of each is reported (the least disturbed on a shared machine) with the load average::
+round of each is reported (the least disturbed on a shared machine) with the load average.
+The difference between those runs is noisy on a busy machine, so the work a shadow adds
+(scoring each event's features with one more model; the score's place in the pending
+prediction is a few bytes) is also timed alone, best of many short repeats::
 
     .venv/bin/python bench/shadow_cost.py --count 5000 --rounds 3
 """
@@ -18,6 +21,7 @@ import random
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,14 +63,19 @@ def processor(config: Config, shadows: tuple[Champion, ...]) -> Processor:
     return p
 
 
-def trained_shadows(config: Config, work: list[list[InRecord]], n: int) -> tuple[Champion, ...]:
-    """``n`` models trained on the features the events produce (random labels)."""
+def feature_rows(config: Config, work: list[list[InRecord]]) -> list[dict]:
+    """The features the first batches produce, as the models see them."""
     p = processor(config, ())
     rows = []
     for batch in work[:2]:
         res = p.process_events(batch, batch[-1].timestamp_ms)
         rows += [json.loads(v)["features"] for t, _, v, _ in res.sends
                  if t == config.topics.scored]
+    return rows
+
+
+def trained_shadows(config: Config, rows: list[dict], n: int) -> tuple[Champion, ...]:
+    """``n`` models trained on the events' features (random labels)."""
     rng = random.Random(5)
     out = []
     for i in range(n):
@@ -96,7 +105,8 @@ def main() -> None:
     config = load_config(REPO / "examples" / "quickstart.yaml")
     work = batches(config, a.count, a.entities)
     events = sum(len(b) for b in work)
-    shadows = trained_shadows(config, work, 2)
+    rows = feature_rows(config, work)
+    shadows = trained_shadows(config, rows, 2)
     best: dict[int, float] = {}
     for _ in range(a.rounds):
         for k in (0, 1, 2):
@@ -112,6 +122,15 @@ def main() -> None:
         print(f"  {k} shadow{'s' if k != 1 else ''}: {us:7.1f} µs/event "
               f"({events / best[k]:,.0f} events/s)"
               + (f"; {extra:+.1f} µs/event per shadow" if k else ""))
+    alone = min(_time(lambda: shadows[0].score_many(rows)) for _ in range(a.rounds * 10))
+    print(f"  one shadow's scoring alone: {alone / len(rows) * 1e6:.1f} µs/event "
+          f"(best of {a.rounds * 10} passes over {len(rows):,} feature rows)")
+
+
+def _time(fun: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    fun()
+    return time.perf_counter() - began
 
 
 if __name__ == "__main__":
