@@ -68,13 +68,13 @@ from governance.config import PromotionConfig
 from governance.evidence import PairedEvidence
 from governance.intervals import log_ratio, newcombe_difference, z_of
 from governance.paired import (
-    auc_difference,
     log_loss_difference,
     log_losses,
     log_proportion_difference,
+    paired_auc,
     proportion_difference,
 )
-from governance.quality import GroupQuality, group_quality, roc_auc
+from governance.quality import GroupQuality, group_index, group_quality
 from governance.records import GateOutcome, GateVerdict
 from governance.sequential import look_number, per_look_level
 
@@ -191,8 +191,8 @@ def _performance(ev: PairedEvidence, policy: PromotionConfig, lv: Levels
                   f"has {m} and {n}")
         return [_verdict(g, lv, HOLD, detail, method="paired", sizes=sizes)
                 for g in ("roc_auc", "log_loss")]
-    auc_1, auc_0 = roc_auc(ev.candidate_scores, y), roc_auc(ev.champion_scores, y)
-    d, se = auc_difference(ev.candidate_scores, ev.champion_scores, y)
+    auc_1, auc_0, se = paired_auc(ev.candidate_scores, ev.champion_scores, y)
+    d = auc_1 - auc_0
     margin = policy.roc_auc_margin
     outcome, why, lo, hi = _non_inferiority(d, se, margin, lv)
     auc = _verdict(
@@ -249,10 +249,9 @@ class _Attribute:
         return np.bincount(self.index[where], minlength=len(self.names)).astype(np.int64)
 
 
-def _attribute(ev: PairedEvidence, values: np.ndarray) -> _Attribute:
-    names, index = np.unique(np.asarray(values).astype(str), return_inverse=True)
+def _attribute(ev: PairedEvidence, names: list[str], index: np.ndarray) -> _Attribute:
     return _Attribute(
-        names=names.tolist(), index=index, labels=ev.labels.astype(bool),
+        names=names, index=index, labels=ev.labels.astype(bool),
         candidate=ev.favourable_decisions(ev.candidate_scores, ev.candidate_threshold),
         champion=ev.favourable_decisions(ev.champion_scores, ev.champion_threshold))
 
@@ -460,37 +459,31 @@ def _champion_ok(at: _Attribute, judged: list[int], margin: float, bound: float,
 
 # ------------------------------------------------------------------------ judge
 
-def fail_statistics(ev: PairedEvidence) -> int:
+def fail_statistics(groups_per_attribute: Sequence[int]) -> int:
     """How many statistics can fail a candidate: AUC and log loss, and per attribute,
     for each pair of its groups, the parity ratio and the TPR and FPR gaps.
 
-    >>> from governance.evidence import PairedEvidence
-    >>> ev = PairedEvidence(labels=np.zeros(3, dtype=np.int8), champion_scores=np.zeros(3),
-    ...     candidate_scores=np.zeros(3), champion_threshold=.5, candidate_threshold=.5,
-    ...     groups={"g": np.array(["A", "B", "C"], dtype=object)},
-    ...     favourable="below_threshold", seed=0)
-    >>> fail_statistics(ev)
-    11
+    >>> fail_statistics([3]), fail_statistics([2, 4])     # 2 + 3*3; 2 + 3*1 + 3*6
+    (11, 23)
     """
-    total = 2
-    for values in ev.groups.values():
-        k = len(np.unique(np.asarray(values).astype(str)))
-        total += 3 * (k * (k - 1) // 2)
-    return total
+    return 2 + sum(3 * (k * (k - 1) // 2) for k in groups_per_attribute)
 
 
 def judge(evidence: PairedEvidence, policy: PromotionConfig, *, look: int) -> Judgement:
     """Every gate's verdict at ``look`` (1-based, see :func:`look_at`): performance first,
     then parity and equalized odds per attribute (in the evidence's attribute order)."""
-    lv = levels(policy, look, fail_statistics(evidence))
+    indexed = {a: group_index(values) for a, values in evidence.groups.items()}
+    lv = levels(policy, look, fail_statistics([len(n) for n, _ in indexed.values()]))
     gates = _performance(evidence, policy, lv)
     cand_q: dict[str, dict[str, GroupQuality]] = {}
     champ_q: dict[str, dict[str, GroupQuality]] = {}
-    for attribute, values in evidence.groups.items():
-        at = _attribute(evidence, values)
+    for attribute, (names, index) in indexed.items():
+        at = _attribute(evidence, names, index)
         gates.append(_parity(attribute, at, policy, lv))
         gates.append(_equalized_odds(attribute, at, policy, lv))
-        cand_q[attribute] = group_quality(evidence.candidate_scores, evidence.labels, values)
-        champ_q[attribute] = group_quality(evidence.champion_scores, evidence.labels, values)
+        cand_q[attribute] = group_quality(evidence.candidate_scores, evidence.labels,
+                                          names, index)
+        champ_q[attribute] = group_quality(evidence.champion_scores, evidence.labels,
+                                           names, index)
     return Judgement(gates=gates, outcome=overall(gates), final=lv.final,
                      candidate_quality=cand_q, champion_quality=champ_q)
