@@ -272,6 +272,8 @@ def _degenerate(decisions: np.ndarray) -> str | None:
 def _blocked(at: _Attribute, small: dict[str, int], judged: list[int],
              policy: PromotionConfig) -> str | None:
     """Why the gate cannot pass whatever the intervals say, or None."""
+    if len(at.index) == 0:
+        return "no paired examples yet"
     degenerate = _degenerate(at.candidate)
     if degenerate:
         return f"the candidate {degenerate}: degenerate decisions never pass"

@@ -247,3 +247,22 @@ def test_derived_levels_are_stated_in_every_verdict() -> None:
         assert "pass tests at one-sided 0.01" in verdict.detail
         assert "fail tests at 0.002 (5 statistics)" in verdict.detail
     assert math.isclose(0.05 / 5 / 5, 0.002)
+
+
+def test_every_attribute_and_intersection_is_gated_and_no_evidence_holds() -> None:
+    ev = world(2000, 17)
+    rng = np.random.default_rng(1017)
+    band = np.where(rng.random(2000) < 0.5, "young", "old").astype(object)
+    both = np.array([f"{g}×{b}" for g, b in zip(ev.groups["group"], band, strict=True)],
+                    dtype=object)
+    ev = PairedEvidence(**{**ev.__dict__, "groups": {"group": ev.groups["group"],
+                                                     "group×age_band": both}})
+    j = judge(ev, POLICY, look=2)
+    assert [(g.gate, g.attribute) for g in j.gates][2:] == [
+        ("demographic_parity_ratio", "group"), ("equalized_odds_difference", "group"),
+        ("demographic_parity_ratio", "group×age_band"),
+        ("equalized_odds_difference", "group×age_band")]
+    assert "fail tests at 0.000435 (23 statistics)" in j.gates[0].detail  # 2 + 3 + 3*6
+    empty = judge(world(0, 18), POLICY, look=1)
+    assert empty.outcome is GateOutcome.HOLD
+    assert "no paired examples yet" in gate(empty.gates, "demographic_parity_ratio").detail
