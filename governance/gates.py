@@ -163,14 +163,16 @@ def _verdict(gate: str, lv: Levels, outcome: GateOutcome, detail: str, *,
              method: str, attribute: str | None = None, value: float | None = None,
              threshold: float | None = None, champion_value: float | None = None,
              lower: float | None = None, upper: float | None = None,
-             sizes: dict[str, int] | None = None) -> GateVerdict:
+             sizes: dict[str, int] | None = None, intervals: int = 1) -> GateVerdict:
+    """One verdict; ``confidence`` is the pass end's simultaneous coverage over the
+    ``intervals`` per-pair intervals it summarises (Bonferroni)."""
     if outcome is HOLD and lv.final:
         outcome, detail = FAIL, f"inconclusive at the final look: {detail}"
     return GateVerdict(
         gate=gate, attribute=attribute, outcome=outcome, value=_finite(value),
         threshold=threshold, champion_value=_finite(champion_value), lower=_finite(lower),
-        upper=_finite(upper), confidence=1 - lv.pass_alpha, method=method, look=lv.look,
-        max_looks=lv.looks, final=lv.final, sample_sizes=sizes or {},
+        upper=_finite(upper), confidence=max(0.0, 1 - intervals * lv.pass_alpha),
+        method=method, look=lv.look, max_looks=lv.looks, final=lv.final, sample_sizes=sizes or {},
         detail=f"{detail} ({lv.describe()})")
 
 
@@ -331,8 +333,10 @@ def _pair_gate(gate: str, attribute: str, at: _Attribute, policy: PromotionConfi
     champion comparison holds). ``to_scale`` maps the worst gap to the gate's scale."""
     harm, shown = False, False
     worst_pass = least_fail = None
+    count = 1
     if len(judged) >= 2:
         lo_p, hi_p = intervals(lv.pass_alpha)
+        count = len(lo_p)
         lo_f, hi_f = intervals(lv.fail_alpha / 2)
         worst_pass = float(np.max(np.maximum(np.abs(lo_p), np.abs(hi_p))))
         least_fail = float(np.max(np.maximum(np.maximum(lo_f, -hi_f), 0.0)))
@@ -353,7 +357,7 @@ def _pair_gate(gate: str, attribute: str, at: _Attribute, policy: PromotionConfi
     lower, upper = (min(ends), max(ends)) if None not in ends else (None, None)
     return _verdict(gate, lv, outcome, why, method=method, attribute=attribute,
                     value=value, threshold=to_scale(bound), champion_value=champion_value,
-                    lower=lower, upper=upper, sizes=sizes)
+                    lower=lower, upper=upper, sizes=sizes, intervals=count)
 
 
 def _ratio(rates: np.ndarray) -> float | None:

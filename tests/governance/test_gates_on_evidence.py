@@ -105,6 +105,7 @@ def test_an_injected_disparity_on_the_favourable_outcome_fails_with_its_interval
     assert parity.sample_sizes["B.favourable"] + parity.sample_sizes["B.unfavourable"] > 1000
     eod = gate(j.gates, "equalized_odds_difference")     # TPR and FPR gaps of 0.18
     assert eod.outcome is GateOutcome.FAIL and eod.lower > 0.1
+    assert eod.confidence == pytest.approx(1 - 2 * 0.05 / 5)   # TPR and FPR, simultaneous
 
 
 def test_a_small_injected_disparity_holds_first_then_is_decided() -> None:
