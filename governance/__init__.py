@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
         read_artifact,
     )
     from governance.evaluation import compare, impact, performance
-    from governance.gates import judge, overall
+    from governance.gates import Judgement, judge, look_at, overall
     from governance.learner import (
         GovernanceError,
         LearnerCore,
@@ -62,7 +62,7 @@ _LAZY = {
     "governance.artifact": ["RIVER_VERSION", "ArtifactError", "LogisticArtifact",
                             "LogisticModel", "artifact_sha256", "read_artifact"],
     "governance.evaluation": ["compare", "impact", "performance"],
-    "governance.gates": ["judge", "overall"],
+    "governance.gates": ["Judgement", "judge", "look_at", "overall"],
     "governance.learner": ["GovernanceError", "LearnerCore", "Output", "learnable",
                            "lineage_of", "version_id"],
     "governance.rebuild": ["Verification", "rebuild", "verify"],
@@ -98,6 +98,7 @@ __all__ = [
     "GateOutcome",
     "GateVerdict",
     "GovernanceError",
+    "Judgement",
     "LearnerCore",
     "LogisticArtifact",
     "LogisticModel",
@@ -119,6 +120,7 @@ __all__ = [
     "judge",
     "learnable",
     "lineage_of",
+    "look_at",
     "overall",
     "performance",
     "read_artifact",

@@ -171,3 +171,45 @@ class PromotionConfig(_Section):
     #: score per event; two let a new cut start collecting evidence while the previous
     #: one is still being judged.
     max_shadows: int = Field(default=2, ge=0, le=8)
+    # --- Gates on evidence (docs/governance.md, "Gates on evidence"; governance/gates.py).
+    #: The most a gate may let through, over all looks at one candidate, when the truth
+    #: violates it (performance worse than the margin, parity below its bound, a TPR or
+    #: FPR gap above its bound, impact worse than the champion's by ``impact_margin``).
+    #: Promotion needs every gate to pass, so a candidate that violates any one of them is
+    #: promoted with at most this probability. 0.05: the conventional level of a
+    #: non-inferiority trial; the simulation (make gates-oc) shows the realised rates.
+    false_promotion_rate: float = Field(default=0.05, gt=0, lt=0.5)
+    #: The most that a candidate meeting every bound may fail, over all looks and all
+    #: statistics at once (Bonferroni over them: ~12 statistics can each fail a fair
+    #: candidate). 0.05: one fair candidate in twenty at worst, and far fewer when the
+    #: truth is not on the bound.
+    false_failure_rate: float = Field(default=0.05, gt=0, lt=0.5)
+    #: Impact gates also compare with the champion: for each pair of groups the
+    #: candidate's gap may exceed the champion's by at most this (TPR/FPR: absolute rate;
+    #: parity: the ratio may fall by at most this fraction). 0.05: half the equalized-odds
+    #: bound, so a candidate cannot spend the whole allowance the champion left unused.
+    impact_margin: float = Field(default=0.1, gt=0, lt=1)
+    #: The first look at a candidate is at this many paired examples; later looks at
+    #: ``look_growth`` times the previous, up to ``max_examples_per_judgement`` (the final
+    #: look). 1000 paired examples: at a 40% base rate each of two 70/30 groups then has
+    #: its 30 favourable and unfavourable decisions and 30 positives many times over.
+    first_look_examples: int = Field(default=1000, ge=10)
+    #: Each look at ``look_growth`` times the sample of the previous one. 2: looks at
+    #: 1000, 2000, 4000, 8000, 16000: five looks cover a sixteen-fold range, so the
+    #: error budget is split only five ways.
+    look_growth: float = Field(default=2.0, gt=1, le=16)
+    #: The final look: a candidate not shown to pass by then fails as inconclusive (named
+    #: so in its verdict). 16000: what the equalized-odds gate needs at a 10% base rate
+    #: with a 30% group (docs/governance.md gives the labels a verdict needs by group size).
+    max_examples_per_judgement: int = Field(default=16000, ge=10)
+
+    def look_sizes(self) -> list[int]:
+        """The paired-example counts at which a candidate is judged (the last is final).
+
+        >>> PromotionConfig().look_sizes()
+        [1000, 2000, 4000, 8000, 16000]
+        """
+        from governance.sequential import schedule
+
+        return schedule(first=self.first_look_examples, growth=self.look_growth,
+                        maximum=self.max_examples_per_judgement)

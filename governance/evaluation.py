@@ -33,7 +33,8 @@ import math
 from collections.abc import Mapping, Sequence
 
 from governance.config import PromotionConfig
-from governance.gates import judge, overall
+from governance.gates import overall
+from governance.point_gates import judge_point_estimates
 from governance.records import Evaluation, GroupRates, ImpactStats, PerformanceStats
 from monitors.config import OTHER_GROUP, UNKNOWN_GROUP
 from monitors.impact import demographic_parity_ratio, equalized_odds_difference, group_of
@@ -117,8 +118,8 @@ def compare(*, candidate: str, champion: str | None,
             champion_scores_served: int = 0) -> Evaluation:
     """Evaluate a candidate against the champion on the same examples and judge the gates.
 
-    The gates (:func:`governance.gates.judge`) look at the candidate's impact and at the
-    candidate's performance relative to the champion's.
+    The gates (:func:`governance.point_gates.judge_point_estimates`) look at the
+    candidate's impact and at the candidate's performance relative to the champion's.
     """
     n = len(labels)
     cand_perf = performance(candidate_scores, labels)
@@ -127,7 +128,7 @@ def compare(*, candidate: str, champion: str | None,
                          config.min_group_examples)
     champ_impact = impact(champion_decisions, labels, groups, attributes,
                           config.min_group_examples)
-    gates = judge(cand_perf, champ_perf, cand_impact, champ_impact, config)
+    gates = judge_point_estimates(cand_perf, champ_perf, cand_impact, champ_impact, config)
     return Evaluation(
         candidate=candidate, champion=champion, examples=n,
         from_offset=offsets[0], to_offset=offsets[1],
