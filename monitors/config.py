@@ -44,12 +44,21 @@ class _Section(BaseModel):
 class ReferenceConfig(_Section):
     """Where the reference ("what normal looks like") distribution comes from."""
 
+    #: ``champion``: the reference stored with the serving champion's version record (a
+    #: sketch of the last ``examples`` training examples at its cut, :mod:`monitors.sketch`):
+    #: every scorer and every restart compares with the same one. Until the champion's
+    #: record carries one (older versions), the first events serve, reported as such.
     #: ``first_events``: the first ``events`` accepted events after start (for predictions,
     #: again after each champion change if ``reset_on_model_version``). ``file``: a JSON file
     #: written by :func:`monitors.reference.write_reference` (e.g. from a replayed
     #: training set); it must hold every configured feature, and if it has no scores,
     #: prediction drift falls back to first_events.
-    source: Literal["first_events", "file"] = "first_events"
+    source: Literal["champion", "first_events", "file"] = "champion"
+    #: ``champion``: the learner sketches this many of the last training examples at a cut.
+    examples: int = Field(default=2000, ge=10)
+    #: ``champion``: a version cut from fewer examples keeps its parent's reference
+    #: (:func:`monitors.sketch.reference_at_cut`).
+    min_examples: int = Field(default=500, ge=10)
     events: int = Field(default=500, ge=10)
     #: Accepted events skipped after start before ``first_events`` begins: a 6-hour window
     #: over a fresh stream holds less than it will, and would make a biased reference.
@@ -87,8 +96,21 @@ class DriftConfig(_Section):
     ks_bins: int = Field(default=100, ge=2, le=1000)
     #: Categorical variables keep their most frequent reference categories; the rest is 'other'.
     max_categories: int = Field(default=20, ge=1, le=1000)
-    #: Below this many events in the current window, drift is not computed (NaN).
+    #: Below this many events in the current window, drift is not computed (NaN) and no
+    #: drift verdict is given.
     min_window_events: int = Field(default=100, ge=1)
+    #: The drift test (:mod:`monitors.chisquare`): the probability that one feature's
+    #: verdict on one window (a disjoint ``window_seconds``) says drift when there is none.
+    false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    #: Family-wise: the probability that any watched statistic says drift in one window
+    #: when none does; what pausing automatic promotion uses (:class:`monitors.DriftWatch`).
+    family_false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    #: Minimum effect: a window is flagged only if its PSI (same bins) is at least this, so
+    #: windows of thousands of events do not flag shifts too small to matter (0.02 is about
+    #: a 0.14-standard-deviation shift of a normal variable).
+    min_effect_psi: float = Field(default=0.02, ge=0)
+    #: Clean windows in a row after which a drift pause lifts by policy.
+    resume_after: int = Field(default=3, ge=1)
     #: Floor for empty-bin proportions in PSI, so ln(p/q) stays finite.
     psi_epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
     #: PSI 0.1 / 0.2: common practice from credit scoring (Siddiqi 2006).
