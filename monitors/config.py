@@ -109,6 +109,12 @@ class DriftConfig(_Section):
     #: windows of thousands of events do not flag shifts too small to matter (0.02 is about
     #: a 0.14-standard-deviation shift of a normal variable).
     min_effect_psi: float = Field(default=0.02, ge=0)
+    #: The dispersion of window counts (windowed features of one entity are correlated
+    #: from event to event) is estimated from the last ``dispersion_windows`` pairs of
+    #: consecutive windows; no verdict until ``min_dispersion_pairs`` pairs are known
+    #: (:func:`monitors.drift.dispersion`).
+    dispersion_windows: int = Field(default=9, ge=1, le=100)
+    min_dispersion_pairs: int = Field(default=3, ge=1)
     #: Clean windows in a row after which a drift pause lifts by policy.
     resume_after: int = Field(default=3, ge=1)
     #: Floor for empty-bin proportions in PSI, so ln(p/q) stays finite.
@@ -124,6 +130,8 @@ class DriftConfig(_Section):
     def _consistent(self) -> DriftConfig:
         if self.ks_bins % self.bins:
             raise ValueError(f"ks_bins ({self.ks_bins}) must be a multiple of bins ({self.bins})")
+        if self.min_dispersion_pairs > self.dispersion_windows:
+            raise ValueError("min_dispersion_pairs cannot exceed dispersion_windows")
         if self.psi_warn > self.psi_alert or self.ks_warn > self.ks_alert:
             raise ValueError("warn thresholds must not exceed alert thresholds")
         return self

@@ -20,14 +20,16 @@ statistics (PSI on the coarse bins, KS on the fine bins) are computed only when 
 False
 >>> for v in [8.0, 9.0] * 10:
 ...     d.observe(v, now=2.0)
->>> s = d.statistics(now=900.0)         # [0, 900) complete: 24 high values vs 5 + 5
->>> s.detected, round(s.statistic, 2), round(s.threshold, 2)
-(True, 14.07, 6.63)
+>>> s = d.statistics(now=900.0)         # [0, 900) complete, but the dispersion of window
+>>> s.detected, s.statistic             # counts is not known before 3 pairs of windows
+(False, nan)
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,7 +37,7 @@ import numpy as np
 
 from monitors.bins import Binning
 from monitors.buckets import TimeBuckets
-from monitors.chisquare import chi_square_test
+from monitors.chisquare import chi2_sf, chi_square_test
 from monitors.config import DriftConfig
 from monitors.ks import ks
 from monitors.psi import psi
@@ -84,11 +86,13 @@ NO_VERDICT = DriftVerdict(NAN, NAN, NAN, NAN, 0, False)
 
 
 def drift_verdict(binning: Binning, window_counts: np.ndarray, alpha: float,
-                  config: DriftConfig) -> DriftVerdict:
-    """Chi-square test of a window's fine-bin counts, on the PSI bins, at level ``alpha``.
+                  config: DriftConfig, phi: float = 1.0) -> DriftVerdict:
+    """Chi-square test of a window's fine-bin counts, on the PSI bins, at level ``alpha``,
+    the threshold scaled by the dispersion ``phi`` (:func:`dispersion`).
 
-    Drift is detected when the test rejects AND the window's PSI is at least
-    ``config.min_effect_psi``; below ``config.min_window_events`` events, no verdict.
+    Drift is detected when the statistic exceeds the threshold AND the window's PSI is at
+    least ``config.min_effect_psi``; below ``config.min_window_events`` events, or with an
+    unknown dispersion (NaN), no verdict.
 
     >>> b = Binning.from_reference(ReferenceSample.from_values(list(range(100))), 2, 2)
     >>> cfg = DriftConfig(bins=2, ks_bins=2, min_window_events=20)
@@ -99,19 +103,23 @@ def drift_verdict(binning: Binning, window_counts: np.ndarray, alpha: float,
     (7.29, 6.63, True)
     """
     events = int(window_counts.sum())
-    if events < config.min_window_events or binning.reference_counts.sum() <= 0:
+    if (events < config.min_window_events or binning.reference_counts.sum() <= 0
+            or math.isnan(phi)):
         return DriftVerdict(NAN, NAN, NAN, NAN, events, False)
     reference = binning.coarse(binning.reference_counts)
     current = binning.coarse(window_counts)
     test = chi_square_test(reference, current, alpha)
     effect = psi(reference, current, config.psi_epsilon)
-    detected = test.detected and effect >= config.min_effect_psi
-    return DriftVerdict(test.statistic, test.threshold, test.p_value, effect, events, detected)
+    threshold = test.threshold * phi
+    p_value = chi2_sf(test.statistic / phi, test.df) if test.df >= 1 else NAN
+    detected = test.statistic > threshold and effect >= config.min_effect_psi
+    return DriftVerdict(test.statistic, threshold, p_value, effect, events, detected)
 
 
 class TumblingCounts:
     """Counts in the current disjoint window (``window_seconds`` aligned to the epoch) and
-    the last complete one: what the drift test judges, each window once.
+    the last ``keep`` complete ones, newest last: what the drift test judges, each window
+    once, and what the dispersion is estimated from.
 
     >>> w = TumblingCounts(10.0, width=2)
     >>> w.add(1.0, np.array([1.0, 0.0])); w.add(9.0, np.array([0.0, 2.0]))
@@ -119,14 +127,17 @@ class TumblingCounts:
     (True, [1.0, 2.0])
     >>> w.last_complete(now=25.0).tolist()      # window [10, 20) passed with nothing in it
     [0.0, 0.0]
+    >>> len(w.history)
+    2
     """
 
-    def __init__(self, window_seconds: float, width: int) -> None:
+    def __init__(self, window_seconds: float, width: int, keep: int = 10) -> None:
         self.window_seconds = window_seconds
         self.width = width
         self._id: int | None = None
         self._counts = np.zeros(width)
-        self._complete: tuple[int, np.ndarray] | None = None
+        #: Complete windows, consecutive, newest last.
+        self.history: deque[np.ndarray] = deque(maxlen=keep)
         #: Counts that arrived for a window already complete (out-of-order time).
         self.dropped = 0
 
@@ -137,16 +148,15 @@ class TumblingCounts:
         if self._id is None:
             self._id = window_id
         elif window_id > self._id:
-            if window_id == self._id + 1:
-                self._complete = (self._id, self._counts)
-            else:  # whole windows passed with nothing observed
-                self._complete = (window_id - 1, np.zeros(self.width))
+            self.history.append(self._counts)
+            for _ in range(min(window_id - self._id - 1, self.history.maxlen or 0)):
+                self.history.append(np.zeros(self.width))  # windows with nothing observed
             self._id, self._counts = window_id, np.zeros(self.width)
 
     def add(self, now: float, counts: np.ndarray) -> None:
         window_id = self._window_id(now)
         self._roll(window_id)
-        if window_id < (self._id or window_id):
+        if self._id is not None and window_id < self._id:
             self.dropped += int(counts.sum())
             return
         self._counts += counts
@@ -154,7 +164,7 @@ class TumblingCounts:
     def add_one(self, now: float, column: int) -> None:
         window_id = self._window_id(now)
         self._roll(window_id)
-        if window_id < (self._id or window_id):
+        if self._id is not None and window_id < self._id:
             self.dropped += 1
             return
         self._counts[column] += 1.0
@@ -163,7 +173,41 @@ class TumblingCounts:
         """The counts of the newest window that ended at or before ``now`` (None before any)."""
         if self._id is not None:
             self._roll(self._window_id(now))
-        return None if self._complete is None else self._complete[1]
+        return self.history[-1] if self.history else None
+
+
+def dispersion(binning: Binning, history: Sequence[np.ndarray], config: DriftConfig) -> float:
+    """How much more the window counts vary than independent events would (>= 1; NaN
+    while fewer than ``config.min_dispersion_pairs`` pairs of full windows are known).
+
+    Windowed features of one entity are correlated from event to event (a 6-hour maximum
+    stays the same over several events), so binned counts vary more than multinomially and
+    a plain chi-square test would alarm far above its level. Under no drift, the
+    chi-square statistic between two consecutive windows is about ``φ·χ²(df)``; ``φ`` is
+    estimated as the median over the recent pairs of ``X² / median(χ²(df))`` (a median, so
+    a step change, which shows in one pair, does not inflate it), floored at 1: the
+    first-order design-effect correction of Rao & Scott (1981, JASA 76). The test then
+    compares its statistic with ``φ`` times the chi-square quantile.
+
+    >>> b = Binning.from_reference(ReferenceSample.from_values(list(range(100))), 2, 2)
+    >>> cfg = DriftConfig(bins=2, ks_bins=2, min_window_events=20, min_dispersion_pairs=2)
+    >>> windows = [b.counts([10] * 20 + [90] * 20), b.counts([10] * 30 + [90] * 10)]
+    >>> math.isnan(dispersion(b, windows, cfg))
+    True
+    >>> windows.append(b.counts([10] * 10 + [90] * 30))
+    >>> round(dispersion(b, windows, cfg), 2)     # median of two pairs' X² / 0.455
+    27.84
+    """
+    ratios = []
+    for older, newer in zip(history, list(history)[1:], strict=False):
+        if min(older.sum(), newer.sum()) < config.min_window_events:
+            continue
+        test = chi_square_test(binning.coarse(older), binning.coarse(newer), 0.5)
+        if test.df >= 1:
+            ratios.append(test.statistic / test.threshold)  # threshold at 0.5: the median
+    if len(ratios) < config.min_dispersion_pairs:
+        return NAN
+    return max(1.0, float(np.median(ratios)))
 
 
 def drift_status(psi_value: float, ks_value: float, config: DriftConfig) -> str:
@@ -214,7 +258,8 @@ class VariableDrift:
         cfg = self.config
         self.binning = binning
         self.window = TimeBuckets(cfg.window_seconds, cfg.window_buckets, binning.n_bins)
-        self.tumbling = TumblingCounts(cfg.window_seconds, binning.n_bins)
+        self.tumbling = TumblingCounts(cfg.window_seconds, binning.n_bins,
+                                       keep=cfg.dispersion_windows + 1)
         self.reference_events = events
         self._pending = []
 
@@ -305,4 +350,5 @@ class VariableDrift:
         if counts is None:
             return NO_VERDICT
         level = self.alpha if alpha is None else alpha
-        return drift_verdict(self.binning, counts, level, self.config)
+        phi = dispersion(self.binning, self.tumbling.history, self.config)
+        return drift_verdict(self.binning, counts, level, self.config, phi)
