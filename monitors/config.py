@@ -155,6 +155,23 @@ class PerformanceConfig(_Section):
     #: AUC below this on the version now scoring is degraded (0.7: "acceptable
     #: discrimination", Hosmer & Lemeshow 2000). Used by the snapshot status and the alert.
     roc_auc_alert: float = Field(default=0.7, gt=0, le=1)
+    #: Performance before labels (CBPE, :mod:`monitors.cbpe`): the most recent scored
+    #: events estimated over, the simulations of their labels, the interval's level, and
+    #: the least time between two estimates (seconds on the monitors' clock).
+    estimate_events: int = Field(default=2000, ge=100, le=100_000)
+    estimate_simulations: int = Field(default=300, ge=50, le=10_000)
+    estimate_level: float = Field(default=0.95, gt=0.5, lt=1)
+    estimate_every_seconds: float = Field(default=30.0, ge=0)
+    #: The calibration check on labelled examples (Hosmer-Lemeshow, 10 groups): the
+    #: estimate is flagged unreliable when the test rejects at ``calibration_alpha`` AND the
+    #: expected calibration error exceeds ``max_calibration_error``; no check below
+    #: ``calibration_min_labels``.
+    calibration_alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    max_calibration_error: float = Field(default=0.05, ge=0, lt=1)
+    calibration_min_labels: int = Field(default=200, ge=20)
+    #: ModelStale: recent (estimated or realised) ROC AUC below the champion's own
+    #: evaluation by more than this.
+    stale_margin: float = Field(default=0.05, gt=0, lt=1)
 
 
 class ImpactConfig(_Section):
