@@ -146,6 +146,9 @@ class DriftReference:
     examples: int
     features: dict[str, VariableSketch]
     score: VariableSketch | None = None
+    #: Impact: per ``attribute=group``, the favourable / unfavourable decisions of that
+    #: group's examples (:func:`impact_sketches`), what a drift pause tests group rates on.
+    impact: dict[str, VariableSketch] = field(default_factory=dict)
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Sequence[Any]],
@@ -171,6 +174,7 @@ class DriftReference:
             "examples": self.examples,
             "features": {k: v.to_json() for k, v in self.features.items()},
             "score": None if self.score is None else self.score.to_json(),
+            "impact": {k: v.to_json() for k, v in self.impact.items()},
         }
 
     def encode(self) -> bytes:
@@ -190,7 +194,36 @@ class DriftReference:
             features={str(k): VariableSketch.from_json(v, f"features.{k}")
                       for k, v in data["features"].items()},
             score=None if score is None else VariableSketch.from_json(score, "score"),
+            impact={str(k): VariableSketch.from_json(v, f"impact.{k}")
+                    for k, v in data.get("impact", {}).items()},
         )
+
+
+FAVOURABLE, UNFAVOURABLE = "favourable", "unfavourable"
+
+
+def impact_key(attribute: str, group: str) -> str:
+    """The key of one group's impact sketch: ``attribute=group``."""
+    return f"{attribute}={group}"
+
+
+def impact_sketches(groups: Mapping[str, Sequence[str]],
+                    favourable: Sequence[bool]) -> dict[str, VariableSketch]:
+    """Per ``attribute=group`` (bounded group labels, as :func:`monitors.impact.group_of`
+    gives them), the favourable and unfavourable decisions of that group's examples.
+
+    >>> s = impact_sketches({"group": ["A", "A", "B"]}, [True, False, True])
+    >>> s["group=A"].categories, s["group=B"].categories
+    ({'favourable': 1, 'unfavourable': 1}, {'favourable': 1})
+    """
+    out: dict[str, VariableSketch] = {}
+    for attribute, values in groups.items():
+        members: dict[str, list[str]] = {}
+        for group, good in zip(values, favourable, strict=True):
+            members.setdefault(group, []).append(FAVOURABLE if good else UNFAVOURABLE)
+        for group, outcomes in sorted(members.items()):
+            out[impact_key(attribute, group)] = VariableSketch.from_values(outcomes)
+    return out
 
 
 def reference_at_cut(own: DriftReference, parent: DriftReference | None,
