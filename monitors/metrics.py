@@ -369,6 +369,12 @@ class Metrics:
             "estimated by CBPE, bound = estimate, lower, upper.",
             bound,
         )
+        self.estimated_group_favourable_rate = g(
+            "streambed_estimated_group_favourable_rate_ratio",
+            "A group's favourable-outcome rate over the events CBPE estimates on (observed: "
+            "no label needed), bound = estimate, lower, upper (Wilson interval).",
+            "attribute", "group", bound,
+        )
         self.estimated_group_true_positive_rate = g(
             "streambed_estimated_group_true_positive_rate_ratio",
             "A group's true positive rate on recent traffic, estimated by CBPE, bound = "

@@ -411,6 +411,7 @@ class Monitoring:
         for attribute, groups in estimate.groups.items():
             for group, g in groups.items():
                 labels = {"attribute": attribute, "group": group}
+                _set_bounds(m.estimated_group_favourable_rate, g.favourable_rate, labels)
                 _set_bounds(m.estimated_group_true_positive_rate, g.true_positive_rate, labels)
                 _set_bounds(m.estimated_group_false_positive_rate, g.false_positive_rate,
                             labels)

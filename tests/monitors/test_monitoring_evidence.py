@@ -141,6 +141,11 @@ def test_estimates_before_labels_are_exported_with_intervals_and_checked_on_labe
     assert sample(text, "streambed_champion_evaluation_roc_auc_ratio") == 0.8
     assert not math.isnan(sample(text, "streambed_estimated_group_true_positive_rate_ratio",
                                  attribute="group", group="A", bound="estimate"))
+    young_a = [r for r in rows if r.groups == {"group": "A", "age": "young"}]
+    assert math.isclose(
+        sample(text, "streambed_estimated_group_favourable_rate_ratio", attribute="group×age",
+               group="A×young", bound="estimate"),
+        sum(r.decision == 0 for r in young_a) / len(young_a))
     # A concept shift: the labels stop following the scores.
     for r in rows[600:]:
         m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < 1 - r.score),
