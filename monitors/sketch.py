@@ -243,12 +243,13 @@ def reference_at_cut(own: DriftReference, parent: DriftReference | None,
 
 
 def max_encoded_bytes(feature_names: Sequence[str], *, ks_bins: int, max_categories: int,
-                      max_examples: int) -> int:
+                      max_examples: int, impact_keys: Sequence[str] = ()) -> int:
     """An upper bound of :meth:`DriftReference.encode`'s length for these features (each
-    numeric or categorical, whichever is larger), the score, and up to ``max_examples``.
+    numeric or categorical, whichever is larger), the score, the impact sketches of
+    ``impact_keys`` (``attribute=group``, :func:`impact_key`) and up to ``max_examples``.
 
     >>> max_encoded_bytes(["amount"], ks_bins=100, max_categories=20, max_examples=2000)
-    15970
+    15982
     """
     count = len(str(max_examples)) + 1  # digits and a comma
     numeric = 60 + (ks_bins - 1) * (_MAX_FLOAT_CHARS + 1) + ks_bins * count
@@ -256,4 +257,6 @@ def max_encoded_bytes(feature_names: Sequence[str], *, ks_bins: int, max_categor
     categorical = 60 + max_categories * (MAX_CATEGORY_CHARS * 6 + 4 + count)
     per_variable = max(numeric, categorical)
     names = sum(len(json.dumps(n)) + 2 for n in feature_names)
-    return 120 + names + (len(feature_names) + 1) * per_variable
+    # Each impact sketch: two categories (favourable, unfavourable) and its key.
+    impact = sum(len(json.dumps(k)) + 2 + 100 + 2 * count for k in impact_keys)
+    return 132 + names + (len(feature_names) + 1) * per_variable + impact
