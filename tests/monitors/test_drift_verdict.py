@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitors import DriftConfig
 from monitors.bins import Binning
@@ -142,3 +144,25 @@ def test_variable_drift_judges_each_disjoint_window_once_after_the_dispersion_is
 def test_chi_square_pools_sparse_bins() -> None:
     test = chi_square_test([1000, 1000, 1, 1], [100, 100, 0, 3], 0.01)
     assert test.df == 2
+
+
+counts = st.lists(st.integers(0, 500), min_size=2, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts, st.integers(1, 20))
+def test_chi_square_is_zero_for_proportional_counts_and_never_negative(
+        reference: list[int], factor: int) -> None:
+    same = chi_square_test(reference, [c * factor for c in reference], 0.01)
+    assert math.isnan(same.statistic) or same.statistic == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(counts, counts)
+def test_chi_square_statistic_and_threshold_are_well_formed(a: list[int], b: list[int]) -> None:
+    n = min(len(a), len(b))
+    test = chi_square_test(a[:n], b[:n], 0.01)
+    if not math.isnan(test.statistic):
+        assert test.statistic >= 0 and test.df >= 1
+        assert test.detected == (test.statistic > test.threshold)
+        assert 0.0 <= test.p_value <= 1.0
