@@ -157,3 +157,32 @@ def test_estimates_before_labels_are_exported_with_intervals_and_checked_on_labe
     text = generate_latest(registry).decode()
     assert sample(text, "streambed_performance_estimate_reliable") == 0
     assert sample(text, "streambed_estimated_roc_auc_covered") == 0
+
+
+def test_a_pinned_baseline_catches_drift_the_latest_reference_absorbed() -> None:
+    """The latest version's reference already holds the shifted data (slow drift absorbed
+    by successive cuts); the pinned baseline still sees it."""
+    m, registry = make(estimate_every_seconds=1e9)
+    rng = np.random.default_rng(7)
+    baseline = champion_reference(rng)
+    shifted = batch(rng, 2000, shift=1.0)
+    latest = DriftReference.from_columns({"amount": [r.features["amount"] for r in shifted]},
+                                         [r.score for r in shifted])
+    m.set_reference(latest, model_version="v1", baseline=baseline)
+    run(m, rng, 6, shift=1.0)
+    text = generate_latest(registry).decode()
+    assert sample(text, "streambed_feature_drift_detected", feature="amount") == 1
+    assert sample(text, "streambed_prediction_drift_detected") == 1
+    stats = m.snapshot()["feature_drift"]["amount"]
+    assert stats["statistic"] < stats["threshold"]  # not against the latest reference
+
+
+def test_a_new_champion_without_its_reference_drops_the_old_score_reference() -> None:
+    m, _ = make(estimate_every_seconds=1e9)
+    m.set_reference(champion_reference(np.random.default_rng(8)), model_version="v1")
+    m.on_model_version("v1", 0.0)
+    m.on_model_version("v2", 1.0)
+    m.refresh(2.0)
+    snap = m.snapshot()
+    assert snap["prediction_drift"]["reference_source"] == "first_events"
+    assert snap["feature_drift"]["amount"]["reference_source"] == "champion"
