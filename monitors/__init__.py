@@ -17,7 +17,7 @@ from monitors.config import (
     ReferenceConfig,
 )
 from monitors.drift import DriftStats, DriftVerdict, VariableDrift, drift_verdict
-from monitors.drift_watch import DriftState, DriftWatch
+from monitors.drift_watch import DriftState, DriftWatch, reference_from_examples
 from monitors.impact import (
     AttributeImpact,
     demographic_parity_ratio,
@@ -74,6 +74,7 @@ __all__ = [
     "max_encoded_bytes",
     "psi",
     "reference_at_cut",
+    "reference_from_examples",
     "roc_auc",
     "write_reference",
 ]

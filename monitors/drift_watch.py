@@ -43,7 +43,7 @@ label delay (at most ``model.label_ttl``); the scorers' gauges see it at event t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,9 +52,57 @@ from monitors.config import MonitorsConfig
 from monitors.drift import DriftVerdict, VariableDrift
 from monitors.impact import group_of
 from monitors.monitoring import favourable_decision, intersection_groups, with_intersections
-from monitors.sketch import FAVOURABLE, UNFAVOURABLE, DriftReference, impact_key
+from monitors.sketch import (
+    FAVOURABLE,
+    UNFAVOURABLE,
+    DriftReference,
+    impact_key,
+    impact_sketches,
+)
 
 SCORE = "score"
+
+
+def reference_from_examples(
+    config: MonitorsConfig,
+    features: Sequence[Mapping[str, Any]],
+    scores: Sequence[float],
+    decisions: Sequence[int],
+    groups: Sequence[Mapping[str, str | None]],
+    feature_names: Sequence[str] | None = None,
+) -> DriftReference:
+    """The reference a learner stores with a version it cuts: the last
+    ``drift.reference.examples`` of the given examples (oldest first), their watched
+    features, the scores and decisions the FROZEN version gives them (rescored by the
+    caller), and each group's favourable outcomes. Apply
+    :func:`monitors.sketch.reference_at_cut` to the result for the parent fallback.
+
+    >>> from monitors.config import MonitorsConfig
+    >>> config = MonitorsConfig(sensitive_attributes={"group": ["A", "B"]})
+    >>> ref = reference_from_examples(config, [{"x": 1.0}, {"x": 2.0}], [0.2, 0.7], [0, 1],
+    ...                               [{"group": "A"}, {"group": "B"}])
+    >>> ref.examples, sorted(ref.features), sorted(ref.impact)
+    (2, ['x'], ['group=A', 'group=B'])
+    """
+    n = config.drift.reference.examples
+    features, scores = list(features)[-n:], list(scores)[-n:]
+    decisions, groups = list(decisions)[-n:], list(groups)[-n:]
+    if not len(features) == len(scores) == len(decisions) == len(groups):
+        raise ValueError("features, scores, decisions and groups must be one per example")
+    names = list(config.drift.features or feature_names or
+                 sorted({k for row in features for k in row}))
+    drift = config.drift
+    base = DriftReference.from_columns({name: [row.get(name) for row in features]
+                                        for name in names},
+                                       scores, ks_bins=drift.ks_bins,
+                                       max_categories=drift.max_categories)
+    favourable = favourable_decision(config)
+    configured = intersection_groups(config)
+    extended = [with_intersections(g, config.intersections) for g in groups]
+    labelled = {attribute: [group_of(g.get(attribute), members) for g in extended]
+                for attribute, members in configured.items()}
+    impact = impact_sketches(labelled, [int(d) == favourable for d in decisions])
+    return DriftReference(base.examples, base.features, base.score, impact)
 
 
 @dataclass(frozen=True)

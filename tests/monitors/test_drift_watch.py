@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from monitors import MonitorsConfig
-from monitors.drift_watch import DriftWatch
+from monitors.drift_watch import DriftWatch, reference_from_examples
 from monitors.intervals import wilson
-from monitors.sketch import DriftReference, impact_sketches
+from monitors.sketch import DriftReference
 
 CONFIG = MonitorsConfig(
     sensitive_attributes={"group": ["A", "B"]},
@@ -31,12 +31,10 @@ def draw(rng: np.random.Generator, n: int, shift: float = 0.0,
 
 
 def reference(rng: np.random.Generator) -> DriftReference:
-    rows = draw(rng, 2000)
-    base = DriftReference.from_columns(
-        {f: [r[0][f] for r in rows] for f in FEATURES}, [r[1] for r in rows])
-    impact = impact_sketches({"group": [r[3]["group"] for r in rows]},
-                             [r[2] == 0 for r in rows])
-    return DriftReference(base.examples, base.features, base.score, impact)
+    """As the learner stores it: the last 2,000 examples at the cut (of 2,500 read)."""
+    rows = draw(rng, 2500)
+    return reference_from_examples(CONFIG, [r[0] for r in rows], [r[1] for r in rows],
+                                   [r[2] for r in rows], [r[3] for r in rows])
 
 
 def feed(watch: DriftWatch, rows: list) -> list:
@@ -49,7 +47,9 @@ def feed(watch: DriftWatch, rows: list) -> list:
 
 
 def test_every_statistic_is_watched_and_the_level_is_family_wise() -> None:
-    watch = DriftWatch(CONFIG, reference(np.random.default_rng(0)), window_examples=300)
+    ref = reference(np.random.default_rng(0))
+    assert ref.examples == 2000 and ref.impact["group=A"].size + ref.impact["group=B"].size == 2000
+    watch = DriftWatch(CONFIG, ref, window_examples=300)
     assert watch.statistics == ["feature x", "feature y", "feature z", "score",
                                 "impact group=A", "impact group=B"]
     assert watch.level == 1 - 0.99 ** (1 / 6)
