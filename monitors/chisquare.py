@@ -122,6 +122,75 @@ def chi2_quantile(p: float, df: int) -> float:
     return (low + high) / 2.0
 
 
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (Numerical Recipes §6.4)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (tiny if abs(d) < tiny else d)
+    h = d
+    for m in range(1, _MAX_ITER):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (tiny if abs(d) < tiny else d)
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (tiny if abs(d) < tiny else d)
+        c = 1.0 + aa / c
+        c = tiny if abs(c) < tiny else c
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            break
+    return h
+
+
+def beta_inc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def f_sf(x: float, d1: float, d2: float) -> float:
+    """P(F > x) for F with (d1, d2) degrees of freedom."""
+    if x <= 0:
+        return 1.0
+    return beta_inc(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * x))
+
+
+def f_quantile(p: float, d1: float, d2: float) -> float:
+    """The ``p`` quantile of F(d1, d2), by bisection.
+
+    >>> round(f_quantile(0.95, 5, 10), 3), round(f_quantile(0.99, 9, 27), 3)
+    (3.326, 3.149)
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError("need 0 < p < 1")
+    low, high = 0.0, 1.0
+    while 1.0 - f_sf(high, d1, d2) < p:
+        high *= 2.0
+    for _ in range(200):
+        mid = (low + high) / 2.0
+        if 1.0 - f_sf(mid, d1, d2) < p:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-10 * max(1.0, high):
+            break
+    return (low + high) / 2.0
+
+
 @dataclass(frozen=True)
 class ChiSquareTest:
     """One window's test: statistic, threshold at the level asked, verdict."""

@@ -31,13 +31,14 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from monitors.bins import Binning
 from monitors.buckets import TimeBuckets
-from monitors.chisquare import chi2_sf, chi_square_test
+from monitors.chisquare import chi2_sf, chi_square_test, f_quantile, f_sf
 from monitors.config import DriftConfig
 from monitors.ks import ks
 from monitors.psi import psi
@@ -71,6 +72,24 @@ class DriftStats:
 
 
 @dataclass(frozen=True)
+class Dispersion:
+    """The estimated dispersion ``phi`` of window counts and its degrees of freedom."""
+
+    phi: float
+    df: float
+
+
+UNKNOWN_DISPERSION = Dispersion(NAN, 0.0)
+NO_DISPERSION = Dispersion(1.0, math.inf)  # independent events, known: the plain test
+
+
+@lru_cache(maxsize=4096)
+def _f_quantile(p: float, d1: int, d2: float) -> float:
+    """F quantiles repeat (the same level, bins and pairs every window): cached."""
+    return f_quantile(p, d1, d2)
+
+
+@dataclass(frozen=True)
 class DriftVerdict:
     """One window judged against a reference: the test, its effect size, the verdict."""
 
@@ -86,9 +105,10 @@ NO_VERDICT = DriftVerdict(NAN, NAN, NAN, NAN, 0, False)
 
 
 def drift_verdict(binning: Binning, window_counts: np.ndarray, alpha: float,
-                  config: DriftConfig, phi: float = 1.0) -> DriftVerdict:
+                  config: DriftConfig, spread: Dispersion = NO_DISPERSION) -> DriftVerdict:
     """Chi-square test of a window's fine-bin counts, on the PSI bins, at level ``alpha``,
-    the threshold scaled by the dispersion ``phi`` (:func:`dispersion`).
+    corrected by the estimated dispersion (:func:`dispersion`): the threshold is
+    ``phi · df · F_{1-alpha}(df, spread.df)`` (``phi · χ²_{1-alpha}(df)`` when it is known).
 
     Drift is detected when the statistic exceeds the threshold AND the window's PSI is at
     least ``config.min_effect_psi``; below ``config.min_window_events`` events, or with an
@@ -104,14 +124,20 @@ def drift_verdict(binning: Binning, window_counts: np.ndarray, alpha: float,
     """
     events = int(window_counts.sum())
     if (events < config.min_window_events or binning.reference_counts.sum() <= 0
-            or math.isnan(phi)):
+            or math.isnan(spread.phi)):
         return DriftVerdict(NAN, NAN, NAN, NAN, events, False)
     reference = binning.coarse(binning.reference_counts)
     current = binning.coarse(window_counts)
     test = chi_square_test(reference, current, alpha)
     effect = psi(reference, current, config.psi_epsilon)
-    threshold = test.threshold * phi
-    p_value = chi2_sf(test.statistic / phi, test.df) if test.df >= 1 else NAN
+    if test.df < 1:
+        return DriftVerdict(NAN, NAN, NAN, effect, events, False)
+    if math.isinf(spread.df):
+        threshold = spread.phi * test.threshold
+        p_value = chi2_sf(test.statistic / spread.phi, test.df)
+    else:
+        threshold = spread.phi * test.df * _f_quantile(1.0 - alpha, test.df, spread.df)
+        p_value = f_sf(test.statistic / test.df / spread.phi, test.df, spread.df)
     detected = test.statistic > threshold and effect >= config.min_effect_psi
     return DriftVerdict(test.statistic, threshold, p_value, effect, events, detected)
 
@@ -176,38 +202,46 @@ class TumblingCounts:
         return self.history[-1] if self.history else None
 
 
-def dispersion(binning: Binning, history: Sequence[np.ndarray], config: DriftConfig) -> float:
-    """How much more the window counts vary than independent events would (>= 1; NaN
-    while fewer than ``config.min_dispersion_pairs`` pairs of full windows are known).
+def dispersion(binning: Binning, history: Sequence[np.ndarray],
+               config: DriftConfig) -> Dispersion:
+    """How much more the window counts vary than independent events would (``phi``, at
+    least 1), from consecutive complete windows; unknown while fewer than
+    ``config.min_dispersion_pairs`` pairs of full windows are known.
 
     Windowed features of one entity are correlated from event to event (a 6-hour maximum
     stays the same over several events), so binned counts vary more than multinomially and
     a plain chi-square test would alarm far above its level. Under no drift, the
-    chi-square statistic between two consecutive windows is about ``φ·χ²(df)``; ``φ`` is
-    estimated as the median over the recent pairs of ``X² / median(χ²(df))`` (a median, so
-    a step change, which shows in one pair, does not inflate it), floored at 1: the
-    first-order design-effect correction of Rao & Scott (1981, JASA 76). The test then
-    compares its statistic with ``φ`` times the chi-square quantile.
+    chi-square statistic between two consecutive windows is about ``phi·χ²(df)``, so
+    ``phi`` is estimated as ``Σ X²_pair / Σ df_pair`` over the recent pairs (the
+    first-order design-effect correction of Rao & Scott 1981, JASA 76), leaving out a pair
+    above 3 times the median pair (a step change shows in the one pair that straddles it,
+    and must not blind the test to itself). The estimate has ``Σ df_pair`` degrees of
+    freedom: the test compares ``(X² / df) / phi`` with the F(df, Σ df_pair) quantile,
+    which holds the level although ``phi`` is estimated.
 
     >>> b = Binning.from_reference(ReferenceSample.from_values(list(range(100))), 2, 2)
     >>> cfg = DriftConfig(bins=2, ks_bins=2, min_window_events=20, min_dispersion_pairs=2)
     >>> windows = [b.counts([10] * 20 + [90] * 20), b.counts([10] * 30 + [90] * 10)]
-    >>> math.isnan(dispersion(b, windows, cfg))
+    >>> math.isnan(dispersion(b, windows, cfg).phi)
     True
-    >>> windows.append(b.counts([10] * 10 + [90] * 30))
-    >>> round(dispersion(b, windows, cfg), 2)     # median of two pairs' X² / 0.455
-    27.84
+    >>> windows.append(b.counts([10] * 22 + [90] * 18))
+    >>> d = dispersion(b, windows, cfg)
+    >>> round(d.phi, 2), d.df                   # (5.33 + 3.52) / 2 pairs of 1 df
+    (4.42, 2.0)
     """
-    ratios = []
+    pairs = []
     for older, newer in zip(history, list(history)[1:], strict=False):
         if min(older.sum(), newer.sum()) < config.min_window_events:
             continue
         test = chi_square_test(binning.coarse(older), binning.coarse(newer), 0.5)
         if test.df >= 1:
-            ratios.append(test.statistic / test.threshold)  # threshold at 0.5: the median
-    if len(ratios) < config.min_dispersion_pairs:
-        return NAN
-    return max(1.0, float(np.median(ratios)))
+            pairs.append((test.statistic, test.df))
+    if len(pairs) < config.min_dispersion_pairs:
+        return UNKNOWN_DISPERSION
+    median = float(np.median([x / df for x, df in pairs]))
+    kept = [(x, df) for x, df in pairs if x / df <= 3.0 * max(median, 1.0)]
+    total = float(sum(df for _, df in kept))
+    return Dispersion(max(1.0, sum(x for x, _ in kept) / total), total)
 
 
 def drift_status(psi_value: float, ks_value: float, config: DriftConfig) -> str:
@@ -350,5 +384,5 @@ class VariableDrift:
         if counts is None:
             return NO_VERDICT
         level = self.alpha if alpha is None else alpha
-        phi = dispersion(self.binning, self.tumbling.history, self.config)
-        return drift_verdict(self.binning, counts, level, self.config, phi)
+        spread = dispersion(self.binning, self.tumbling.history, self.config)
+        return drift_verdict(self.binning, counts, level, self.config, spread)
