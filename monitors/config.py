@@ -112,8 +112,10 @@ class DriftConfig(_Section):
     #: The dispersion of window counts (windowed features of one entity are correlated
     #: from event to event) is estimated from the last ``dispersion_windows`` pairs of
     #: consecutive windows; no verdict until ``min_dispersion_pairs`` pairs are known
-    #: (:func:`monitors.drift.dispersion`).
-    dispersion_windows: int = Field(default=9, ge=1, le=100)
+    #: (:func:`monitors.drift.dispersion`). The test accounts for the estimate's noise
+    #: (an F threshold), so few pairs make it conservative: a two-bin statistic (a group's
+    #: favourable share) has one degree of freedom per pair, hence 30.
+    dispersion_windows: int = Field(default=30, ge=1, le=200)
     min_dispersion_pairs: int = Field(default=3, ge=1)
     #: Clean windows in a row after which a drift pause lifts by policy.
     resume_after: int = Field(default=3, ge=1)

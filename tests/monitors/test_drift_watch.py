@@ -86,7 +86,7 @@ def test_a_feature_shift_pauses_with_its_reason_and_policy_resumes() -> None:
 def test_a_group_losing_the_favourable_outcome_pauses() -> None:
     rng = np.random.default_rng(3)
     watch = DriftWatch(CONFIG, reference(rng), window_examples=400)
-    feed(watch, draw(rng, 400 * 5))
+    feed(watch, draw(rng, 400 * 12))  # a two-bin statistic: the F threshold needs pairs
     states = feed(watch, draw(rng, 400, b_favourable=0.3))
     assert states[-1].paused and states[-1].reason == "impact group=B drifted"
 
