@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos bench gates-oc lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test chaos bench gates-oc drift-oc lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ bench: venv system-deps kafka-jars
 GATES_OC_ARGS ?=
 gates-oc: venv
 	$(PY) bench/gates_oc.py $(GATES_OC_ARGS)
+
+# Operating characteristics of the drift test on the quickstart stream, through the feature
+# engine (a benchmark, not a timed test; ~10 min on 2 cores): false alarms per
+# feature-window and detection delays. The table goes in docs/monitoring.md.
+DRIFT_OC_ARGS ?=
+drift-oc: venv
+	$(PY) bench/drift_oc.py $(DRIFT_OC_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

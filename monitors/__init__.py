@@ -8,6 +8,7 @@ The statistics are a pure core (no Kafka, no clock, no I/O): :func:`psi`, :func:
 
 from monitors.bins import Binning
 from monitors.buckets import TimeBuckets
+from monitors.cbpe import PerformanceEstimate, calibration_check, estimate_performance
 from monitors.config import (
     DriftConfig,
     ImpactConfig,
@@ -15,7 +16,8 @@ from monitors.config import (
     PerformanceConfig,
     ReferenceConfig,
 )
-from monitors.drift import DriftStats, VariableDrift
+from monitors.drift import DriftStats, DriftVerdict, VariableDrift, drift_verdict
+from monitors.drift_watch import DriftState, DriftWatch, reference_from_examples
 from monitors.impact import (
     AttributeImpact,
     demographic_parity_ratio,
@@ -28,31 +30,51 @@ from monitors.monitoring import Monitoring
 from monitors.performance import PerformanceMonitor, accuracy, log_loss, roc_auc
 from monitors.psi import psi
 from monitors.reference import Reference, ReferenceSample, load_reference, write_reference
+from monitors.sketch import (
+    DriftReference,
+    VariableSketch,
+    impact_sketches,
+    max_encoded_bytes,
+    reference_at_cut,
+)
 
 __all__ = [
     "AttributeImpact",
     "Binning",
     "DriftConfig",
+    "DriftReference",
+    "DriftState",
     "DriftStats",
+    "DriftVerdict",
+    "DriftWatch",
     "ImpactConfig",
     "Metrics",
     "Monitoring",
     "MonitorsConfig",
     "PerformanceConfig",
+    "PerformanceEstimate",
     "PerformanceMonitor",
     "Reference",
     "ReferenceConfig",
     "ReferenceSample",
     "TimeBuckets",
     "VariableDrift",
+    "VariableSketch",
     "accuracy",
+    "calibration_check",
     "demographic_parity_ratio",
+    "drift_verdict",
     "equalized_odds_difference",
+    "estimate_performance",
     "group_of",
+    "impact_sketches",
     "ks",
     "load_reference",
     "log_loss",
+    "max_encoded_bytes",
     "psi",
+    "reference_at_cut",
+    "reference_from_examples",
     "roc_auc",
     "write_reference",
 ]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from monitors.reference import ReferenceSample, is_null
+from monitors.sketch import VariableSketch
 
 NULL_BIN = 0
 
@@ -92,14 +93,36 @@ class Binning:
         return cls._numeric(sample, bins, ks_bins)
 
     @classmethod
+    def from_sketch(cls, sketch: VariableSketch, bins: int) -> Binning:
+        """The bins of a version's stored reference (:mod:`monitors.sketch`): its fine bins
+        are the sketch's, the PSI bins every ``ks_bins / bins``-th quantile."""
+        if sketch.kind == "categorical":
+            return cls._categories(sketch.nulls, sketch.categories, sketch.other)
+        ks_bins = len(sketch.quantiles) + 1
+        if sketch.quantiles and ks_bins % bins:
+            raise ValueError(
+                f"the stored reference has {ks_bins} fine bins, not a multiple of "
+                f"monitors.drift.bins ({bins}): set drift.bins to a divisor of {ks_bins}"
+            )
+        quantiles = np.asarray(sketch.quantiles, dtype=np.float64)
+        edges, coarse_of_fine = _numeric_layout(quantiles, bins, ks_bins)
+        counts = np.asarray([sketch.nulls, *sketch.counts], dtype=np.float64)
+        return cls("numeric", edges, {}, counts, coarse_of_fine)
+
+    @classmethod
     def _categorical(cls, sample: ReferenceSample, max_categories: int) -> Binning:
         kept = list(sample.categories)[:max_categories]
-        counts = [float(sample.nulls)] + [float(sample.categories[c]) for c in kept]
-        counts.append(float(sample.count - sum(counts[1:])))
+        kept_counts = {c: sample.categories[c] for c in kept}
+        return cls._categories(sample.nulls, kept_counts, sample.count - sum(kept_counts.values()))
+
+    @classmethod
+    def _categories(cls, nulls: int, kept: dict[str, int], other: int) -> Binning:
+        names = list(kept)
+        counts = [float(nulls)] + [float(kept[c]) for c in names] + [float(other)]
         return cls(
             kind="categorical",
             edges=(),
-            categories={c: i + 1 for i, c in enumerate(kept)},
+            categories={c: i + 1 for i, c in enumerate(names)},
             reference_counts=np.asarray(counts),
             coarse_of_fine=np.arange(len(counts)),
         )
@@ -111,24 +134,31 @@ class Binning:
             quantiles = np.quantile(values, np.arange(1, ks_bins) / ks_bins)
         else:
             quantiles = np.empty(0)
-        step = ks_bins // bins
-        fine = np.unique(quantiles)
-        coarse = np.unique(quantiles[step - 1 :: step])
-        edges = tuple(float(e) for e in fine)
-        uppers = [*edges, float("inf")]
-        coarse_of_fine = [0] + [1 + int(np.searchsorted(coarse, u, side="left")) for u in uppers]
+        edges, coarse_of_fine = _numeric_layout(quantiles, bins, ks_bins)
         counts = np.zeros(len(edges) + 2)
         counts[NULL_BIN] = sample.nulls
         if len(values):
-            placed = 1 + np.searchsorted(fine, values, side="left")
+            placed = 1 + np.searchsorted(np.asarray(edges), values, side="left")
             counts += np.bincount(placed, minlength=len(counts)) * (sample.count / len(values))
         return cls(
             kind="numeric",
             edges=edges,
             categories={},
             reference_counts=counts,
-            coarse_of_fine=np.asarray(coarse_of_fine),
+            coarse_of_fine=coarse_of_fine,
         )
+
+
+def _numeric_layout(quantiles: np.ndarray, bins: int,
+                    ks_bins: int) -> tuple[tuple[float, ...], np.ndarray]:
+    """Fine edges (the distinct quantiles) and each fine bin's PSI bin (null bin first)."""
+    step = ks_bins // bins
+    fine = np.unique(quantiles)
+    coarse = np.unique(quantiles[step - 1 :: step])
+    edges = tuple(float(e) for e in fine)
+    uppers = [*edges, float("inf")]
+    coarse_of_fine = [0] + [1 + int(np.searchsorted(coarse, u, side="left")) for u in uppers]
+    return edges, np.asarray(coarse_of_fine)
 
 
 def _as_float(value: object) -> float:

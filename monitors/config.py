@@ -44,12 +44,21 @@ class _Section(BaseModel):
 class ReferenceConfig(_Section):
     """Where the reference ("what normal looks like") distribution comes from."""
 
+    #: ``champion``: the reference stored with the serving champion's version record (a
+    #: sketch of the last ``examples`` training examples at its cut, :mod:`monitors.sketch`):
+    #: every scorer and every restart compares with the same one. Until the champion's
+    #: record carries one (older versions), the first events serve, reported as such.
     #: ``first_events``: the first ``events`` accepted events after start (for predictions,
     #: again after each champion change if ``reset_on_model_version``). ``file``: a JSON file
     #: written by :func:`monitors.reference.write_reference` (e.g. from a replayed
     #: training set); it must hold every configured feature, and if it has no scores,
     #: prediction drift falls back to first_events.
-    source: Literal["first_events", "file"] = "first_events"
+    source: Literal["champion", "first_events", "file"] = "champion"
+    #: ``champion``: the learner sketches this many of the last training examples at a cut.
+    examples: int = Field(default=2000, ge=10)
+    #: ``champion``: a version cut from fewer examples keeps its parent's reference
+    #: (:func:`monitors.sketch.reference_at_cut`).
+    min_examples: int = Field(default=500, ge=10)
     events: int = Field(default=500, ge=10)
     #: Accepted events skipped after start before ``first_events`` begins: a 6-hour window
     #: over a fresh stream holds less than it will, and would make a biased reference.
@@ -87,8 +96,29 @@ class DriftConfig(_Section):
     ks_bins: int = Field(default=100, ge=2, le=1000)
     #: Categorical variables keep their most frequent reference categories; the rest is 'other'.
     max_categories: int = Field(default=20, ge=1, le=1000)
-    #: Below this many events in the current window, drift is not computed (NaN).
+    #: Below this many events in the current window, drift is not computed (NaN) and no
+    #: drift verdict is given.
     min_window_events: int = Field(default=100, ge=1)
+    #: The drift test (:mod:`monitors.chisquare`): the probability that one feature's
+    #: verdict on one window (a disjoint ``window_seconds``) says drift when there is none.
+    false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    #: Family-wise: the probability that any watched statistic says drift in one window
+    #: when none does; what pausing automatic promotion uses (:class:`monitors.DriftWatch`).
+    family_false_alarm_rate: float = Field(default=0.01, gt=0, lt=0.5)
+    #: Minimum effect: a window is flagged only if its PSI (same bins) is at least this, so
+    #: windows of thousands of events do not flag shifts too small to matter (0.02 is about
+    #: a 0.14-standard-deviation shift of a normal variable).
+    min_effect_psi: float = Field(default=0.02, ge=0)
+    #: The dispersion of window counts (windowed features of one entity are correlated
+    #: from event to event) is estimated from the last ``dispersion_windows`` pairs of
+    #: consecutive windows; no verdict until ``min_dispersion_pairs`` pairs are known
+    #: (:func:`monitors.drift.dispersion`). The test accounts for the estimate's noise
+    #: (an F threshold), so few pairs make it conservative: a two-bin statistic (a group's
+    #: favourable share) has one degree of freedom per pair, hence 30.
+    dispersion_windows: int = Field(default=30, ge=1, le=200)
+    min_dispersion_pairs: int = Field(default=3, ge=1)
+    #: Clean windows in a row after which a drift pause lifts by policy.
+    resume_after: int = Field(default=3, ge=1)
     #: Floor for empty-bin proportions in PSI, so ln(p/q) stays finite.
     psi_epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
     #: PSI 0.1 / 0.2: common practice from credit scoring (Siddiqi 2006).
@@ -102,6 +132,8 @@ class DriftConfig(_Section):
     def _consistent(self) -> DriftConfig:
         if self.ks_bins % self.bins:
             raise ValueError(f"ks_bins ({self.ks_bins}) must be a multiple of bins ({self.bins})")
+        if self.min_dispersion_pairs > self.dispersion_windows:
+            raise ValueError("min_dispersion_pairs cannot exceed dispersion_windows")
         if self.psi_warn > self.psi_alert or self.ks_warn > self.ks_alert:
             raise ValueError("warn thresholds must not exceed alert thresholds")
         return self
@@ -125,6 +157,23 @@ class PerformanceConfig(_Section):
     #: AUC below this on the version now scoring is degraded (0.7: "acceptable
     #: discrimination", Hosmer & Lemeshow 2000). Used by the snapshot status and the alert.
     roc_auc_alert: float = Field(default=0.7, gt=0, le=1)
+    #: Performance before labels (CBPE, :mod:`monitors.cbpe`): the most recent scored
+    #: events estimated over, the simulations of their labels, the interval's level, and
+    #: the least time between two estimates (seconds on the monitors' clock).
+    estimate_events: int = Field(default=2000, ge=100, le=100_000)
+    estimate_simulations: int = Field(default=300, ge=50, le=10_000)
+    estimate_level: float = Field(default=0.95, gt=0.5, lt=1)
+    estimate_every_seconds: float = Field(default=30.0, ge=0)
+    #: The calibration check on labelled examples (Hosmer-Lemeshow, 10 groups): the
+    #: estimate is flagged unreliable when the test rejects at ``calibration_alpha`` AND the
+    #: expected calibration error exceeds ``max_calibration_error``; no check below
+    #: ``calibration_min_labels``.
+    calibration_alpha: float = Field(default=0.01, gt=0, lt=0.5)
+    max_calibration_error: float = Field(default=0.05, ge=0, lt=1)
+    calibration_min_labels: int = Field(default=200, ge=20)
+    #: ModelStale: recent (estimated or realised) ROC AUC below the champion's own
+    #: evaluation by more than this.
+    stale_margin: float = Field(default=0.05, gt=0, lt=1)
 
 
 class ImpactConfig(_Section):

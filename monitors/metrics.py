@@ -303,6 +303,42 @@ class Metrics:
             "streambed_prediction_drift_window_events",
             "Scores in the current prediction drift window.",
         )
+        self._declare_drift_tests()
+
+    def _declare_drift_tests(self) -> None:
+        g = self._gauge
+        self.feature_drift_detected = g(
+            "streambed_feature_drift_detected",
+            "1 if the drift test flagged a feature on the last complete disjoint window "
+            "(chi-square on the PSI bins against the champion's reference, and against the "
+            "pinned baseline when there is one, at monitors.drift.false_alarm_rate per "
+            "window, with the minimum effect), else 0 (also while no verdict is possible).",
+            "feature",
+        )
+        self.feature_drift_statistic = g(
+            "streambed_feature_drift_statistic",
+            "The drift test's chi-square statistic for a feature on the last complete "
+            "window (NaN: no verdict: too few events, no reference or dispersion yet).",
+            "feature",
+        )
+        self.feature_drift_threshold = g(
+            "streambed_feature_drift_threshold",
+            "The statistic's threshold: the chi-square quantile at 1 - false_alarm_rate for "
+            "the bins in use, times the estimated dispersion of window counts.",
+            "feature",
+        )
+        self.prediction_drift_detected = g(
+            "streambed_prediction_drift_detected",
+            "1 if the drift test flagged the score on the last complete window, else 0.",
+        )
+        self.prediction_drift_statistic = g(
+            "streambed_prediction_drift_statistic",
+            "The drift test's chi-square statistic for the score on the last complete window.",
+        )
+        self.prediction_drift_threshold = g(
+            "streambed_prediction_drift_threshold",
+            "The score drift statistic's threshold (see streambed_feature_drift_threshold).",
+        )
 
     def _declare_performance(self) -> None:
         g = self._gauge
@@ -335,6 +371,68 @@ class Metrics:
             "streambed_performance_drift_detections",
             "Changes of the error rate detected by ADWIN on the labelled error stream.",
         )
+        self._declare_estimates()
+
+    def _declare_estimates(self) -> None:
+        g, bound = self._gauge, "bound"
+        self.estimated_roc_auc = g(
+            "streambed_estimated_roc_auc_ratio",
+            "ROC AUC the champion's recent scores will show once labelled, estimated from its "
+            "calibrated probabilities (CBPE), bound = estimate, lower, upper (the interval "
+            "at monitors.performance.estimate_level; valid while the scores are calibrated).",
+            bound,
+        )
+        self.estimated_accuracy = g(
+            "streambed_estimated_accuracy_ratio",
+            "Accuracy at the decision threshold the champion's recent decisions will show, "
+            "estimated by CBPE, bound = estimate, lower, upper.",
+            bound,
+        )
+        self.estimated_group_favourable_rate = g(
+            "streambed_estimated_group_favourable_rate_ratio",
+            "A group's favourable-outcome rate over the events CBPE estimates on (observed: "
+            "no label needed), bound = estimate, lower, upper (Wilson interval).",
+            "attribute", "group", bound,
+        )
+        self.estimated_group_true_positive_rate = g(
+            "streambed_estimated_group_true_positive_rate_ratio",
+            "A group's true positive rate on recent traffic, estimated by CBPE, bound = "
+            "estimate, lower, upper (NaN below the minimum group size).",
+            "attribute", "group", bound,
+        )
+        self.estimated_group_false_positive_rate = g(
+            "streambed_estimated_group_false_positive_rate_ratio",
+            "A group's false positive rate on recent traffic, estimated by CBPE, bound = "
+            "estimate, lower, upper.",
+            "attribute", "group", bound,
+        )
+        self.performance_estimate_reliable = g(
+            "streambed_performance_estimate_reliable",
+            "1 while the champion's scores are calibrated on the recent labelled examples "
+            "(Hosmer-Lemeshow not rejected at calibration_alpha, or calibration error within "
+            "max_calibration_error), so the CBPE estimates hold; 0 when not (concept shift: "
+            "P(label | features) moved); 1 with too few labels to tell.",
+        )
+        self.calibration_error = g(
+            "streambed_calibration_error_ratio",
+            "Expected calibration error of the champion's scores on its recent labelled "
+            "examples (NaN below calibration_min_labels).",
+        )
+        self.estimated_roc_auc_gap = g(
+            "streambed_estimated_roc_auc_gap",
+            "On the champion's recent labelled examples: the CBPE estimate of ROC AUC from "
+            "their scores alone minus the AUC their labels realised.",
+        )
+        self.estimated_roc_auc_covered = g(
+            "streambed_estimated_roc_auc_covered",
+            "1 if the realised ROC AUC of the recent labelled examples lies inside the "
+            "CBPE interval estimated from their scores, else 0 (NaN: too few labels).",
+        )
+        self.champion_evaluation_roc_auc = g(
+            "streambed_champion_evaluation_roc_auc_ratio",
+            "The serving champion's own ROC AUC when it was judged (from its version record): "
+            "what ModelStale compares recent performance with.",
+        )
 
     def _declare_impact(self) -> None:
         g, group = self._gauge, ("attribute", "group")
@@ -349,10 +447,16 @@ class Metrics:
             "(tp, fp, tn, fn).",
             *group, "outcome",
         )
+        self.group_favourable_decisions = self._counter(
+            "streambed_group_favourable_decisions",
+            "Decisions with the favourable outcome (monitors.favourable_outcome) by sensitive "
+            "attribute and group; intersections are attributes of their own.",
+            *group,
+        )
         self.group_selection_rate = g(
             "streambed_group_selection_rate_ratio",
-            "Share of positive decisions in a group over the recent impact window "
-            "(NaN below the minimum group size).",
+            "Share of decisions with the FAVOURABLE outcome (monitors.favourable_outcome) in "
+            "a group over the recent impact window (NaN below the minimum group size).",
             *group,
         )
         self.group_true_positive_rate = g(
@@ -372,8 +476,8 @@ class Metrics:
         )
         self.demographic_parity_ratio = g(
             "streambed_demographic_parity_ratio",
-            "Lowest over highest group selection rate for an attribute, over groups with "
-            "enough decisions (four-fifths rule: below 0.8 is adverse impact).",
+            "Lowest over highest group rate of the favourable outcome for an attribute, over "
+            "groups with enough decisions (four-fifths rule: below 0.8 is adverse impact).",
             "attribute",
         )
         self.equalized_odds_difference = g(

@@ -26,16 +26,32 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monitors.config import MonitorsConfig
+from monitors.cbpe import (
+    NO_ESTIMATE,
+    Estimate,
+    PerformanceEstimate,
+    calibration_check,
+    estimate_performance,
+)
+from monitors.config import INTERSECTION_JOIN, MonitorsConfig
 from monitors.drift import DriftStats, VariableDrift
 from monitors.impact import OUTCOMES, AttributeImpact, outcome_of
 from monitors.metrics import Metrics
-from monitors.performance import PerformanceMonitor
+from monitors.performance import PerformanceMonitor, roc_auc
 from monitors.reference import Reference, load_reference
+from monitors.sketch import DriftReference
+
+BOUNDS = ("estimate", "lower", "upper")
+
+
+def _set_bounds(gauge: Any, estimate: Estimate, labels: dict[str, str] | None = None) -> None:
+    for bound, value in zip(BOUNDS, (estimate.value, estimate.lower, estimate.upper),
+                            strict=True):
+        gauge.labels(**(labels or {}), bound=bound).set(value)
 
 
 def _json_number(value: float) -> float | None:
@@ -49,6 +65,40 @@ def _jsonable(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [_jsonable(v) for v in data]
     return _json_number(data) if isinstance(data, float) else data
+
+
+def favourable_decision(config: MonitorsConfig) -> int:
+    """The decision a person wants: 0 (below the threshold) or 1."""
+    return 0 if config.favourable_outcome == "below_threshold" else 1
+
+
+def with_intersections(groups: Mapping[str, str | None],
+                       intersections: Sequence[Sequence[str]]) -> dict[str, str | None]:
+    """The event's groups plus one per intersection (``A×18-25``; None if a member is
+    missing, so it counts as unknown).
+
+    >>> with_intersections({"group": "A", "age": "18-25"}, [["group", "age"]])
+    {'group': 'A', 'age': '18-25', 'group×age': 'A×18-25'}
+    """
+    out = dict(groups)
+    for members in intersections:
+        values = [groups.get(m) for m in members]
+        missing = any(v is None or v == "" for v in values)
+        out[INTERSECTION_JOIN.join(members)] = (
+            None if missing else INTERSECTION_JOIN.join(str(v) for v in values))
+    return out
+
+
+def intersection_groups(config: MonitorsConfig) -> dict[str, list[str]]:
+    """Each sensitive attribute's groups, and each intersection's (the combinations)."""
+    out = dict(config.sensitive_attributes)
+    for members in config.intersections:
+        combos = [""]
+        for member in members:
+            combos = [f"{c}{INTERSECTION_JOIN if c else ''}{g}"
+                      for c in combos for g in config.sensitive_attributes[member]]
+        out[INTERSECTION_JOIN.join(members)] = combos
+    return out
 
 
 class Monitoring:
@@ -68,11 +118,22 @@ class Monitoring:
             for name in self.feature_names
         }
         self._prediction = VariableDrift(drift, reference.prediction if reference else None)
+        #: Against the pinned baseline reference, when one is set (:meth:`set_reference`).
+        self._baseline: dict[str, VariableDrift] = {}
+        #: The version whose stored reference the drift compares with (source champion).
+        self.reference_version: str | None = None
         self._performance = PerformanceMonitor(config.performance)
+        self._favourable = favourable_decision(config)
         self._impact = {
             attribute: AttributeImpact(groups, config.impact)
-            for attribute, groups in config.sensitive_attributes.items()
+            for attribute, groups in intersection_groups(config).items()
         }
+        #: Recent (score, decision, groups) of the champion's events, for CBPE.
+        self._recent: deque[tuple[float, int, tuple[str, ...]]] = deque(
+            maxlen=config.performance.estimate_events)
+        self._estimate: dict[str, Any] = {}
+        self._estimated_at = -math.inf
+        self.champion_evaluation_auc = math.nan
         self.model_version: str | None = None
         self._exported_versions: set[str] = set()
         self._snapshot: dict[str, Any] = {"refreshed_at": None}
@@ -83,6 +144,12 @@ class Monitoring:
             for attribute, impact in self._impact.items()
             for group in impact.groups
             for decision in (0, 1)
+        }
+        self._favourable_counters = {
+            (attribute, group): metrics.group_favourable_decisions.labels(
+                attribute=attribute, group=group)
+            for attribute, impact in self._impact.items()
+            for group in impact.groups
         }
         self._outcome_counters = {
             (attribute, group, outcome): metrics.group_outcomes.labels(
@@ -124,12 +191,33 @@ class Monitoring:
             self.on_model_version(model_version, now)
         for name, drift in self._features.items():
             drift.observe(features.get(name), now)
+            if name in self._baseline:
+                self._baseline[name].observe(features.get(name), now)
         self._prediction.observe(score, now)
-        decision = int(decision)
+        if "" in self._baseline:
+            self._baseline[""].observe(score, now)
+        self._count_decisions([(score, int(decision), groups)], now)
+
+    def _count_decisions(self, events: Sequence[tuple[float, int, Mapping[str, Any]]],
+                         now: float) -> None:
+        """Group decision counts (the favourable outcome) and the recent scores for CBPE."""
+        intersections = self.config.intersections
+        rows = [(score, decision, with_intersections(groups, intersections))
+                for score, decision, groups in events]
+        favourable = [int(d == self._favourable) for _, d, _ in rows]
+        names = []
         for attribute, impact in self._impact.items():
-            group = impact.group(groups.get(attribute))
-            impact.on_decision(group, decision, now)
-            self._decision_counters[attribute, group, decision].inc()
+            groups = [impact.group(g.get(attribute)) for _, _, g in rows]
+            names.append(groups)
+            impact.on_decisions(groups, favourable, now)
+            for (group, decision), n in Counter(
+                    zip(groups, (d for _, d, _ in rows), strict=True)).items():
+                self._decision_counters[attribute, group, decision].inc(n)
+            for group, n in Counter(
+                    g for g, f in zip(groups, favourable, strict=True) if f).items():
+                self._favourable_counters[attribute, group].inc(n)
+        for i, (score, decision, _) in enumerate(rows):
+            self._recent.append((float(score), decision, tuple(g[i] for g in names)))
 
     def on_scored_batch(
         self,
@@ -146,14 +234,15 @@ class Monitoring:
         if model_version != self.model_version:
             self.on_model_version(model_version, now)
         for name, drift in self._features.items():
-            drift.observe_many([o.features.get(name) for o in observations], now)
-        self._prediction.observe_many([o.score for o in observations], now)
-        decisions = [int(o.decision) for o in observations]
-        for attribute, impact in self._impact.items():
-            groups = [impact.group(o.groups.get(attribute)) for o in observations]
-            impact.on_decisions(groups, decisions, now)
-            for (group, decision), n in Counter(zip(groups, decisions, strict=True)).items():
-                self._decision_counters[attribute, group, decision].inc(n)
+            values = [o.features.get(name) for o in observations]
+            drift.observe_many(values, now)
+            if name in self._baseline:
+                self._baseline[name].observe_many(values, now)
+        scores = [o.score for o in observations]
+        self._prediction.observe_many(scores, now)
+        if "" in self._baseline:
+            self._baseline[""].observe_many(scores, now)
+        self._count_decisions([(o.score, int(o.decision), o.groups) for o in observations], now)
 
     def on_label(
         self,
@@ -172,6 +261,7 @@ class Monitoring:
         ):
             self.metrics.performance_drift_detections.inc()
         outcome = outcome_of(decision, label)
+        groups = with_intersections(groups, self.config.intersections)
         for attribute, impact in self._impact.items():
             group = impact.group(groups.get(attribute))
             impact.on_outcome(group, outcome, now)
@@ -189,10 +279,7 @@ class Monitoring:
     ) -> None:
         """The learner's view of one labelled example: its decision and its outcome, so
         selection rates, TPR, FPR and their disparities cover every partition."""
-        for attribute, impact in self._impact.items():
-            group = impact.group(groups.get(attribute))
-            impact.on_decision(group, int(decision), now)
-            self._decision_counters[attribute, group, int(decision)].inc()
+        self._count_decisions([(score, int(decision), groups)], now)
         self.on_label(score=score, decision=decision, label=label, groups=groups,
                       model_version=model_version, now=now)
 
@@ -202,7 +289,50 @@ class Monitoring:
             return
         if self.model_version is not None and self.config.drift.reference.reset_on_model_version:
             self._prediction.reset()  # a new champion scores differently; features do not
+            if self.reference_version not in (None, model_version):
+                # The old champion's score sketch no longer applies: first events until
+                # the new champion's reference is set.
+                self._prediction = VariableDrift(self.config.drift)
+                self._baseline.pop("", None)
+        self._recent.clear()  # CBPE estimates the champion now scoring
         self.model_version = model_version
+
+    def set_reference(self, reference: DriftReference, *, model_version: str | None = None,
+                      baseline: DriftReference | None = None) -> None:
+        """Compare from now on with a version's stored reference (``source: champion``):
+        the scorer calls this with the champion's record (at start and at every change),
+        so every scorer and every restart compares with the same reference. A pinned
+        ``baseline`` is compared too (slow drift is not absorbed by successive versions);
+        each comparison is then tested at half the false-alarm rate, so a feature's rate
+        per window stays as stated. Features the reference lacks keep their reference.
+        Ignored unless ``monitors.drift.reference.source`` is ``champion``."""
+        if self.config.drift.reference.source != "champion":
+            return
+        drift = self.config.drift
+        alpha = drift.false_alarm_rate / (2 if baseline is not None else 1)
+        for name, monitor in self._features.items():
+            if name in reference.features:
+                monitor.set_sketch(reference.features[name])
+            monitor.alpha = alpha
+        if reference.score is not None:
+            self._prediction.set_sketch(reference.score)
+        self._prediction.alpha = alpha
+        self._baseline = {}
+        if baseline is not None:
+            for name in self._features:
+                if name in baseline.features:
+                    self._baseline[name] = VariableDrift(drift, alpha=alpha)
+                    self._baseline[name].set_sketch(baseline.features[name])
+            if baseline.score is not None:
+                self._baseline[""] = VariableDrift(drift, alpha=alpha)
+                self._baseline[""].set_sketch(baseline.score)
+        self.reference_version = model_version
+
+    def set_champion_evaluation(self, roc_auc: float | None) -> None:
+        """The serving champion's own ROC AUC when it was judged (its version record):
+        what ModelStale compares recent estimated and realised performance with."""
+        self.champion_evaluation_auc = math.nan if roc_auc is None else float(roc_auc)
+        self.metrics.champion_evaluation_roc_auc.set(self.champion_evaluation_auc)
 
     # ---- on a timer -------------------------------------------------------------------
 
@@ -220,13 +350,20 @@ class Monitoring:
         m.prediction_drift_ks.set(prediction.ks)
         m.prediction_drift_reference_events.set(prediction.reference_events)
         m.prediction_drift_window_events.set(prediction.window_events)
+        baseline = self._baseline.get("")
+        prediction_detected = prediction.detected or (
+            baseline is not None and baseline.verdict(now).detected)
+        m.prediction_drift_detected.set(int(prediction_detected))
+        m.prediction_drift_statistic.set(prediction.statistic)
+        m.prediction_drift_threshold.set(prediction.threshold)
         return _jsonable(
             {
                 "refreshed_at": now,
                 "model_version": self.model_version,
                 "feature_drift": {k: v.to_dict() for k, v in features.items()},
-                "prediction_drift": prediction.to_dict(),
-                "performance": self._set_performance_gauges(),
+                "prediction_drift": {**prediction.to_dict(), "detected": prediction_detected},
+                "performance": {**self._set_performance_gauges(),
+                                "estimate": self._set_estimate_gauges(now)},
                 "impact": self._set_impact_gauges(now),
                 "thresholds": self._thresholds(),
             }
@@ -244,7 +381,67 @@ class Monitoring:
             m.feature_drift_ks.labels(feature=name).set(s.ks)
             m.feature_drift_reference_events.labels(feature=name).set(s.reference_events)
             m.feature_drift_window_events.labels(feature=name).set(s.window_events)
+            baseline = self._baseline.get(name)
+            if baseline is not None and baseline.verdict(now).detected:
+                stats[name] = s = DriftStats(**{**s.to_dict(), "detected": True})
+            m.feature_drift_detected.labels(feature=name).set(int(s.detected))
+            m.feature_drift_statistic.labels(feature=name).set(s.statistic)
+            m.feature_drift_threshold.labels(feature=name).set(s.threshold)
         return stats
+
+    def _set_estimate_gauges(self, now: float) -> dict[str, Any]:
+        """CBPE over the champion's recent events and its check on labelled ones, at most
+        every ``performance.estimate_every_seconds``."""
+        cfg = self.config.performance
+        if now - self._estimated_at < cfg.estimate_every_seconds and self._estimate:
+            return self._estimate
+        self._estimated_at = now
+        m = self.metrics
+        recent = list(self._recent)
+        estimate = estimate_performance(
+            [r[0] for r in recent], [r[1] for r in recent],
+            {a: [r[2][i] for r in recent] for i, a in enumerate(self._impact)},
+            favourable_decision=self._favourable, simulations=cfg.estimate_simulations,
+            level=cfg.estimate_level, seed=len(recent),
+            min_group_size=self.config.impact.min_group_size,
+        ) if len(recent) >= cfg.min_labels else PerformanceEstimate(len(recent), NO_ESTIMATE,
+                                                                      NO_ESTIMATE)
+        _set_bounds(m.estimated_roc_auc, estimate.roc_auc)
+        _set_bounds(m.estimated_accuracy, estimate.accuracy)
+        for attribute, groups in estimate.groups.items():
+            for group, g in groups.items():
+                labels = {"attribute": attribute, "group": group}
+                _set_bounds(m.estimated_group_favourable_rate, g.favourable_rate, labels)
+                _set_bounds(m.estimated_group_true_positive_rate, g.true_positive_rate, labels)
+                _set_bounds(m.estimated_group_false_positive_rate, g.false_positive_rate,
+                            labels)
+        labelled = self._performance.window(self.model_version or "")
+        scores = [s for s, _, _ in labelled]
+        labels_ = [y for _, _, y in labelled]
+        check = calibration_check(scores, labels_, alpha=cfg.calibration_alpha,
+                                  max_error=cfg.max_calibration_error,
+                                  min_labels=cfg.calibration_min_labels)
+        gap = covered = math.nan
+        if len(labelled) >= cfg.calibration_min_labels:
+            on_labelled = estimate_performance(scores, [d for _, d, _ in labelled],
+                                               simulations=cfg.estimate_simulations,
+                                               level=cfg.estimate_level, seed=len(labelled))
+            realised = roc_auc(scores, labels_)
+            gap = on_labelled.roc_auc.value - realised
+            covered = float(on_labelled.roc_auc.covers(realised))
+        m.performance_estimate_reliable.set(int(check.calibrated))
+        m.calibration_error.set(check.calibration_error)
+        m.estimated_roc_auc_gap.set(gap)
+        m.estimated_roc_auc_covered.set(covered)
+        self._estimate = {
+            **estimate.to_dict(),
+            "reliable": check.calibrated,
+            "calibration": check.to_dict(),
+            "roc_auc_gap": gap,
+            "roc_auc_covered": covered,
+            "champion_evaluation_roc_auc": self.champion_evaluation_auc,
+        }
+        return self._estimate
 
     def _set_performance_gauges(self) -> dict[str, Any]:
         m = self.metrics
@@ -310,6 +507,8 @@ class Monitoring:
             "ks_alert": c.drift.ks_alert,
             "roc_auc_alert": c.performance.roc_auc_alert,
             "parity_ratio_alert": c.impact.parity_ratio_alert,
+            "false_alarm_rate": c.drift.false_alarm_rate,
+            "stale_margin": c.performance.stale_margin,
             "equalized_odds_alert": c.impact.equalized_odds_alert,
             "min_group_size": c.impact.min_group_size,
         }

@@ -108,6 +108,10 @@ class PerformanceMonitor:
             return True
         return False
 
+    def window(self, model_version: str) -> list[tuple[float, int, int]]:
+        """A version's recent labelled predictions, ``(score, decision, label)``, oldest first."""
+        return list(self._versions.get(model_version, ()))
+
     @property
     def versions(self) -> list[str]:
         """Tracked versions, least recently labelled first."""

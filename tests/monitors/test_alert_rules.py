@@ -47,6 +47,8 @@ REQUIRED_ALERTS = {
     "LearnerDown", "ScorerFallingBehind", "EventsStale", "EntityStateLimit",
     "ProcessingErrors", "StateDecodeErrors", "ModelVersionRefused",
     "TrainingExamplesStopped", "ModelPromotionHeld", "ImpactUnmeasurable",
+    "FeatureDriftDetected", "PredictionDriftDetected", "ModelPerformanceEstimatedDrop",
+    "PerformanceEstimateUnreliable", "ModelErrorRateChanged",
 }
 #: Alerts on label-based statistics, which only the learner computes (over all partitions).
 LEARNER_ALERTS = {"ModelPerformanceDegraded", "ModelStale", "ModelPromotionHeld",
@@ -81,7 +83,7 @@ def test_promtool_unit_tests_notice_alerts_that_fire_too_early(tmp_path: Path) -
     (tmp_path / "alerts_test.yml").write_text(tests)
     result = promtool("test", "rules", str(tmp_path / "alerts_test.yml"))
     assert result.returncode != 0
-    for name in REQUIRED_ALERTS - {"ModelStale"}:  # ModelStale's quiet case is about time()
+    for name in REQUIRED_ALERTS - {"ModelErrorRateChanged"}:  # for: 0m by design
         assert f"alertname: {name}," in result.stdout + result.stderr
 
 
@@ -127,6 +129,25 @@ def test_label_based_alerts_read_the_learner_and_follow_the_champion() -> None:
         assert "streambed_learner_active == 1" in rules[name]["expr"], name
     degraded = rules["ModelPerformanceDegraded"]["expr"]
     assert "streambed_champion_roc_auc_ratio" in degraded and "model_version" not in degraded
+
+
+def test_staleness_is_performance_never_time_since_a_promotion() -> None:
+    """ModelStale compares estimated or realised AUC with the champion's own evaluation;
+    it must not read when the last promotion happened (that pushed people to promote)."""
+    rules = {r["alert"]: r for r in alert_rules()}
+    stale = metric_names_in(rules["ModelStale"]["expr"])
+    assert "streambed_model_last_promotion_timestamp_seconds" not in stale
+    assert {"streambed_estimated_roc_auc_ratio", "streambed_champion_roc_auc_ratio",
+            "streambed_champion_evaluation_roc_auc_ratio"} <= stale
+    assert "time()" not in rules["ModelStale"]["expr"]
+
+
+def test_drift_alerts_key_on_the_tests_verdicts() -> None:
+    rules = {r["alert"]: r for r in alert_rules()}
+    assert metric_names_in(rules["FeatureDriftDetected"]["expr"]) == {
+        "streambed_feature_drift_detected"}
+    assert metric_names_in(rules["PredictionDriftDetected"]["expr"]) == {
+        "streambed_prediction_drift_detected"}
 
 
 def test_required_alerts_exist_with_severity_and_annotations() -> None:

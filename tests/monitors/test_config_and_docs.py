@@ -20,14 +20,6 @@ from monitors.metrics import Metrics
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_defaults_are_documented_values() -> None:
-    c = MonitorsConfig()
-    assert (c.drift.bins, c.drift.ks_bins, c.drift.reference.events) == (10, 100, 500)
-    assert (c.drift.psi_warn, c.drift.psi_alert) == (0.1, 0.2)
-    assert c.impact.min_group_size == 30 and c.impact.parity_ratio_alert == 0.8
-    assert c.drift.reference.source == "first_events"
-
-
 def test_the_quickstart_monitors_section_is_valid() -> None:
     raw = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())
     config = MonitorsConfig.model_validate(raw["monitors"])
