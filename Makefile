@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos bench lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test chaos bench gates-oc lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,14 @@ chaos: venv system-deps kafka-jars
 BENCH_ARGS ?=
 bench: venv system-deps kafka-jars
 	$(PY) bench/scorer_bench.py $(BENCH_ARGS)
+
+# Operating characteristics of the promotion gates (docs/governance.md, "Gates on
+# evidence"): River-learned candidates in simulated worlds with known truth, judged by the
+# pure core; each wrong-decision rate with its 95% upper bound. ~10 min on 2 cores.
+# Smaller or other runs: make gates-oc GATES_OC_ARGS="--candidates 50".
+GATES_OC_ARGS ?=
+gates-oc: venv
+	$(PY) bench/gates_oc.py $(GATES_OC_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -189,7 +189,7 @@ class PromotionConfig(_Section):
     #: candidate's gap may exceed the champion's by at most this (TPR/FPR: absolute rate;
     #: parity: the ratio may fall by at most this fraction). 0.05: half the equalized-odds
     #: bound, so a candidate cannot spend the whole allowance the champion left unused.
-    impact_margin: float = Field(default=0.05, gt=0, lt=1)
+    impact_margin: float = Field(default=0.1, gt=0, lt=1)
     #: The first look at a candidate is at this many paired examples; later looks at
     #: ``look_growth`` times the previous, up to ``max_examples_per_judgement`` (the final
     #: look). 1000 paired examples: at a 40% base rate each of two 70/30 groups then has

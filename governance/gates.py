@@ -59,7 +59,7 @@ every bound fails on any of them, at any look, with probability at most
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -270,19 +270,6 @@ def _degenerate(decisions: np.ndarray) -> str | None:
     return None
 
 
-def _impact_outcome(harm: bool, blocked: str | None, shown: bool, champion_ok: bool,
-                    why: dict[str, str]) -> tuple[GateOutcome, str]:
-    if harm:
-        return FAIL, why["harm"]
-    if blocked:
-        return HOLD, blocked
-    if not shown:
-        return HOLD, why["not_shown"]
-    if not champion_ok:
-        return HOLD, why["champion"]
-    return PASS, why["pass"]
-
-
 def _blocked(at: _Attribute, small: dict[str, int], judged: list[int],
              policy: PromotionConfig) -> str | None:
     """Why the gate cannot pass whatever the intervals say, or None."""
@@ -306,39 +293,66 @@ def _parity(attribute: str, at: _Attribute, policy: PromotionConfig, lv: Levels
     small = {at.names[g]: int(min(fav[g], n[g] - fav[g])) for g in range(len(at.names))
              if fav[g] < m or n[g] - fav[g] < m}
     judged = [g for g in range(len(at.names)) if at.names[g] not in small]
-    sizes = {f"{g}.{k}": int(v) for gi, g in enumerate(at.names)
-             for k, v in (("favourable", fav[gi]), ("unfavourable", n[gi] - fav[gi]))}
-    bound = -math.log(policy.parity_ratio_min)
-    method = ("log ratio of favourable rates per pair of groups, MOVER on Wilson limits; "
-              "lower end at the pass level, upper end at the fail level")
-    rates = np.where(n > 0, fav / np.maximum(n, 1), np.nan)
-    rates_0 = np.where(n > 0, fav_0 / np.maximum(n, 1), np.nan)
+    i, j = _pairs(judged)
     shown_groups = judged if len(judged) >= 2 else [g for g in range(len(n)) if n[g] > 0]
-    value = _ratio(rates[shown_groups]) if len(shown_groups) >= 2 else None
-    champion_value = _ratio(rates_0[shown_groups]) if len(shown_groups) >= 2 else None
-    harm, shown, champion_ok = False, False, False
-    lower = upper = None
+    rates, rates_0 = fav / np.maximum(n, 1), fav_0 / np.maximum(n, 1)
+    floor = policy.parity_ratio_min
+    return _pair_gate(
+        "demographic_parity_ratio", attribute, at, policy, lv, small, judged,
+        sizes={f"{g}.{k}": int(v) for gi, g in enumerate(at.names)
+               for k, v in (("favourable", fav[gi]), ("unfavourable", n[gi] - fav[gi]))},
+        intervals=lambda alpha: log_ratio(fav[i], n[i], fav[j], n[j], alpha),
+        bound=-math.log(floor), margin=-math.log(1 - policy.impact_margin),
+        paired=_parity_paired, to_scale=lambda x: math.exp(-x),
+        value=_ratio(rates[shown_groups]) if len(shown_groups) >= 2 else None,
+        champion_value=_ratio(rates_0[shown_groups]) if len(shown_groups) >= 2 else None,
+        method="log ratio of favourable rates per pair of groups, MOVER on Wilson limits; "
+               "lower end at the pass level, upper end at the fail level",
+        words={"harm": f"shown below {floor} for a pair of groups",
+               "not_shown": f"not yet shown at least {floor} for every pair of groups",
+               "champion": f"not yet shown within {policy.impact_margin:.0%} of the "
+                           f"champion's ratio for every pair of groups",
+               "pass": f"shown at least {floor} for every pair of groups"})
+
+
+def _pair_gate(gate: str, attribute: str, at: _Attribute, policy: PromotionConfig,
+               lv: Levels, small: dict[str, int], judged: list[int], *,
+               sizes: dict[str, int],
+               intervals: Callable[[float], tuple[np.ndarray, np.ndarray]], bound: float,
+               margin: float, paired: Callable[[_Attribute, list[int]],
+                                               list[tuple[float, float]]],
+               to_scale: Callable[[float], float], value: float | None,
+               champion_value: float | None, method: str,
+               words: dict[str, str]) -> GateVerdict:
+    """An impact gate whose statistic is, per pair of groups, a gap held within
+    ``+-bound`` (a log ratio or a difference of rates): fail when a fail-level interval
+    lies beyond the bound, pass when every pass-level interval lies within it (and the
+    champion comparison holds). ``to_scale`` maps the worst gap to the gate's scale."""
+    harm, shown = False, False
+    worst_pass = least_fail = None
     if len(judged) >= 2:
-        i, j = _pairs(judged)
-        lo_p, hi_p = log_ratio(fav[i], n[i], fav[j], n[j], lv.pass_alpha)
-        lo_f, hi_f = log_ratio(fav[i], n[i], fav[j], n[j], lv.fail_alpha / 2)
-        harm = bool(np.any((lo_f > bound) | (hi_f < -bound)))
-        shown = bool(np.all((lo_p >= -bound) & (hi_p <= bound)))
-        lower = math.exp(-float(np.max(np.maximum(np.abs(lo_p), np.abs(hi_p)))))
-        upper = math.exp(-float(np.max(np.maximum(np.maximum(lo_f, -hi_f), 0.0))))
-        champion_ok = _champion_parity_ok(at, judged, policy, lv)
-    margin = -math.log(1 - policy.impact_margin)
-    outcome, why = _impact_outcome(harm, _blocked(at, small, judged, policy), shown,
-                                   champion_ok, {
-        "harm": f"shown below {policy.parity_ratio_min} for a pair of groups",
-        "not_shown": f"not yet shown at least {policy.parity_ratio_min} for every pair",
-        "champion": f"not yet shown within {policy.impact_margin:.0%} of the champion's "
-                    f"ratio for every pair (paired log-rate differences, +-{margin:.3f})",
-        "pass": f"shown at least {policy.parity_ratio_min} for every pair of groups and "
-                f"within {policy.impact_margin:.0%} of the champion's"})
-    return _verdict("demographic_parity_ratio", lv, outcome, why, method=method,
-                    attribute=attribute, value=value, threshold=policy.parity_ratio_min,
-                    champion_value=champion_value, lower=lower, upper=upper, sizes=sizes)
+        lo_p, hi_p = intervals(lv.pass_alpha)
+        lo_f, hi_f = intervals(lv.fail_alpha / 2)
+        worst_pass = float(np.max(np.maximum(np.abs(lo_p), np.abs(hi_p))))
+        least_fail = float(np.max(np.maximum(np.maximum(lo_f, -hi_f), 0.0)))
+        harm, shown = least_fail > bound, worst_pass <= bound
+    champion_ok, note = _champion_ok(at, judged, margin, bound, lv, paired, intervals)
+    blocked = _blocked(at, small, judged, policy)
+    if harm:
+        outcome, why = FAIL, words["harm"]
+    elif blocked:
+        outcome, why = HOLD, blocked
+    elif not shown:
+        outcome, why = HOLD, words["not_shown"]
+    elif not champion_ok:
+        outcome, why = HOLD, words["champion"]
+    else:
+        outcome, why = PASS, f"{words['pass']}; {note}"
+    ends = [None if e is None else to_scale(e) for e in (worst_pass, least_fail)]
+    lower, upper = (min(ends), max(ends)) if None not in ends else (None, None)
+    return _verdict(gate, lv, outcome, why, method=method, attribute=attribute,
+                    value=value, threshold=to_scale(bound), champion_value=champion_value,
+                    lower=lower, upper=upper, sizes=sizes)
 
 
 def _ratio(rates: np.ndarray) -> float | None:
@@ -346,95 +360,102 @@ def _ratio(rates: np.ndarray) -> float | None:
     return None if top <= 0 else float(np.min(rates)) / top
 
 
-def _champion_parity_ok(at: _Attribute, judged: list[int], policy: PromotionConfig,
-                        lv: Levels) -> bool:
-    """Paired test that, for every pair of judged groups, the candidate's log ratio is
-    within ``-log(1 - impact_margin)`` of the champion's: by the triangle inequality the
-    candidate's parity ratio is then at least ``(1 - impact_margin)`` times the champion's.
-    A champion with degenerate decisions (or none favourable in a group: ratio 0) cannot
-    be worse than: the candidate is held to the bound alone."""
-    if _degenerate(at.champion):
-        return True
-    margin = -math.log(1 - policy.impact_margin)
+def _parity_paired(at: _Attribute, judged: list[int]) -> list[tuple[float, float]]:
+    """Per pair of judged groups: the change, candidate minus champion, of the log ratio of
+    favourable rates, and its paired standard error. A group where the champion gave no
+    one the favourable outcome (its ratio is 0: nothing can be worse) is left out."""
     diff, se = {}, {}
     for g in judged:
         mask = at.index == g
-        if not at.champion[mask].any():
-            diff[g], se[g] = 0.0, math.inf    # the champion's ratio is 0 here
-            continue
         diff[g], se[g] = log_proportion_difference(at.candidate[mask], at.champion[mask])
-    for a, b in zip(*_pairs(judged), strict=True):
-        if math.isinf(se[a]) or math.isinf(se[b]):
-            continue
-        d, s = diff[a] - diff[b], math.hypot(se[a], se[b])
-        if abs(d) + lv.z_pass * s > margin:
-            return False
-    return True
+    return [(diff[a] - diff[b], math.hypot(se[a], se[b]))
+            for a, b in zip(*_pairs(judged), strict=True)
+            if at.champion[at.index == a].any() and at.champion[at.index == b].any()]
 
 
 def _equalized_odds(attribute: str, at: _Attribute, policy: PromotionConfig, lv: Levels
                     ) -> GateVerdict:
     pos, neg = at.labels, ~at.labels
     n_pos, n_neg = at.size(pos), at.size(neg)
-    tp, fp = at.count(pos, at.candidate), at.count(neg, at.candidate)
-    tp_0, fp_0 = at.count(pos, at.champion), at.count(neg, at.champion)
+    rates = ((at.count(pos, at.candidate), n_pos), (at.count(neg, at.candidate), n_neg))
+    rates_0 = ((at.count(pos, at.champion), n_pos), (at.count(neg, at.champion), n_neg))
     m = policy.min_group_examples
     small = {at.names[g]: int(min(n_pos[g], n_neg[g])) for g in range(len(at.names))
              if n_pos[g] < m or n_neg[g] < m}
     judged = [g for g in range(len(at.names)) if at.names[g] not in small]
-    sizes = {f"{g}.{k}": int(v) for gi, g in enumerate(at.names)
-             for k, v in (("positives", n_pos[gi]), ("negatives", n_neg[gi]))}
+    i, j = _pairs(judged)
+
+    def intervals(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        ends = [newcombe_difference(x[i], d[i], x[j], d[j], alpha) for x, d in rates]
+        return np.concatenate([e[0] for e in ends]), np.concatenate([e[1] for e in ends])
+
+    def largest_gap(of: tuple[tuple[np.ndarray, np.ndarray], ...]) -> float | None:
+        if len(judged) < 2:
+            return None
+        return float(max(np.max(np.abs(x[i] / d[i] - x[j] / d[j])) for x, d in of))
+
     bound = policy.equalized_odds_max
-    method = ("gap in favourable rate among positives and among negatives per pair of "
-              "groups, Newcombe hybrid score; upper end at the pass level, lower end at "
-              "the fail level")
-    value = champion_value = lower = upper = None
-    harm, shown, champion_ok = False, False, False
-    if len(judged) >= 2:
-        i, j = _pairs(judged)
-        gaps, gaps_0, pass_ends, fail_dist = [], [], [], []
-        for x, x0, d in ((tp, tp_0, n_pos), (fp, fp_0, n_neg)):
-            gaps.append(np.abs(x[i] / d[i] - x[j] / d[j]))
-            gaps_0.append(np.abs(x0[i] / d[i] - x0[j] / d[j]))
-            lo_p, hi_p = newcombe_difference(x[i], d[i], x[j], d[j], lv.pass_alpha)
-            lo_f, hi_f = newcombe_difference(x[i], d[i], x[j], d[j], lv.fail_alpha / 2)
-            pass_ends.append(np.maximum(np.abs(lo_p), np.abs(hi_p)))
-            fail_dist.append(np.maximum(np.maximum(lo_f, -hi_f), 0.0))
-        value = float(np.max(np.concatenate(gaps)))
-        champion_value = float(np.max(np.concatenate(gaps_0)))
-        upper = float(np.max(np.concatenate(pass_ends)))
-        lower = float(np.max(np.concatenate(fail_dist)))
-        harm, shown = lower > bound, upper <= bound
-        champion_ok = _champion_odds_ok(at, judged, policy, lv)
-    outcome, why = _impact_outcome(harm, _blocked(at, small, judged, policy), shown,
-                                   champion_ok, {
-        "harm": f"a TPR or FPR gap shown above {bound} for a pair of groups",
-        "not_shown": f"not yet shown every TPR and FPR gap at most {bound}",
-        "champion": f"not yet shown every gap within {policy.impact_margin} of the "
-                    f"champion's (paired differences)",
-        "pass": f"every TPR and FPR gap shown at most {bound} and within "
-                f"{policy.impact_margin} of the champion's"})
-    return _verdict("equalized_odds_difference", lv, outcome, why, method=method,
-                    attribute=attribute, value=value, threshold=bound,
-                    champion_value=champion_value, lower=lower, upper=upper, sizes=sizes)
+    return _pair_gate(
+        "equalized_odds_difference", attribute, at, policy, lv, small, judged,
+        sizes={f"{g}.{k}": int(v) for gi, g in enumerate(at.names)
+               for k, v in (("positives", n_pos[gi]), ("negatives", n_neg[gi]))},
+        intervals=intervals, bound=bound, margin=policy.impact_margin,
+        paired=_odds_paired, to_scale=lambda x: x,
+        value=largest_gap(rates), champion_value=largest_gap(rates_0),
+        method="gap in favourable rate among positives (TPR) and among negatives (FPR) "
+               "per pair of groups, Newcombe hybrid score; upper end at the pass level, "
+               "lower end at the fail level",
+        words={"harm": f"a TPR or FPR gap shown above {bound} for a pair of groups",
+               "not_shown": f"not yet shown every TPR and FPR gap at most {bound}",
+               "champion": f"not yet shown every gap within {policy.impact_margin} of "
+                           f"the champion's",
+               "pass": f"every TPR and FPR gap shown at most {bound}"})
 
 
-def _champion_odds_ok(at: _Attribute, judged: list[int], policy: PromotionConfig,
-                      lv: Levels) -> bool:
-    """Paired test that every TPR and FPR gap of the candidate is within ``impact_margin``
-    of the champion's (|gap_c| <= |gap_0| + |gap_c - gap_0|, triangle inequality)."""
-    if _degenerate(at.champion):
-        return True
+def _odds_paired(at: _Attribute, judged: list[int]) -> list[tuple[float, float]]:
+    """Per pair of judged groups, among positives then negatives: the change, candidate
+    minus champion, of the gap in favourable rate, and its paired standard error."""
+    out = []
     for label in (True, False):
         diff, se = {}, {}
         for g in judged:
             mask = (at.index == g) & (at.labels == label)
             diff[g], se[g] = proportion_difference(at.candidate[mask], at.champion[mask])
-        for a, b in zip(*_pairs(judged), strict=True):
-            d, s = diff[a] - diff[b], math.hypot(se[a], se[b])
-            if abs(d) + lv.z_pass * s > policy.impact_margin:
-                return False
-    return True
+        out += [(diff[a] - diff[b], math.hypot(se[a], se[b]))
+                for a, b in zip(*_pairs(judged), strict=True)]
+    return out
+
+
+def _champion_ok(at: _Attribute, judged: list[int], margin: float, bound: float,
+                 lv: Levels, paired: Callable[[_Attribute, list[int]],
+                                              list[tuple[float, float]]],
+                 own: Callable[[float], tuple[np.ndarray, np.ndarray]]) -> tuple[bool, str]:
+    """Whether the candidate is shown no worse than the champion by ``margin``, for every
+    pair of groups: ``|gap_c| <= |gap_0| + margin``. Two sufficient conditions, each at
+    half the pass level (so together they spend the pass level once):
+
+    - the candidate's own gap is within ``+-margin`` (then it cannot exceed the champion's
+      by more), from ``own(alpha)``, the candidate's per-pair intervals;
+    - the paired change ``gap_c - gap_0`` is within ``+-margin`` (triangle inequality:
+      ``|gap_c| <= |gap_0| + |gap_c - gap_0|``), from ``paired``.
+
+    Needless when ``margin >= bound`` (the bound then implies it) or when the champion's
+    decisions are degenerate (it gives no one, or everyone, the favourable outcome)."""
+    if len(judged) < 2:
+        return False, "fewer than two groups to compare with the champion"
+    if margin >= bound:
+        return True, (f"the champion comparison (margin {margin:.3g}) is implied by the "
+                      f"bound {bound:.3g}")
+    if _degenerate(at.champion):
+        return True, "the champion's decisions are degenerate: held to the bound alone"
+    alpha = lv.pass_alpha / 2
+    lo, hi = own(alpha)
+    if bool(np.all((lo >= -margin) & (hi <= margin))):
+        return True, f"its own gaps shown within {margin:.3g}, so within that of the champion's"
+    z = z_of(alpha)
+    if all(abs(d) + z * s <= margin for d, s in paired(at, judged)):
+        return True, f"shown within {margin:.3g} of the champion's (paired)"
+    return False, ""
 
 
 # ------------------------------------------------------------------------ judge
