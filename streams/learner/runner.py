@@ -202,7 +202,31 @@ class Learner:
                 f"{champion.version} is the champion of this lineage but the learner-state "
                 f"topic {self.topics.learner_state} has no snapshot of it: restore that "
                 f"topic (the learner cannot continue a lineage it does not remember)")
-        return champion
+        stale = [r for r in board.records.values()
+                 if r.status is VersionStatus.SHADOW and r.lineage != lineage]
+        return champion, stale
+
+    def _last_policy(self) -> dict[str, Any] | None:
+        """The policy of the last record on model.audit (None: none there)."""
+        tp = TopicPartition(self.topics.model_audit, 0)
+        end = self.commands.end_offsets([tp]).get(tp, 0)
+        if not end:
+            return None
+        reader = KafkaConsumer(**kafka_python_options(self.config), enable_auto_commit=False,
+                               **fetch_options(self.topics.max_message_bytes))
+        try:
+            reader.assign([tp])
+            reader.seek(tp, end - 1)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for record in reader.poll(timeout_ms=500).get(tp, []):
+                    try:
+                        return AuditRecord.model_validate_json(record.value or b"").policy
+                    except (ValidationError, ValueError):
+                        return None
+            return None
+        finally:
+            reader.close()
 
     def _end_of_commands(self) -> int:
         return self.commands.end_offsets([self._commands_tp]).get(self._commands_tp, 0)
