@@ -83,7 +83,7 @@ from governance.records import (
     TrainingRange,
     VersionStatus,
 )
-from governance.shadow import ShadowEvidence, group_row
+from governance.shadow import ShadowEvidence
 from governance.sizes import bounded_gates
 
 Output = ModelVersionRecord | AuditRecord
@@ -470,7 +470,7 @@ class LearnerCore:
         row the current champion also scored (a new paired example)."""
         if not shadows or not example.shadow_scores:
             return []
-        groups = group_row(example.groups, self.policy)
+        groups = example.groups
         paired = []
         for candidate, evidence in shadows.items():
             score = example.shadow_scores.get(candidate)

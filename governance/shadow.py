@@ -24,8 +24,8 @@ evidence.
 >>> group_row({"g": "A", "age": "old"}, policy)
 ('A', 'other', 'A×other')
 >>> ev = ShadowEvidence("v2")
->>> ev.add(10, 1, 0.8, {"v1": 0.6}, ("A", "young", "A×young"))
->>> ev.add(11, 0, 0.3, {"v0": 0.5}, ("B", "young", "B×young"))
+>>> ev.add(10, 1, 0.8, {"v1": 0.6}, {"g": "A", "age": "young"})
+>>> ev.add(11, 0, 0.3, {"v0": 0.5}, {"g": "B", "age": "young"})
 >>> ev.paired_count("v1"), ev.paired_count("v0")
 (1, 1)
 >>> p = ev.paired("v1", policy, champion_threshold=0.5, candidate_threshold=0.5)
@@ -84,7 +84,9 @@ class ShadowEvidence:
         self.labels: list[int] = []
         self.scores: list[float] = []
         self.others: list[dict[str, float]] = []
-        self.groups: list[tuple[str, ...]] = []
+        #: The example's groups as recorded; bounded and crossed under the policy in force
+        #: when judged (a policy change may add an attribute or an intersection).
+        self.groups: list[Mapping[str, str]] = []
         #: version -> how many rows it also scored (the paired count against it).
         self._counts: dict[str, int] = {}
         #: The looks made so far (plain data of :class:`governance.records.Look`).
@@ -101,7 +103,7 @@ class ShadowEvidence:
         return self.looks[-1]["look"] if self.looks else 0
 
     def add(self, offset: int, label: int, score: float, others: Mapping[str, float],
-            groups: tuple[str, ...]) -> None:
+            groups: Mapping[str, str]) -> None:
         self.offsets.append(offset)
         self.labels.append(label)
         self.scores.append(score)
@@ -120,6 +122,7 @@ class ShadowEvidence:
         :func:`evidence_seed` from the candidate and the evidence's first and last offset."""
         rows = [i for i, o in enumerate(self.others) if champion in o]
         names = attribute_names(policy)
+        table = [group_row(self.groups[i], policy) for i in rows]
         first = self.offsets[rows[0]] if rows else None
         last = self.offsets[rows[-1]] if rows else None
         return PairedEvidence(
@@ -127,7 +130,7 @@ class ShadowEvidence:
             champion_scores=np.array([self.others[i][champion] for i in rows],
                                      dtype=np.float64),
             candidate_scores=np.array([self.scores[i] for i in rows], dtype=np.float64),
-            groups={a: np.array([self.groups[i][k] for i in rows], dtype=object)
+            groups={a: np.array([row[k] for row in table], dtype=object)
                     for k, a in enumerate(names)},
             champion_threshold=champion_threshold, candidate_threshold=candidate_threshold,
             favourable=policy.favourable_outcome,

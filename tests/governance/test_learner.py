@@ -446,3 +446,23 @@ def test_a_repeated_example_is_learned_once_by_the_learner_and_by_rebuild() -> N
     rebuilt, learned = rebuild(list(enumerate(with_repeats)), spec=ModelSpec(),
                                feature_set="fs", from_offset=0, to_offset=len(with_repeats) - 1)
     assert learned == 60 and rebuilt.to_artifact() == clean.challenger.to_artifact()
+
+
+def test_a_policy_that_adds_an_attribute_mid_shadow_judges_every_row_under_it() -> None:
+    """Rows keep the groups as recorded; each look bounds and crosses them under the policy
+    in force, so an attribute or intersection added mid-shadow covers the earlier rows."""
+    from governance import PromotionPolicy
+
+    core = learner()
+    run(core, 800)                               # v1 in shadow, looked at 300
+    core.adopt_policy(PromotionPolicy(
+        promotion=core.promotion, sensitive_attributes={**GROUPS, "band": ["x", "y"]},
+        intersections=[["group", "band"]]))
+    out, _ = run(core, 1300, start=800)
+    assert audits(out)[0].decision is Decision.POLICY_CHANGED
+    ev = core.version(v(1)).evaluation
+    assert ev is not None and ev.look == 2 and ev.to_offset >= 800   # after the change
+    assert {g.attribute for g in ev.gates} >= {"group", "band", "group×band"}
+    paired = core.evidence(v(1)).paired(v(0), core.policy, champion_threshold=0.5,
+                                        candidate_threshold=0.5)
+    assert set(paired.groups["group×band"]) == {"A×unknown", "B×unknown", "C×unknown"}
