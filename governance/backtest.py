@@ -129,7 +129,9 @@ def _first_labels(labels: pd.DataFrame, known: set[str], events_ts: Mapping[str,
 def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
              promotion: PromotionConfig, feature_set: str, features: Sequence[str],
              label_ttl_ms: int, sensitive_attributes: Mapping[str, Sequence[str]],
-             training_topic: str | None = "backtest") -> BacktestRun:
+             training_topic: str | None = "backtest",
+             intersections: Sequence[Sequence[str]] = (),
+             favourable_outcome: str = "below_threshold") -> BacktestRun:
     """Score every event with the model as it was at its time, learning labels as they come.
 
     ``events``: ``event_id, entity_id, ts`` (epoch ms), the ``features`` columns and one
@@ -159,7 +161,8 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
     timeline.sort()
 
     core = LearnerCore(spec=spec, promotion=promotion, feature_set=feature_set,
-                       sensitive_attributes=attributes, training_topic=training_topic)
+                       sensitive_attributes=attributes, training_topic=training_topic,
+                       intersections=intersections, favourable_outcome=favourable_outcome)
     frozen: dict[str, LogisticModel] = {}
     outputs: list[Output] = []
     score = np.full(n, np.nan)

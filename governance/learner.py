@@ -474,8 +474,9 @@ class LearnerCore:
         paired = []
         for candidate, evidence in shadows.items():
             score = example.shadow_scores.get(candidate)
-            if score is None:
-                continue
+            cut = self._versions[candidate].training.to_offset
+            if score is None or (cut is not None and offset <= cut):
+                continue  # not scored in shadow, or (impossibly) an example it learned
             others = {v: s for v, s in example.shadow_scores.items() if v != candidate}
             others[example.model_version] = example.score
             evidence.add(offset, example.label, score, others, groups)
