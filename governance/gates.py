@@ -68,13 +68,13 @@ from governance.config import PromotionConfig
 from governance.evidence import PairedEvidence
 from governance.intervals import log_ratio, newcombe_difference, z_of
 from governance.paired import (
-    auc_difference,
     log_loss_difference,
     log_losses,
     log_proportion_difference,
+    paired_auc,
     proportion_difference,
 )
-from governance.quality import GroupQuality, group_quality, roc_auc
+from governance.quality import GroupQuality, group_index, group_quality
 from governance.records import GateOutcome, GateVerdict
 from governance.sequential import look_number, per_look_level
 
@@ -163,14 +163,16 @@ def _verdict(gate: str, lv: Levels, outcome: GateOutcome, detail: str, *,
              method: str, attribute: str | None = None, value: float | None = None,
              threshold: float | None = None, champion_value: float | None = None,
              lower: float | None = None, upper: float | None = None,
-             sizes: dict[str, int] | None = None) -> GateVerdict:
+             sizes: dict[str, int] | None = None, intervals: int = 1) -> GateVerdict:
+    """One verdict; ``confidence`` is the pass end's simultaneous coverage over the
+    ``intervals`` per-pair intervals it summarises (Bonferroni)."""
     if outcome is HOLD and lv.final:
         outcome, detail = FAIL, f"inconclusive at the final look: {detail}"
     return GateVerdict(
         gate=gate, attribute=attribute, outcome=outcome, value=_finite(value),
         threshold=threshold, champion_value=_finite(champion_value), lower=_finite(lower),
-        upper=_finite(upper), confidence=1 - lv.pass_alpha, method=method, look=lv.look,
-        max_looks=lv.looks, final=lv.final, sample_sizes=sizes or {},
+        upper=_finite(upper), confidence=max(0.0, 1 - intervals * lv.pass_alpha),
+        method=method, look=lv.look, max_looks=lv.looks, final=lv.final, sample_sizes=sizes or {},
         detail=f"{detail} ({lv.describe()})")
 
 
@@ -191,8 +193,8 @@ def _performance(ev: PairedEvidence, policy: PromotionConfig, lv: Levels
                   f"has {m} and {n}")
         return [_verdict(g, lv, HOLD, detail, method="paired", sizes=sizes)
                 for g in ("roc_auc", "log_loss")]
-    auc_1, auc_0 = roc_auc(ev.candidate_scores, y), roc_auc(ev.champion_scores, y)
-    d, se = auc_difference(ev.candidate_scores, ev.champion_scores, y)
+    auc_1, auc_0, se = paired_auc(ev.candidate_scores, ev.champion_scores, y)
+    d = auc_1 - auc_0
     margin = policy.roc_auc_margin
     outcome, why, lo, hi = _non_inferiority(d, se, margin, lv)
     auc = _verdict(
@@ -249,10 +251,9 @@ class _Attribute:
         return np.bincount(self.index[where], minlength=len(self.names)).astype(np.int64)
 
 
-def _attribute(ev: PairedEvidence, values: np.ndarray) -> _Attribute:
-    names, index = np.unique(np.asarray(values).astype(str), return_inverse=True)
+def _attribute(ev: PairedEvidence, names: list[str], index: np.ndarray) -> _Attribute:
     return _Attribute(
-        names=names.tolist(), index=index, labels=ev.labels.astype(bool),
+        names=names, index=index, labels=ev.labels.astype(bool),
         candidate=ev.favourable_decisions(ev.candidate_scores, ev.candidate_threshold),
         champion=ev.favourable_decisions(ev.champion_scores, ev.champion_threshold))
 
@@ -273,6 +274,8 @@ def _degenerate(decisions: np.ndarray) -> str | None:
 def _blocked(at: _Attribute, small: dict[str, int], judged: list[int],
              policy: PromotionConfig) -> str | None:
     """Why the gate cannot pass whatever the intervals say, or None."""
+    if len(at.index) == 0:
+        return "no paired examples yet"
     degenerate = _degenerate(at.candidate)
     if degenerate:
         return f"the candidate {degenerate}: degenerate decisions never pass"
@@ -330,8 +333,10 @@ def _pair_gate(gate: str, attribute: str, at: _Attribute, policy: PromotionConfi
     champion comparison holds). ``to_scale`` maps the worst gap to the gate's scale."""
     harm, shown = False, False
     worst_pass = least_fail = None
+    count = 1
     if len(judged) >= 2:
         lo_p, hi_p = intervals(lv.pass_alpha)
+        count = len(lo_p)
         lo_f, hi_f = intervals(lv.fail_alpha / 2)
         worst_pass = float(np.max(np.maximum(np.abs(lo_p), np.abs(hi_p))))
         least_fail = float(np.max(np.maximum(np.maximum(lo_f, -hi_f), 0.0)))
@@ -352,7 +357,7 @@ def _pair_gate(gate: str, attribute: str, at: _Attribute, policy: PromotionConfi
     lower, upper = (min(ends), max(ends)) if None not in ends else (None, None)
     return _verdict(gate, lv, outcome, why, method=method, attribute=attribute,
                     value=value, threshold=to_scale(bound), champion_value=champion_value,
-                    lower=lower, upper=upper, sizes=sizes)
+                    lower=lower, upper=upper, sizes=sizes, intervals=count)
 
 
 def _ratio(rates: np.ndarray) -> float | None:
@@ -460,37 +465,31 @@ def _champion_ok(at: _Attribute, judged: list[int], margin: float, bound: float,
 
 # ------------------------------------------------------------------------ judge
 
-def fail_statistics(ev: PairedEvidence) -> int:
+def fail_statistics(groups_per_attribute: Sequence[int]) -> int:
     """How many statistics can fail a candidate: AUC and log loss, and per attribute,
     for each pair of its groups, the parity ratio and the TPR and FPR gaps.
 
-    >>> from governance.evidence import PairedEvidence
-    >>> ev = PairedEvidence(labels=np.zeros(3, dtype=np.int8), champion_scores=np.zeros(3),
-    ...     candidate_scores=np.zeros(3), champion_threshold=.5, candidate_threshold=.5,
-    ...     groups={"g": np.array(["A", "B", "C"], dtype=object)},
-    ...     favourable="below_threshold", seed=0)
-    >>> fail_statistics(ev)
-    11
+    >>> fail_statistics([3]), fail_statistics([2, 4])     # 2 + 3*3; 2 + 3*1 + 3*6
+    (11, 23)
     """
-    total = 2
-    for values in ev.groups.values():
-        k = len(np.unique(np.asarray(values).astype(str)))
-        total += 3 * (k * (k - 1) // 2)
-    return total
+    return 2 + sum(3 * (k * (k - 1) // 2) for k in groups_per_attribute)
 
 
 def judge(evidence: PairedEvidence, policy: PromotionConfig, *, look: int) -> Judgement:
     """Every gate's verdict at ``look`` (1-based, see :func:`look_at`): performance first,
     then parity and equalized odds per attribute (in the evidence's attribute order)."""
-    lv = levels(policy, look, fail_statistics(evidence))
+    indexed = {a: group_index(values) for a, values in evidence.groups.items()}
+    lv = levels(policy, look, fail_statistics([len(n) for n, _ in indexed.values()]))
     gates = _performance(evidence, policy, lv)
     cand_q: dict[str, dict[str, GroupQuality]] = {}
     champ_q: dict[str, dict[str, GroupQuality]] = {}
-    for attribute, values in evidence.groups.items():
-        at = _attribute(evidence, values)
+    for attribute, (names, index) in indexed.items():
+        at = _attribute(evidence, names, index)
         gates.append(_parity(attribute, at, policy, lv))
         gates.append(_equalized_odds(attribute, at, policy, lv))
-        cand_q[attribute] = group_quality(evidence.candidate_scores, evidence.labels, values)
-        champ_q[attribute] = group_quality(evidence.champion_scores, evidence.labels, values)
+        cand_q[attribute] = group_quality(evidence.candidate_scores, evidence.labels,
+                                          names, index)
+        champ_q[attribute] = group_quality(evidence.champion_scores, evidence.labels,
+                                           names, index)
     return Judgement(gates=gates, outcome=overall(gates), final=lv.final,
                      candidate_quality=cand_q, champion_quality=champ_q)

@@ -37,9 +37,19 @@ def midranks(values: np.ndarray) -> np.ndarray:
     >>> midranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist()
     [3.5, 1.0, 3.5, 2.0]
     """
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return (ends - (counts - 1) / 2.0)[inverse]
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    n = len(values)
+    # each run of equal values: first and last 1-based position, its mean for every member
+    new_run = np.empty(n, dtype=bool)
+    new_run[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new_run[1:])
+    starts = np.flatnonzero(new_run)
+    ends = np.append(starts[1:], n)
+    run_rank = (starts + 1 + ends) / 2.0
+    ranks = np.empty(n, dtype=np.float64)
+    ranks[order] = np.repeat(run_rank, ends - starts)
+    return ranks
 
 
 def _delong_components(scores: np.ndarray, positive: np.ndarray
@@ -59,6 +69,13 @@ def auc_difference(candidate: np.ndarray, champion: np.ndarray, labels: np.ndarr
 
     Needs at least two positives and two negatives (ValueError otherwise).
     """
+    a1, a0, se = paired_auc(candidate, champion, labels)
+    return a1 - a0, se
+
+
+def paired_auc(candidate: np.ndarray, champion: np.ndarray, labels: np.ndarray
+               ) -> tuple[float, float, float]:
+    """Both AUCs and DeLong's standard error of their difference (see auc_difference)."""
     positive = np.asarray(labels).astype(bool)
     m, n = int(positive.sum()), int((~positive).sum())
     if m < 2 or n < 2:
@@ -66,7 +83,7 @@ def auc_difference(candidate: np.ndarray, champion: np.ndarray, labels: np.ndarr
     a1, v10_1, v01_1 = _delong_components(np.asarray(candidate, dtype=np.float64), positive)
     a0, v10_0, v01_0 = _delong_components(np.asarray(champion, dtype=np.float64), positive)
     var = (np.var(v10_1 - v10_0, ddof=1) / m + np.var(v01_1 - v01_0, ddof=1) / n)
-    return a1 - a0, float(np.sqrt(max(var, 0.0)))
+    return a1, a0, float(np.sqrt(max(var, 0.0)))
 
 
 def log_losses(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

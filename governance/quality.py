@@ -11,7 +11,7 @@ own bound and its own share of the error budget).
 
 >>> import numpy as np
 >>> q = group_quality(np.array([.1, .2, .8, .9]), np.array([0, 0, 1, 1]),
-...                   np.array(["A", "A", "A", "A"], dtype=object))
+...                   *group_index(np.array(["A", "A", "A", "A"], dtype=object)))
 >>> q["A"].roc_auc, round(q["A"].calibration_error, 2), q["A"].examples
 (1.0, 0.15, 4)
 """
@@ -55,12 +55,28 @@ def calibration_error(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float(np.abs(score_sums - label_sums).sum() / len(scores))
 
 
-def group_quality(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray
-                  ) -> dict[str, GroupQuality]:
-    """Each group's size, positives, AUC and calibration error, groups in sorted order."""
+def group_index(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct groups (sorted, as text) and each example's group number.
+
+    >>> group_index(np.array(["B", "A", "B"], dtype=object))
+    (['A', 'B'], array([1, 0, 1]))
+    """
+    first_seen: dict[object, int] = {}
+    codes = np.fromiter((first_seen.setdefault(v, len(first_seen)) for v in values),
+                        dtype=np.int64, count=len(values))
+    texts = [str(v) for v in first_seen]
+    order = sorted(range(len(texts)), key=texts.__getitem__)
+    new_code = np.empty(len(texts), dtype=np.int64)
+    new_code[order] = np.arange(len(texts))
+    return [texts[k] for k in order], new_code[codes]
+
+
+def group_quality(scores: np.ndarray, labels: np.ndarray, names: list[str],
+                  index: np.ndarray) -> dict[str, GroupQuality]:
+    """Each group's size, positives, AUC and calibration error (groups from
+    :func:`group_index`)."""
     out = {}
-    names, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-    for k, g in enumerate(names.tolist()):
+    for k, g in enumerate(names):
         mask = index == k
         s, y = scores[mask], labels[mask]
         out[g] = GroupQuality(examples=int(mask.sum()), positives=int(y.sum()),
