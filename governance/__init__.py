@@ -6,6 +6,7 @@
 - :mod:`governance.records`: wire records (``training``, ``model.versions``, ``model.audit``).
 - :mod:`governance.evaluation` and :mod:`governance.gates`: candidate vs champion.
 - :mod:`governance.learner`: :class:`LearnerCore`, the state machine the learner shell drives.
+- :mod:`governance.lineage`: version ids, which examples a lineage learns, repeats dropped.
 - :mod:`governance.shadow`: a candidate's shadow evidence (what it scored at event time).
 - :mod:`governance.sizes`: what a record may carry, so every record stays bounded.
 - :mod:`governance.rebuild`: relearn a version from the training log and verify it, and

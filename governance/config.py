@@ -251,3 +251,21 @@ class PromotionPolicy(_Section):
         """The configured attributes only (intersections are derived, see
         :func:`governance.shadow.group_row`)."""
         return {a: list(g) for a, g in self.sensitive_attributes.items()}
+
+
+def changed_settings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """Dotted names of the policy settings that differ, e.g. ``promotion.parity_ratio_min``
+    (what a ``policy_changed`` audit record names).
+
+    >>> changed_settings({"promotion": {"a": 1, "b": 2}, "x": [1]},
+    ...                  {"promotion": {"a": 1, "b": 3}, "x": [2]})
+    ['promotion.b', 'x']
+    """
+    out = []
+    for key in sorted(set(before) | set(now)):
+        b, n = before.get(key), now.get(key)
+        if isinstance(b, Mapping) and isinstance(n, Mapping):
+            out += [f"{key}.{k}" for k in changed_settings(b, n)]
+        elif b != n:
+            out.append(key)
+    return out

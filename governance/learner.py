@@ -66,8 +66,21 @@ from typing import Any
 
 from governance import gates
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
-from governance.config import ModelSpec, PromotionConfig, PromotionPolicy
+from governance.config import (
+    ModelSpec,
+    PromotionConfig,
+    PromotionPolicy,
+    changed_settings,
+    sha256_hex,
+)
 from governance.evaluation import bounded_group, impact, performance
+from governance.lineage import (
+    DUPLICATE_WINDOW,
+    RecentIds,
+    learnable,
+    lineage_of,
+    version_id,
+)
 from governance.records import (
     POLICY,
     AuditRecord,
@@ -86,6 +99,9 @@ from governance.records import (
 from governance.shadow import ShadowEvidence
 from governance.sizes import bounded_gates
 
+__all__ = ["DUPLICATE_WINDOW", "GovernanceError", "LearnerCore", "Output", "RecentIds",
+           "learnable", "lineage_of", "version_id"]
+
 Output = ModelVersionRecord | AuditRecord
 SNAPSHOT_FORMAT = "streambed.learner/2"
 #: Snapshots of the prequential learner (before shadow judging): still restored.
@@ -94,67 +110,6 @@ LEGACY_SNAPSHOT_FORMAT = "streambed.learner/1"
 
 class GovernanceError(ValueError):
     """A request the lifecycle cannot honour (unknown version, offset out of order, ...)."""
-
-
-def lineage_of(feature_set: str, spec: ModelSpec) -> str:
-    """Versions of one feature set learned by one model config share a lineage.
-
-    >>> lineage_of("0123456789ab", ModelSpec())
-    '0123456789ab-316b4076'
-    """
-    return f"{feature_set}-{spec.config_hash[:8]}"
-
-
-def version_id(feature_set: str, spec: ModelSpec, sequence: int) -> str:
-    """The deterministic id of a lineage's sequence-th version (0: untrained)."""
-    return f"{lineage_of(feature_set, spec)}-v{sequence}"
-
-
-#: How many recent event ids the learner remembers to drop a repeated example.
-DUPLICATE_WINDOW = 10_000
-
-
-class RecentIds:
-    """The event ids of the last ``size`` examples learned (one rule for learner and
-    rebuild). Scorers append to ``training`` at least once: a scorer killed after sending
-    an example but before recording it sends it again right after restarting, so a repeat
-    lands within a few thousand offsets of the original, and is learned once.
-
-    >>> ids = RecentIds(2)
-    >>> [ids.check_and_add(e) for e in ("a", "b", "a", "c", "a")]
-    [True, True, False, True, True]
-    """
-
-    def __init__(self, size: int = DUPLICATE_WINDOW) -> None:
-        self.size = size
-        self._order: deque[str] = deque()
-        self._ids: set[str] = set()
-
-    def check_and_add(self, event_id: str) -> bool:
-        """True (and remembered) when the id is new; False for a repeat."""
-        if event_id in self._ids:
-            return False
-        self._order.append(event_id)
-        self._ids.add(event_id)
-        if len(self._order) > self.size:
-            self._ids.discard(self._order.popleft())
-        return True
-
-    def to_data(self) -> list[str]:
-        return list(self._order)
-
-    @classmethod
-    def from_data(cls, data: Sequence[str], size: int = DUPLICATE_WINDOW) -> RecentIds:
-        ids = cls(size)
-        for event_id in data:
-            ids.check_and_add(str(event_id))
-        return ids
-
-
-def learnable(example: TrainingExample, feature_set: str) -> bool:
-    """Whether the lineage of ``feature_set`` learns this example (one rule for learner
-    and rebuild): examples of another feature set are skipped, never learned."""
-    return example.feature_set == feature_set
 
 
 class LearnerCore:
@@ -442,10 +397,10 @@ class LearnerCore:
         if before is None or before == now:
             return []
         self.policy_on_record = now
-        changed = _changed_settings(before, now)
+        changed = changed_settings(before, now)
         named = ", ".join(changed[:12]) + (f" (+{len(changed) - 12} more)"
                                            if len(changed) > 12 else "")
-        was = PromotionPolicy.model_validate(before).sha256 if _valid_policy(before) else "?"
+        was = sha256_hex(before)       # as that record's policy_sha256 has it
         return [self._audit(now_ms, self.champion or self.latest or self.lineage,
                             Decision.POLICY_CHANGED, POLICY,
                             f"promotion policy changed: {named} (was sha256 {was}); every "
@@ -745,31 +700,6 @@ class LearnerCore:
 def _failing(verdicts: Sequence[Any]) -> list[str]:
     return [g.gate + (f"[{g.attribute}]" if g.attribute else "")
             for g in verdicts if g.outcome is not GateOutcome.PASS]
-
-
-def _valid_policy(data: Mapping[str, Any]) -> bool:
-    try:
-        PromotionPolicy.model_validate(data)
-    except ValueError:
-        return False
-    return True
-
-
-def _changed_settings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """Dotted names of the settings that differ, e.g. ``promotion.parity_ratio_min``.
-
-    >>> _changed_settings({"promotion": {"a": 1, "b": 2}, "x": [1]},
-    ...                   {"promotion": {"a": 1, "b": 3}, "x": [2]})
-    ['promotion.b', 'x']
-    """
-    out = []
-    for key in sorted(set(before) | set(now)):
-        b, n = before.get(key), now.get(key)
-        if isinstance(b, Mapping) and isinstance(n, Mapping):
-            out += [f"{key}.{k}" for k in _changed_settings(b, n)]
-        elif b != n:
-            out.append(key)
-    return out
 
 
 def _require_person(by: str, reason: str) -> None:

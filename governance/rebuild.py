@@ -27,7 +27,8 @@ from typing import Any
 
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
 from governance.config import ModelSpec, PromotionPolicy
-from governance.learner import LearnerCore, RecentIds, learnable
+from governance.learner import LearnerCore
+from governance.lineage import RecentIds, learnable
 from governance.records import (
     POLICY,
     AuditRecord,
