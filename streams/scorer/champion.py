@@ -1,4 +1,4 @@
-"""The model a scorer serves: the current champion, read-only, swapped between batches.
+"""The models a scorer scores with: the champion it serves, and the candidates in shadow.
 
 A scorer never learns. It scores with the champion the learner (or a person) promoted on
 ``model.versions``; until there is one it serves version 0, the untrained model of the
@@ -11,11 +11,19 @@ computes them (same inputs, same order, same bits).
 ``model.versions`` topic and says which one is the champion. A record that is not a valid
 version (bad JSON, wrong shape, an artifact whose SHA-256 does not match) is refused and
 counted; nothing on the topic is ever unpickled or executed.
+
+Candidates in shadow (status ``shadow``, of the scorer's own feature set, at most
+``model.promotion.max_shadows``, newest first) score every accepted event at event time
+beside the champion, without being served: their scores travel with the pending
+prediction into the training example (``shadow_scores``), where the learner judges them
+on the same events as the champion. A shadow whose status changes (its verdict) is no
+longer scored from the next batch on. :class:`ModelFollower` keeps both up to date.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -105,11 +113,85 @@ class VersionBoard:
             return None
         return max(champions, key=lambda r: (r.status_changed_at, r.sequence))
 
+    def shadow_records(self, limit: int) -> list[ModelVersionRecord]:
+        """The versions in shadow of this feature set, newest cut first, at most ``limit``."""
+        shadows = [r for r in self.records.values()
+                   if r.status is VersionStatus.SHADOW and r.feature_set == self.feature_set]
+        shadows.sort(key=lambda r: (r.created_at, r.sequence), reverse=True)
+        return shadows[:limit]
+
+    def bootstrap_version(self) -> str:
+        return version_id(self.feature_set, self.spec, 0)
+
     def champion(self) -> Champion:
         record = self.champion_record()
         if record is None:
             return Champion.bootstrap(self.spec, self.feature_set)
+        return self.model(record)
+
+    @staticmethod
+    def model(record: ModelVersionRecord) -> Champion:
+        """The version's model, ready to score; VersionRefused if its artifact is unusable."""
         try:
             return Champion.of(record)
         except ArtifactError as exc:
             raise VersionRefused(f"{record.version}: {exc}") from None
+
+
+class ModelFollower:
+    """Takes ``model.versions`` batches (:class:`~streams.scorer.gaps.VersionFollower`) and
+    puts the models to work: ``adopt`` is called with each new champion and
+    ``adopt_shadows`` with each new set of shadows (both score from the next batch on);
+    :attr:`loaded` is set once the topic was read to its end."""
+
+    def __init__(self, board: VersionBoard, serving: Callable[[], str],
+                 adopt: Callable[[Champion], None], refused: Callable[[str], None],
+                 adopt_shadows: Callable[[tuple[Champion, ...]], None] = lambda s: None,
+                 max_shadows: int = 0) -> None:
+        self.board = board
+        #: The version serving now.
+        self.serving = serving
+        self.adopt = adopt
+        #: Called with the reason, per record refused, champion that cannot serve or shadow
+        #: that cannot score (once per change of the shadows).
+        self.refused = refused
+        self.adopt_shadows = adopt_shadows
+        self.max_shadows = max_shadows
+        self.loaded = asyncio.Event()
+        self._shadows: dict[tuple[str, str], Champion] = {}
+        self._wanted: list[tuple[str, str]] = []
+
+    def take(self, batch: list[bytes | None], caught_up: bool) -> None:
+        for raw in batch:
+            try:
+                self.board.add(raw)
+            except VersionRefused as exc:
+                self.refused(f"refused a record: {exc}")
+        record = self.board.champion_record()
+        wanted = record.version if record else self.board.bootstrap_version()
+        try:
+            if wanted != self.serving():
+                self.adopt(self.board.champion())
+        except VersionRefused as exc:
+            self.refused(f"cannot serve the champion: {exc}")
+        self._follow_shadows()
+        if caught_up:
+            self.loaded.set()
+
+    def _follow_shadows(self) -> None:
+        records = self.board.shadow_records(self.max_shadows)
+        wanted = [(r.version, r.artifact_sha256) for r in records]
+        if wanted == self._wanted:
+            return
+        loaded: dict[tuple[str, str], Champion] = {}
+        for key, record in zip(wanted, records, strict=True):
+            model = self._shadows.get(key)
+            if model is None:
+                try:
+                    model = self.board.model(record)
+                except VersionRefused as exc:
+                    self.refused(f"cannot score in shadow: {exc}")
+                    continue
+            loaded[key] = model
+        self._wanted, self._shadows = wanted, loaded
+        self.adopt_shadows(tuple(loaded.values()))

@@ -1,7 +1,9 @@
 """What the scorer keeps in its tables, as plain data: msgpack arrays, versioned, never code.
 
-Every table value starts with a format version. Decoding never executes anything: a value
-that is not valid msgpack of the expected shape and version raises
+Every table value starts with its format version; each kind lists the versions it still
+reads (older values stay readable after an upgrade that adds trailing fields). Decoding
+never executes anything: a value that is not valid msgpack of the expected shape and a
+version its kind reads raises
 :class:`StateDecodeError`, which the scorer counts (``streambed_state_decode_errors_total``)
 and logs with the key, then treats the entry as absent.
 
@@ -9,8 +11,10 @@ and logs with the key, then treats the entry as absent.
   :meth:`features.FeatureEngine.encode_state`) and the offset of the last event applied
   (its partition is the entity's, so a redelivered event is recognised).
 - ``pending``: per scored event (key: event_id), what its label will need: the features
-  as scored, score, decision, model version, groups, event time and source position, and
-  once joined the label. Expired on event time (label TTL).
+  as scored, score, decision, model version, groups, event time and source position, the
+  score each version in shadow gave it (format 2; format 1 values, written before shadow
+  scoring, are still read, with no shadow scores), and once joined the label. Expired on
+  event time (label TTL).
 - ``held``: per label that arrived before its event (key: event_id), the label. Expired
   on event time (label TTL) and capped.
 - ``partitions``: per partition number, the watermarks and the next offsets due on the
@@ -21,6 +25,9 @@ and logs with the key, then treats the entry as absent.
 ...                      groups={"group": "A"}, scored_at=9))
 >>> decode(raw, Pending).offset
 7
+>>> old = msgspec.msgpack.encode([1, "u1", 5, 0, 7, {"n": 1}, 0.5, 1, "v1", {}, 9])
+>>> decode(old, Pending).shadow_scores  # format 1: before shadow scoring
+{}
 >>> decode(b"\\x80", Pending)
 Traceback (most recent call last):
 ...
@@ -29,12 +36,14 @@ streams.scorer.state.StateDecodeError: not a Pending record: Expected `array`, g
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
-#: The format version written into every value; older or newer versions are refused.
+#: The format version written into every value but ``pending``'s; others are refused.
 FORMAT_VERSION = 1
+#: ``pending``'s format: 2 added the shadow scores (format 1 is still read).
+PENDING_FORMAT_VERSION = 2
 
 FeatureValue = int | float | str | bool | None
 
@@ -43,13 +52,15 @@ class StateDecodeError(ValueError):
     """A table value that is not a valid plain-data record of the expected kind."""
 
 
-class _Versioned(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+class Versioned(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     """Base of every table value: encoded as a msgpack array whose first item is the version."""
 
     v: int = FORMAT_VERSION
+    #: The format versions this kind reads, the current (the one written) last.
+    reads: ClassVar[tuple[int, ...]] = (FORMAT_VERSION,)
 
 
-class EntityEntry(_Versioned, kw_only=True):
+class EntityEntry(Versioned, kw_only=True):
     features: bytes
     last_offset: int = -1
     #: The feature values as of the entity's latest event (what ``/features`` answers).
@@ -57,7 +68,7 @@ class EntityEntry(_Versioned, kw_only=True):
     latest_ts_ms: int | None = None
 
 
-class HeldLabel(_Versioned, kw_only=True):
+class HeldLabel(Versioned, kw_only=True):
     entity_id: str
     label: int
     ts_ms: int
@@ -66,7 +77,9 @@ class HeldLabel(_Versioned, kw_only=True):
     offset: int
 
 
-class Pending(_Versioned, kw_only=True):
+class Pending(Versioned, kw_only=True):
+    v: int = PENDING_FORMAT_VERSION
+    reads: ClassVar[tuple[int, ...]] = (1, PENDING_FORMAT_VERSION)
     entity_id: str
     ts_ms: int
     partition: int
@@ -83,9 +96,11 @@ class Pending(_Versioned, kw_only=True):
     #: the event or the label may be delivered again while the example was never
     #: acknowledged, and the same example is sent again (the learner drops repeats).
     label: HeldLabel | None = None
+    #: Each version in shadow when the event was scored -> its score (never served).
+    shadow_scores: dict[str, float] = {}
 
 
-class PartitionState(_Versioned, kw_only=True):
+class PartitionState(Versioned, kw_only=True):
     #: Highest event time seen on the events partition (None before the first event).
     watermark_ms: int | None = None
     next_offset: int = 0
@@ -100,13 +115,13 @@ class PartitionState(_Versioned, kw_only=True):
         return max(marks) if marks else None
 
 
-T = TypeVar("T", bound=_Versioned)
+T = TypeVar("T", bound=Versioned)
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODERS: dict[type, msgspec.msgpack.Decoder] = {}
 
 
-def encode(record: _Versioned) -> bytes:
+def encode(record: Versioned) -> bytes:
     return _ENCODER.encode(record)
 
 
@@ -119,7 +134,8 @@ def decode(raw: bytes, kind: type[T]) -> T:
         record = decoder.decode(raw)
     except (msgspec.DecodeError, RecursionError, TypeError, ValueError) as exc:
         raise StateDecodeError(f"not a {kind.__name__} record: {exc}") from None
-    if record.v != FORMAT_VERSION:
-        raise StateDecodeError(f"{kind.__name__} format version {record.v} is not "
-                               f"{FORMAT_VERSION}")
+    if record.v not in kind.reads:
+        raise StateDecodeError(f"{kind.__name__} format version {record.v} is not one of "
+                               f"{list(kind.reads)}")
+    record.v = kind.reads[-1]  # read in an older format, written back in the current one
     return record
