@@ -141,7 +141,10 @@ def _versions(config: Any) -> dict[str, dict[str, Any]]:
 def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
     kafka_bootstrap: str, topic_config: Path, worker_factory
 ) -> None:
-    path = _configure(topic_config, examples_per_version=300)   # six cuts, all in shadow
+    # six cuts; looks at 100, 200 and (final) 400 paired examples, so the real scorers'
+    # shadow scores are judged within the run
+    path = _configure(topic_config, examples_per_version=300, first_look_examples=100,
+                      max_examples_per_judgement=400)
     config = load_config(path)
     ensure_topics(config)
     one = worker_factory(path, free_port())
@@ -170,7 +173,19 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
     assert len(lineages) == 1, "one version sequence"
     sequences = sorted(v["sequence"] for v in versions.values())
     assert sequences == list(range(len(sequences))), "no version cut twice or skipped"
-    assert {v["status"] for v in versions.values() if v["sequence"]} == {"shadow"}
+    assert {v["status"] for v in versions.values() if v["sequence"]} <= {
+        "shadow", "held", "champion", "retired"}
+    # The scorers shadow-scored the cuts; each judgement is on those scores alone: events
+    # scored after its cut, paired with the champion that served them.
+    judged = [v for v in versions.values() if (v.get("evaluation") or {}).get("look")]
+    assert judged, "a look at a candidate on the scorers' shadow scores"
+    for v in judged:
+        ev = v["evaluation"]
+        carried = [e for e in (json.loads(r.value) for r in examples)
+                   if v["version"] in e.get("shadow_scores", {})
+                   and e["model_version"] == ev["champion"]]
+        assert ev["examples"] <= len(carried), (v["version"], ev["examples"], len(carried))
+        assert ev["from_offset"] > v["training"]["to_offset"], "nothing it learned from"
     learned_total = max(v["examples_learned"] for v in versions.values())
     assert learned_total == len(distinct) // 300 * 300, "every example learned exactly once"
     audits = _audit(config)
