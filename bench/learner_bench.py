@@ -27,7 +27,6 @@ sys.path.insert(0, str(REPO))
 from governance import (  # noqa: E402
     LearnerCore,
     LogisticModel,
-    ModelSpec,
     ModelVersionRecord,
     PromotionConfig,
     TrainingExample,
@@ -56,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(REPO / "examples" / "quickstart.yaml")
-    spec = ModelSpec.model_validate(config.model, from_attributes=True)
+    spec = config.model.spec
     promotion = PromotionConfig()
     feature_set = config.features.identity
     attributes = config.monitors.sensitive_attributes

@@ -6,7 +6,11 @@
 - :mod:`governance.records`: wire records (``training``, ``model.versions``, ``model.audit``).
 - :mod:`governance.evaluation` and :mod:`governance.gates`: candidate vs champion.
 - :mod:`governance.learner`: :class:`LearnerCore`, the state machine the learner shell drives.
-- :mod:`governance.rebuild`: relearn a version from the training log and verify it.
+- :mod:`governance.lineage`: version ids, which examples a lineage learns, repeats dropped.
+- :mod:`governance.shadow`: a candidate's shadow evidence (what it scored at event time).
+- :mod:`governance.sizes`: what a record may carry, so every record stays bounded.
+- :mod:`governance.rebuild`: relearn a version from the training log and verify it, and
+  replay a lineage's decisions against the audit log.
 
 See docs/governance.md.
 """
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 # Only the config is imported eagerly: streams.config nests PromotionConfig, and every CLI
 # command reads the config, so `import governance.config` must not pay for importing
 # River (about a second). Everything else loads on first use (PEP 562).
-from governance.config import ModelSpec, PromotionConfig, canonical_json
+from governance.config import ModelSpec, PromotionConfig, PromotionPolicy, canonical_json
 
 if TYPE_CHECKING:  # the lazy names, for type checkers and editors
     from governance.artifact import (
@@ -40,12 +44,19 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
         lineage_of,
         version_id,
     )
-    from governance.rebuild import Verification, rebuild, verify
+    from governance.rebuild import (
+        DecisionReplay,
+        Verification,
+        rebuild,
+        replay_decisions,
+        verify,
+    )
     from governance.records import (
         POLICY,
         AuditRecord,
         CommandAnswer,
         Decision,
+        Environment,
         Evaluation,
         GateOutcome,
         GateVerdict,
@@ -65,8 +76,10 @@ _LAZY = {
     "governance.gates": ["Judgement", "judge", "look_at", "overall"],
     "governance.learner": ["GovernanceError", "LearnerCore", "Output", "learnable",
                            "lineage_of", "version_id"],
-    "governance.rebuild": ["Verification", "rebuild", "verify"],
-    "governance.records": ["POLICY", "AuditRecord", "Decision", "Evaluation", "GateOutcome",
+    "governance.rebuild": ["DecisionReplay", "Verification", "rebuild", "replay_decisions",
+                           "verify"],
+    "governance.records": ["POLICY", "AuditRecord", "Decision", "Environment", "Evaluation",
+                           "GateOutcome",
                            "GateVerdict", "ModelVersionRecord", "Source", "TrainingExample",
                            "TrainingRange", "VersionStatus", "json_schemas", "ModelCommand",
                            "CommandAnswer"],
@@ -94,6 +107,8 @@ __all__ = [
     "AuditRecord",
     "CommandAnswer",
     "Decision",
+    "DecisionReplay",
+    "Environment",
     "Evaluation",
     "GateOutcome",
     "GateVerdict",
@@ -107,6 +122,7 @@ __all__ = [
     "ModelVersionRecord",
     "Output",
     "PromotionConfig",
+    "PromotionPolicy",
     "Source",
     "TrainingExample",
     "TrainingRange",
@@ -125,6 +141,7 @@ __all__ = [
     "performance",
     "read_artifact",
     "rebuild",
+    "replay_decisions",
     "verify",
     "version_id",
 ]

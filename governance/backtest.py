@@ -9,7 +9,8 @@ The timeline merges two clocks, both event-time epoch milliseconds:
 
 - each event at its own time ``ts``: the current challenger scores it (that is the
   backtest's score), and the current champion scores it too (what a scorer would have
-  served, recorded in the training example as the scorer records it);
+  served, recorded in the training example as the scorer records it), and so does every
+  version then in shadow (its ``shadow_scores``: the only evidence the gates judge);
 - each label at ``max(label_ts, ts)``: its time has come, so the example (the features
   as scored, the label) is learned by :meth:`governance.LearnerCore.learn`, the learner's
   own code, in that order. The learner cuts versions and judges them with its gates.
@@ -128,7 +129,9 @@ def _first_labels(labels: pd.DataFrame, known: set[str], events_ts: Mapping[str,
 def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
              promotion: PromotionConfig, feature_set: str, features: Sequence[str],
              label_ttl_ms: int, sensitive_attributes: Mapping[str, Sequence[str]],
-             training_topic: str | None = "backtest") -> BacktestRun:
+             training_topic: str | None = "backtest",
+             intersections: Sequence[Sequence[str]] = (),
+             favourable_outcome: str = "below_threshold") -> BacktestRun:
     """Score every event with the model as it was at its time, learning labels as they come.
 
     ``events``: ``event_id, entity_id, ts`` (epoch ms), the ``features`` columns and one
@@ -158,7 +161,8 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
     timeline.sort()
 
     core = LearnerCore(spec=spec, promotion=promotion, feature_set=feature_set,
-                       sensitive_attributes=attributes, training_topic=training_topic)
+                       sensitive_attributes=attributes, training_topic=training_topic,
+                       intersections=intersections, favourable_outcome=favourable_outcome)
     frozen: dict[str, LogisticModel] = {}
     outputs: list[Output] = []
     score = np.full(n, np.nan)
@@ -167,6 +171,7 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
     served_version: list[str | None] = [None] * n
     offset = np.full(n, -1, dtype=np.int64)
     as_scored: list[dict[str, Any] | None] = [None] * n
+    shadow_scores: list[dict[str, float]] = [{} for _ in range(n)]
     next_offset = 0
     for time_ms, kind, i in timeline:
         if kind == 0:
@@ -177,11 +182,10 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
             score[i] = core.challenger.score(values)[0]
             learned_before[i] = core.examples_learned
             version = core.champion or ""
-            model = frozen.get(version)
-            if model is None:
-                model = frozen[version] = LogisticModel.from_artifact(
-                    core.version(version).artifact)
-            served[i], served_version[i] = model.score(values)[0], version
+            served[i], served_version[i] = _frozen(core, frozen, version).score(values)[0], \
+                version
+            shadow_scores[i] = {v: _frozen(core, frozen, v).score(values)[0]
+                                for v in core.shadows()}
             continue
         label, label_ts = joined[ids[i]]
         example = TrainingExample(
@@ -189,7 +193,7 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
             features=as_scored[i], label=label, score=float(served[i]),  # type: ignore[arg-type]
             decision=int(served[i] >= spec.threshold), model_version=served_version[i] or "",
             feature_set=feature_set, groups=groups[i], event_ts=int(ts[i]),
-            label_ts=label_ts)
+            label_ts=label_ts, shadow_scores=shadow_scores[i])
         outputs += core.learn(next_offset, example, now_ms=time_ms)
         offset[i] = next_offset
         next_offset += 1
@@ -211,6 +215,15 @@ def backtest(events: pd.DataFrame, labels: pd.DataFrame, *, spec: ModelSpec,
     for attribute in attributes:
         out[attribute] = [g[attribute] for g in groups]
     return BacktestRun(scored=out, outputs=outputs, labels=counts, core=core)
+
+
+def _frozen(core: LearnerCore, cache: dict[str, LogisticModel], version: str
+            ) -> LogisticModel:
+    """A published version's model, as a scorer rebuilds it from its artifact (cached)."""
+    model = cache.get(version)
+    if model is None:
+        model = cache[version] = LogisticModel.from_artifact(core.version(version).artifact)
+    return model
 
 
 def _groups(frame: pd.DataFrame, attributes: Mapping[str, Sequence[str]]

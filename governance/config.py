@@ -70,8 +70,9 @@ class _Section(BaseModel):
 class ModelSpec(_Section):
     """The learned model: StandardScaler | LogisticRegression(SGD(learning_rate), l2).
 
-    Mirrors ``streams.config.ModelConfig`` (same names, same defaults), so the shell can
-    build one with ``ModelSpec.model_validate(config.model, from_attributes=True)``.
+    ``streams.config.ModelConfig`` (the config file's ``model`` section) inherits every
+    field from here, so each is configurable under the same name and default;
+    ``config.model.spec`` is the spec alone.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, from_attributes=True)
@@ -213,3 +214,58 @@ class PromotionConfig(_Section):
 
         return schedule(first=self.first_look_examples, growth=self.look_growth,
                         maximum=self.max_examples_per_judgement)
+
+
+class PromotionPolicy(_Section):
+    """Everything that decides whether a candidate serves: the gates' settings, which
+    groups they judge and which decision a person wants. On record (with its hash) in every
+    version and audit record; a change is an audit record of its own (``policy_changed``)
+    before any decision under it.
+
+    >>> a = PromotionPolicy(promotion=PromotionConfig(), sensitive_attributes={"g": ["A"]})
+    >>> b = a.model_copy(update={"favourable_outcome": "above_threshold"})
+    >>> len(a.sha256), a.sha256 == b.sha256
+    (64, False)
+    >>> a.attributes()
+    {'g': ['A']}
+    """
+
+    promotion: PromotionConfig = PromotionConfig()
+    #: Sensitive attribute -> its bounded groups (``monitors.sensitive_attributes``).
+    sensitive_attributes: dict[str, list[str]] = Field(default_factory=dict)
+    #: Intersections judged as attributes of their own (``monitors.intersections``).
+    intersections: list[list[str]] = Field(default_factory=list)
+    #: ``monitors.favourable_outcome``: which side of the threshold a person wants.
+    favourable_outcome: Literal["below_threshold", "above_threshold"] = "below_threshold"
+
+    def on_record(self) -> dict[str, Any]:
+        """The policy as plain data, as every record carries it."""
+        return self.model_dump(mode="json")
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of :meth:`on_record` (canonical JSON): same hash, same policy."""
+        return sha256_hex(self.on_record())
+
+    def attributes(self) -> dict[str, list[str]]:
+        """The configured attributes only (intersections are derived, see
+        :func:`governance.shadow.group_row`)."""
+        return {a: list(g) for a, g in self.sensitive_attributes.items()}
+
+
+def changed_settings(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """Dotted names of the policy settings that differ, e.g. ``promotion.parity_ratio_min``
+    (what a ``policy_changed`` audit record names).
+
+    >>> changed_settings({"promotion": {"a": 1, "b": 2}, "x": [1]},
+    ...                  {"promotion": {"a": 1, "b": 3}, "x": [2]})
+    ['promotion.b', 'x']
+    """
+    out = []
+    for key in sorted(set(before) | set(now)):
+        b, n = before.get(key), now.get(key)
+        if isinstance(b, Mapping) and isinstance(n, Mapping):
+            out += [f"{key}.{k}" for k in changed_settings(b, n)]
+        elif b != n:
+            out.append(key)
+    return out

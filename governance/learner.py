@@ -4,39 +4,46 @@ The shell feeds it every training record in offset order and publishes what it r
 (:class:`~governance.records.ModelVersionRecord` to ``model.versions``,
 :class:`~governance.records.AuditRecord` to ``model.audit``). It has no clock and no I/O:
 times come in as arguments (pass the training record's timestamp as ``now_ms`` to
-:meth:`LearnerCore.learn` and a replay reproduces the records exactly).
+:meth:`LearnerCore.learn` and a replay reproduces the records exactly), and so does what
+only the shell can know: the environment (package, Python, River and dependency
+versions) and the training log's end offset when a lineage begins.
 
 Lifecycle
 ---------
 - :meth:`LearnerCore.start` publishes version 0, the untrained model, as the first
-  champion (the bootstrap rule: it scores every example 0.5, so it treats every group
-  alike; every later version must beat it on performance without disparity). The scorer
-  can serve v0 before the learner exists: :func:`version_id` (sequence 0) and
-  ``LogisticModel(spec)``. ``start(now_ms, incumbent=record)`` instead keeps a champion of
-  another lineage serving (after a config change). The first ``learn`` starts a learner
-  that was not started.
-- One challenger learns every example, exactly once, in offset order. Just before learning
-  an example it scores it (prequential); the last ``evaluation_window`` examples are kept
-  with both that score and the champion's.
-- Every ``examples_per_version`` examples the challenger is cut as a candidate version
-  (its parent is the previous cut) and compared with the champion on the window. ``gated``:
-  promoted when every gate passes, else held with the failing gates named. ``manual``:
-  recorded, awaiting a person.
-- :meth:`LearnerCore.promote` (a person; refused when gates do not pass, unless
-  ``override``) and :meth:`LearnerCore.rollback` (to a past champion, the previous one by
-  default) change which version serves. They never change what the challenger learns:
-  the challenger is one continuous learner, so version k is always "offsets [from, to_k]
-  learned in order", and :func:`governance.rebuild.rebuild` can relearn it.
-
-Scores used by the gates, per example in the window (for a version ``v`` whose training
-range ends at ``to``): the score of the lineage just before it learned the example when
-``offset <= to`` (prequential), otherwise ``v``'s own frozen score (it had not learned the
-example). The champion's score is the one in the example when that champion scored it
-(given at scoring time), else the same rule.
+  champion (the bootstrap rule), or keeps a champion of another lineage serving
+  (``incumbent``, after a config change). ``catch_up_to``: the training log's end offset
+  when the lineage begins; no version of it is cut before it has learned that far, so a
+  new lineage cannot be promoted while it is still catching up on old history.
+- One challenger learns every example, exactly once, in offset order.
+- Every ``examples_per_version`` examples the challenger is cut and published with
+  status ``shadow``: every scorer scores each event with it beside the champion, without
+  serving it, and the event's training example carries that score. At most
+  ``max_shadows`` are in shadow at once: a cut that is due while they are all undecided
+  *waits* (the challenger keeps learning and is cut when a verdict frees a slot). Waiting,
+  not retiring the oldest to a person, because each verdict's error rate holds only for a
+  candidate judged to its end, and because fewer cuts are fewer chances for an unfair
+  candidate to pass: the bound across successive cuts is on the number judged.
+- A candidate is judged only on its shadow evidence (:mod:`governance.shadow`): examples
+  whose ``shadow_scores`` hold its score (events it scored at event time after its cut),
+  paired with the current champion's event-time score of the same event. After each new
+  paired example :func:`governance.gates.look_at` says whether a look is due; at a look
+  :func:`governance.gates.judge` gives pass, fail or hold (``final``: the last look).
+  ``gated``: pass promotes, fail holds the candidate (status ``held``), hold keeps it in
+  shadow collecting, a final hold is held. ``manual``: the gates are recorded at every
+  look; at the verdict the candidate awaits a person (status ``candidate``).
+  Nothing prequential, nothing scored with hindsight, enters a gate.
+- :meth:`LearnerCore.promote` (a person; refused unless the version's last look passed
+  against the current champion, or ``override``) and :meth:`LearnerCore.rollback` (to a
+  past champion) change which version serves, never what the challenger learns.
+- The promotion policy (:class:`~governance.config.PromotionPolicy`: every gate setting,
+  sensitive attributes, intersections, favourable outcome) is on every record with its
+  hash. A learner restored under a different policy records ``policy_changed`` before
+  anything else it decides.
 
 >>> from governance.records import TrainingExample
->>> core = LearnerCore(spec=ModelSpec(), promotion=PromotionConfig(examples_per_version=2,
-...                    min_label_examples=1, min_group_examples=1), feature_set="fs")
+>>> core = LearnerCore(spec=ModelSpec(), promotion=PromotionConfig(examples_per_version=2),
+...                    feature_set="fs")
 >>> [r.status.value for r in core.start(now_ms=0) if isinstance(r, ModelVersionRecord)]
 ['champion']
 >>> ex = lambda x, y: TrainingExample(event_id=f"e{x}", entity_id="u", features={"x": x},
@@ -44,150 +51,85 @@ example). The champion's score is the one in the example when that champion scor
 ...     event_ts=0, label_ts=0)
 >>> core.learn(0, ex(1.0, 1), now_ms=1)
 []
->>> held, audit = core.learn(1, ex(-1.0, 0), now_ms=2)  # x=-1 scored high: AUC 0
->>> held.version, held.status.value, held.training.to_offset, held.parent
-('fs-316b4076-v1', 'held', 1, 'fs-316b4076-v0')
->>> audit.decision.value, audit.reason, audit.champion
-('hold', 'gates fail: roc_auc', 'fs-316b4076-v0')
+>>> (v1,) = core.learn(1, ex(-1.0, 0), now_ms=2)
+>>> v1.version, v1.status.value, v1.training.to_offset, v1.parent
+('fs-316b4076-v1', 'shadow', 1, 'fs-316b4076-v0')
+>>> core.shadows()
+['fs-316b4076-v1']
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from governance import gates
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
-from governance.config import ModelSpec, PromotionConfig
-from governance.evaluation import bounded_group, compare, impact, performance
+from governance.config import (
+    ModelSpec,
+    PromotionConfig,
+    PromotionPolicy,
+    changed_settings,
+    sha256_hex,
+)
+from governance.evaluation import bounded_group, impact, performance
+from governance.lineage import (
+    DUPLICATE_WINDOW,
+    RecentIds,
+    learnable,
+    lineage_of,
+    version_id,
+)
 from governance.records import (
     POLICY,
     AuditRecord,
     Decision,
+    Environment,
     Evaluation,
     GateOutcome,
     ImpactStats,
+    Look,
     ModelVersionRecord,
     PerformanceStats,
     TrainingExample,
     TrainingRange,
     VersionStatus,
 )
+from governance.shadow import ShadowEvidence
+from governance.sizes import bounded_gates
+
+__all__ = ["DUPLICATE_WINDOW", "GovernanceError", "LearnerCore", "Output", "RecentIds",
+           "learnable", "lineage_of", "version_id"]
 
 Output = ModelVersionRecord | AuditRecord
-SNAPSHOT_FORMAT = "streambed.learner/1"
+SNAPSHOT_FORMAT = "streambed.learner/2"
+#: Snapshots of the prequential learner (before shadow judging): still restored.
+LEGACY_SNAPSHOT_FORMAT = "streambed.learner/1"
 
 
 class GovernanceError(ValueError):
     """A request the lifecycle cannot honour (unknown version, offset out of order, ...)."""
 
 
-def lineage_of(feature_set: str, spec: ModelSpec) -> str:
-    """Versions of one feature set learned by one model config share a lineage.
-
-    >>> lineage_of("0123456789ab", ModelSpec())
-    '0123456789ab-316b4076'
-    """
-    return f"{feature_set}-{spec.config_hash[:8]}"
-
-
-def version_id(feature_set: str, spec: ModelSpec, sequence: int) -> str:
-    """The deterministic id of a lineage's sequence-th version (0: untrained)."""
-    return f"{lineage_of(feature_set, spec)}-v{sequence}"
-
-
-#: How many recent event ids the learner remembers to drop a repeated example.
-DUPLICATE_WINDOW = 10_000
-
-
-class RecentIds:
-    """The event ids of the last ``size`` examples learned (one rule for learner and
-    rebuild). Scorers append to ``training`` at least once: a scorer killed after sending
-    an example but before recording it sends it again right after restarting, so a repeat
-    lands within a few thousand offsets of the original, and is learned once.
-
-    >>> ids = RecentIds(2)
-    >>> [ids.check_and_add(e) for e in ("a", "b", "a", "c", "a")]
-    [True, True, False, True, True]
-    """
-
-    def __init__(self, size: int = DUPLICATE_WINDOW) -> None:
-        self.size = size
-        self._order: deque[str] = deque()
-        self._ids: set[str] = set()
-
-    def check_and_add(self, event_id: str) -> bool:
-        """True (and remembered) when the id is new; False for a repeat."""
-        if event_id in self._ids:
-            return False
-        self._order.append(event_id)
-        self._ids.add(event_id)
-        if len(self._order) > self.size:
-            self._ids.discard(self._order.popleft())
-        return True
-
-    def to_data(self) -> list[str]:
-        return list(self._order)
-
-    @classmethod
-    def from_data(cls, data: Sequence[str], size: int = DUPLICATE_WINDOW) -> RecentIds:
-        ids = cls(size)
-        for event_id in data:
-            ids.check_and_add(str(event_id))
-        return ids
-
-
-def learnable(example: TrainingExample, feature_set: str) -> bool:
-    """Whether the lineage of ``feature_set`` learns this example (one rule for learner
-    and rebuild): examples of another feature set are skipped, never learned."""
-    return example.feature_set == feature_set
-
-
-@dataclass(slots=True)
-class _Seen:
-    """One window entry: what both models need to be judged on this example."""
-
-    offset: int
-    x: dict[str, float]
-    prequential: float          # the challenger's score just before it learned x
-    label: int
-    served_score: float
-    served_decision: int
-    served_version: str
-    groups: dict[str, str]
-
-
-
-def _window_to_data(window: Sequence[_Seen]) -> dict[str, Any]:
-    """The window as plain data; feature names are written once per distinct set."""
-    names: dict[tuple[str, ...], int] = {}
-    rows = []
-    for s in window:
-        key = tuple(s.x)
-        index = names.setdefault(key, len(names))
-        rows.append([s.offset, index, list(s.x.values()), s.prequential, s.label,
-                     s.served_score, s.served_decision, s.served_version, s.groups])
-    return {"feature_names": [list(k) for k in names], "rows": rows}
-
-
-def _window_from_data(data: Mapping[str, Any]) -> list[_Seen]:
-    names = [list(n) for n in data["feature_names"]]
-    return [_Seen(offset, dict(zip(names[index], values, strict=True)), *rest)
-            for offset, index, values, *rest in data["rows"]]
-
-
 class LearnerCore:
-    """Learns the challenger, cuts versions, applies the promotion policy; see module doc."""
+    """Learns the challenger, cuts shadows, judges them, applies the policy; see module doc."""
 
     def __init__(self, *, spec: ModelSpec, promotion: PromotionConfig, feature_set: str,
                  sensitive_attributes: Mapping[str, Sequence[str]] | None = None,
-                 training_topic: str | None = None) -> None:
+                 training_topic: str | None = None,
+                 intersections: Sequence[Sequence[str]] = (),
+                 favourable_outcome: str = "below_threshold",
+                 environment: Environment | None = None) -> None:
         self.spec = spec
-        self.promotion = promotion
         self.feature_set = feature_set
-        self.attributes = {a: list(g) for a, g in (sensitive_attributes or {}).items()}
         self.training_topic = training_topic
+        self.environment = environment
+        self.policy = PromotionPolicy(
+            promotion=promotion,
+            sensitive_attributes={a: list(g) for a, g in (sensitive_attributes or {}).items()},
+            intersections=[list(m) for m in intersections],
+            favourable_outcome=favourable_outcome)  # type: ignore[arg-type]
         self.lineage = lineage_of(feature_set, spec)
         self.challenger = LogisticModel(spec)
         self.examples_learned = 0
@@ -202,9 +144,25 @@ class LearnerCore:
         #: The last version cut (the parent of the next one).
         self.latest: str | None = None
         self.champion_history: list[str] = []
+        #: examples_learned when the last version was cut (the cadence counts from here).
+        self.cut_at = 0
+        #: The training log's end offset when the lineage began (no cut before it).
+        self.catch_up_to: int | None = None
+        #: The policy the last record carried (None: nothing recorded yet).
+        self.policy_on_record: dict[str, Any] | None = None
         self._versions: dict[str, ModelVersionRecord] = {}
-        self._window: deque[_Seen] = deque(maxlen=promotion.evaluation_window)
-        self._frozen: dict[str, LogisticModel] = {}
+        self._shadows: dict[str, ShadowEvidence] = {}
+        self._served: deque[tuple[float, int, int, dict[str, str]]] = deque(
+            maxlen=promotion.evaluation_window)
+        self._recollected: tuple[int, RecentIds] | None = None
+
+    @property
+    def promotion(self) -> PromotionConfig:
+        return self.policy.promotion
+
+    @property
+    def attributes(self) -> dict[str, list[str]]:
+        return self.policy.attributes()
 
     # ---------------------------------------------------------------- queries
 
@@ -212,6 +170,11 @@ class LearnerCore:
     def next_offset(self) -> int:
         """The training offset to seek to (0 when nothing was read)."""
         return 0 if self.last_offset is None else self.last_offset + 1
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the lineage has learned up to the log's end offset at its start."""
+        return self.catch_up_to is None or self.next_offset >= self.catch_up_to
 
     def version(self, version: str) -> ModelVersionRecord:
         """A retained version's current record; GovernanceError if unknown here."""
@@ -227,59 +190,109 @@ class LearnerCore:
         return sorted(self._versions.values(),
                       key=lambda r: (r.lineage == self.lineage, r.sequence))
 
-    def served(self) -> tuple[PerformanceStats, dict[str, ImpactStats]]:
-        """How the serving champions did on the window: the scores and decisions they gave
-        at scoring time against the labels (what the learner's /metrics export)."""
-        window = list(self._window)
-        labels = [s.label for s in window]
-        return (performance([s.served_score for s in window], labels),
-                impact([s.served_decision for s in window], labels,
-                       [s.groups for s in window], self.attributes,
-                       self.promotion.min_group_examples))
+    def shadows(self) -> list[str]:
+        """The versions in shadow now, oldest cut first."""
+        return list(self._shadows)
 
-    def evaluate(self, version: str | None = None) -> Evaluation:
-        """A version (default: the latest) against the champion on the current window."""
-        return self._evaluate(self.version(version or self.latest or ""))
+    def evidence(self, version: str) -> ShadowEvidence:
+        """A shadow's evidence so far; GovernanceError if it is not in shadow."""
+        try:
+            return self._shadows[version]
+        except KeyError:
+            raise GovernanceError(f"{version} is not in shadow") from None
+
+    def served(self) -> tuple[PerformanceStats, dict[str, ImpactStats]]:
+        """How the serving champions did on the last ``evaluation_window`` examples: the
+        scores and decisions they gave at scoring time (what the learner's /metrics export)."""
+        window = list(self._served)
+        labels = [s[2] for s in window]
+        return (performance([s[0] for s in window], labels),
+                impact([s[1] for s in window], labels, [s[3] for s in window],
+                       self.attributes, self.promotion.min_group_examples))
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self, now_ms: int, incumbent: ModelVersionRecord | None = None) -> list[Output]:
+    def start(self, now_ms: int, incumbent: ModelVersionRecord | None = None, *,
+              catch_up_to: int | None = None,
+              policy_on_record: Mapping[str, Any] | None = None,
+              stale_shadows: Sequence[ModelVersionRecord] = ()) -> list[Output]:
         """Begin the lineage; [] if already started.
 
         Without ``incumbent``: publish the untrained version 0 as the first champion (the
         bootstrap rule). With the champion now serving from another lineage (the feature
         set or model config changed): keep it serving, record that it was adopted, and
         judge this lineage's first version against it; version 0 is then not published.
+        ``catch_up_to``: the training log's end offset now (recorded; no version is cut
+        before the lineage has learned up to it). ``policy_on_record``: the policy of the
+        last audit record (another lineage's); a different one is recorded as
+        ``policy_changed`` first. ``stale_shadows``: versions of another lineage still in
+        shadow, which can no longer be judged here: held, each with its audit record.
         """
         if self.sequence >= 0:
             return []
+        self.catch_up_to = catch_up_to
+        out: list[Output] = []
+        if policy_on_record is not None:
+            self.policy_on_record = dict(policy_on_record)
+            out += self.record_policy(now_ms)
+        self.policy_on_record = self.policy.on_record()
         if incumbent is None:
+            self.sequence = -1
             record = self._cut_record(now_ms, VersionStatus.CHAMPION)
             self._set_champion(record.version)
-            return [record, self._audit(now_ms, record.version, Decision.BOOTSTRAP, POLICY,
-                                        "version 0 is the untrained model: it scores every "
-                                        "example 0.5 and treats every group alike",
-                                        previous=None)]
-        if incumbent.lineage == self.lineage:
-            raise GovernanceError(f"{incumbent.version} is of this lineage: restore the "
-                                  f"learner's snapshot instead of starting it again")
-        if incumbent.status is not VersionStatus.CHAMPION:
-            raise GovernanceError(f"{incumbent.version} is {incumbent.status.value}, "
-                                  f"not the champion")
-        self.sequence = 0
-        self._versions[incumbent.version] = incumbent
-        self._set_champion(incumbent.version)
-        return [self._audit(now_ms, incumbent.version, Decision.BOOTSTRAP, POLICY,
-                            f"lineage {self.lineage} begins; the serving champion "
-                            f"{incumbent.version} stays and judges its first version",
-                            previous=incumbent.version)]
+            out += [record, self._audit(
+                now_ms, record.version, Decision.BOOTSTRAP, POLICY,
+                "version 0 is the untrained model: it scores every example 0.5 and treats "
+                "every group alike" + self._catch_up_note(), previous=None,
+                catch_up_to=catch_up_to)]
+        else:
+            if incumbent.lineage == self.lineage:
+                raise GovernanceError(f"{incumbent.version} is of this lineage: restore the "
+                                      f"learner's snapshot instead of starting it again")
+            if incumbent.status is not VersionStatus.CHAMPION:
+                raise GovernanceError(f"{incumbent.version} is {incumbent.status.value}, "
+                                      f"not the champion")
+            self.sequence = 0
+            self._versions[incumbent.version] = incumbent
+            self._set_champion(incumbent.version)
+            out.append(self._audit(
+                now_ms, incumbent.version, Decision.BOOTSTRAP, POLICY,
+                f"lineage {self.lineage} begins; the serving champion {incumbent.version} "
+                f"stays and judges its first version" + self._catch_up_note(),
+                previous=incumbent.version, catch_up_to=catch_up_to))
+        for stale in stale_shadows:
+            if stale.lineage == self.lineage or stale.status is not VersionStatus.SHADOW:
+                continue
+            self._versions[stale.version] = stale
+            out += [self._set_status(stale.version, VersionStatus.HELD, now_ms),
+                    self._audit(now_ms, stale.version, Decision.HOLD, POLICY,
+                                f"its lineage {stale.lineage} ended before its verdict "
+                                f"(lineage {self.lineage} began): no longer shadowed",
+                                previous=self.champion, evaluation=stale.evaluation)]
+        return out
+
+    def _catch_up_note(self) -> str:
+        if not self.catch_up_to:
+            return ""
+        return (f"; no version is cut before it has learned the training log up to offset "
+                f"{self.catch_up_to} (its end when the lineage began)")
+
+    def adopt_policy(self, policy: PromotionPolicy) -> None:
+        """Decide under ``policy`` from now on; the change is recorded (``policy_changed``)
+        before the next decision. The evidence of shadows is kept (it is about events,
+        not about the policy) and their looks continue counting: a loosened policy is
+        not a fresh set of looks."""
+        self.policy = policy
+        self._served = deque(self._served, maxlen=policy.promotion.evaluation_window)
 
     def learn(self, offset: int, example: TrainingExample, now_ms: int) -> list[Output]:
-        """Score-then-learn one training example; cut and judge a version every N."""
+        """Learn one training example; collect it as shadow evidence, judge a shadow when a
+        look is due, cut a version every N when a shadow slot is free."""
         if self.last_offset is not None and offset <= self.last_offset:
             raise GovernanceError(f"offset {offset} already learned (last {self.last_offset}); "
                                   f"seek to {self.next_offset}")
         out = self.start(now_ms)
+        out += self.record_policy(now_ms)
         self.last_offset = offset
         if not learnable(example, self.feature_set):
             self.examples_skipped += 1
@@ -289,15 +302,13 @@ class LearnerCore:
             return out
         if self.first_offset is None:
             self.first_offset = offset
-        x = self.spec.to_x(example.features)
-        prequential = self.challenger.predict_x(x)
-        self.challenger.learn_x(x, example.label)
+        self.challenger.learn(example.features, example.label)
         self.examples_learned += 1
-        self._window.append(_Seen(
-            offset, x, prequential, example.label, example.score, example.decision,
-            example.model_version,
-            {a: bounded_group(example.groups.get(a), g) for a, g in self.attributes.items()}))
-        if self.examples_learned % self.promotion.examples_per_version == 0:
+        groups = {a: bounded_group(example.groups.get(a), g)
+                  for a, g in self.attributes.items()}
+        self._served.append((example.score, example.decision, example.label, groups))
+        out += self._collect(offset, example, now_ms)
+        if self._cut_due():
             out += self._cut(now_ms)
         return out
 
@@ -311,29 +322,47 @@ class LearnerCore:
 
     def promote(self, version: str, *, by: str, reason: str, now_ms: int,
                 override: bool = False, request_id: str | None = None) -> list[Output]:
-        """A person promotes a version: judged now against the champion on the window.
+        """A person promotes a version, on the gates of its last look.
 
-        Refused (an audit record, no change) when a gate does not pass, unless ``override``,
-        which is recorded as such. ``request_id`` is copied into the audit record, so a CLI
-        that sent the request can find its answer.
+        Refused (an audit record, no change) unless that look passed against the current
+        champion, or ``override`` (recorded as such). A person's promotion is not a look:
+        it adds no test, so it leaves the policy's error rate as stated. ``request_id`` is
+        copied into the audit record, so a CLI that sent the request can find its answer.
         """
         _require_person(by, reason)
         record = self.version(version)
         if version == self.champion:
             raise GovernanceError(f"{version} is already the champion")
-        evaluation = self._evaluate(record)
-        passed = evaluation.outcome is GateOutcome.PASS
-        if not passed and not override:
-            why = f"{reason} (refused: gates did not pass: {', '.join(evaluation.failing())})"
-            return [self._audit(now_ms, version, Decision.REFUSE, by, why,
-                                previous=self.champion, evaluation=evaluation,
-                                request_id=request_id)]
-        return self._promote(record, now_ms, by, reason, evaluation,
-                             override=override and not passed, request_id=request_id)
+        out = self.record_policy(now_ms)
+        evaluation = record.evaluation
+        why_not = self._not_passed(evaluation)
+        if why_not and not override:
+            return [*out, self._audit(now_ms, version, Decision.REFUSE, by,
+                                      f"{reason} (refused: {why_not})",
+                                      previous=self.champion, evaluation=evaluation,
+                                      request_id=request_id)]
+        self._shadows.pop(version, None)
+        return out + self._promote(record, now_ms, by, reason, evaluation,
+                                   override=override and bool(why_not),
+                                   request_id=request_id)
+
+    def _not_passed(self, evaluation: Evaluation | None) -> str:
+        """Why a version's recorded gates do not allow a promotion ('' when they do)."""
+        if evaluation is None or evaluation.look is None:
+            return "no look at its shadow evidence yet"
+        if evaluation.champion != self.champion:
+            return (f"its gates were judged against {evaluation.champion}, the champion is "
+                    f"now {self.champion}")
+        if evaluation.outcome is not GateOutcome.PASS:
+            return f"gates did not pass: {', '.join(evaluation.failing())}"
+        return ""
 
     def rollback(self, to_version: str | None = None, *, by: str, reason: str,
                  now_ms: int, request_id: str | None = None) -> list[Output]:
-        """A person puts a past champion back (default: the one before the current)."""
+        """A person puts a past champion back (default: the one before the current).
+
+        No gates: a past champion has no shadow evidence on today's events, and a rollback
+        is a person's answer to what they saw (recorded with their name and reason)."""
         _require_person(by, reason)
         if self.champion is None:
             raise GovernanceError("nothing to roll back: no champion yet")
@@ -348,37 +377,164 @@ class LearnerCore:
             raise GovernanceError(f"{to_version} is already the champion")
         if to_version not in self.champion_history:
             raise GovernanceError(f"{to_version} has never been champion: promote it instead")
+        out = self.record_policy(now_ms)
         previous = self.champion
-        evaluation = self._evaluate(target)      # against the champion it replaces
-        out: list[Output] = [self._set_status(previous, VersionStatus.ROLLED_BACK, now_ms)]
+        out.append(self._set_status(previous, VersionStatus.ROLLED_BACK, now_ms))
         out.append(self._set_status(target.version, VersionStatus.CHAMPION, now_ms))
         self._set_champion(target.version)
         out.append(self._audit(now_ms, target.version, Decision.ROLLBACK, by, reason,
-                               previous=previous, evaluation=evaluation,
-                               request_id=request_id))
+                               previous=previous, request_id=request_id))
         return out
 
     # ---------------------------------------------------------------- internals
 
-    def _cut(self, now_ms: int) -> list[Output]:
-        record = self._cut_record(now_ms, VersionStatus.CANDIDATE)
-        evaluation = self._evaluate(record)
-        record = record.model_copy(update={"evaluation": evaluation})
-        self._versions[record.version] = record
+    def record_policy(self, now_ms: int) -> list[Output]:
+        """``policy_changed`` when the policy differs from the one on record (once; [] when
+        it does not). Every other call that decides records it first; the shell calls it
+        right after a restore, so the change is on record at once."""
+        now = self.policy.on_record()
+        before = self.policy_on_record
+        if before is None or before == now:
+            return []
+        self.policy_on_record = now
+        changed = changed_settings(before, now)
+        named = ", ".join(changed[:12]) + (f" (+{len(changed) - 12} more)"
+                                           if len(changed) > 12 else "")
+        was = sha256_hex(before)       # as that record's policy_sha256 has it
+        return [self._audit(now_ms, self.champion or self.latest or self.lineage,
+                            Decision.POLICY_CHANGED, POLICY,
+                            f"promotion policy changed: {named} (was sha256 {was}); every "
+                            f"decision from here is made under the policy on this record",
+                            previous=self.champion)]
+
+    def _collect(self, offset: int, example: TrainingExample, now_ms: int) -> list[Output]:
+        """Add the example to the evidence of every shadow that scored it; judge a shadow
+        whose look is due against the current champion."""
+        out: list[Output] = []
+        for candidate in self._add_evidence(offset, example, self._shadows):
+            evidence = self._shadows[candidate]
+            look = self._due_look(evidence.paired_count(self.champion or ""),
+                                  evidence.looks_done)
+            if look is not None:
+                out += self._judge(candidate, look, now_ms)
+        return out
+
+    def _add_evidence(self, offset: int, example: TrainingExample,
+                      shadows: Mapping[str, ShadowEvidence]) -> list[str]:
+        """Add a row to each of ``shadows`` that scored the example; return those whose
+        row the current champion also scored (a new paired example)."""
+        if not shadows or not example.shadow_scores:
+            return []
+        groups = example.groups
+        paired = []
+        for candidate, evidence in shadows.items():
+            score = example.shadow_scores.get(candidate)
+            cut = self._versions[candidate].training.to_offset
+            if score is None or (cut is not None and offset <= cut):
+                continue  # not scored in shadow, or (impossibly) an example it learned
+            others = {v: s for v, s in example.shadow_scores.items() if v != candidate}
+            others[example.model_version] = example.score
+            evidence.add(offset, example.label, score, others, groups)
+            if self.champion in others:
+                paired.append(candidate)
+        return paired
+
+    def _due_look(self, paired: int, looks_done: int) -> int | None:
+        """The look due at ``paired`` examples (:func:`governance.gates.look_at`); when the
+        champion changed mid-shadow the paired count can jump past a look's size (the new
+        champion had scored the same events in shadow), so the latest look passed counts
+        too. Never a look already made: a new comparator is not a fresh set of looks."""
+        look = gates.look_at(paired, self.promotion)
+        if look is None:
+            passed = sum(1 for n in self.promotion.look_sizes() if n <= paired)
+            look = passed or None
+        return look if look is not None and look > looks_done else None
+
+    def recollect_from(self) -> int | None:
+        """Where a restored learner must re-read the training log for its shadows' rows
+        (None: nothing to read). See :meth:`recollect`."""
+        starts = [e.from_offset for e in self._shadows.values()
+                  if e.expected_rows and not len(e) and e.from_offset is not None]
+        return min(starts) if starts else None
+
+    def recollect(self, offset: int, example: TrainingExample | None) -> None:
+        """Read back one training record below :attr:`next_offset` into the evidence of the
+        restored shadows (a snapshot keeps their looks, not their rows). Judges nothing:
+        every look up to the snapshot is on record. Feed offsets in order from
+        :meth:`recollect_from`; afterwards :meth:`evidence_complete` must be true."""
+        if example is None or offset >= self.next_offset:
+            return
+        waiting = {c: e for c, e in self._shadows.items()
+                   if e.from_offset is not None and offset >= e.from_offset
+                   and len(e) < e.expected_rows}
+        if not waiting or not learnable(example, self.feature_set):
+            return
+        if self._recollected is None or self._recollected[0] >= offset:
+            self._recollected = (offset, RecentIds())
+        self._recollected = (offset, self._recollected[1])
+        if self._recollected[1].check_and_add(example.event_id):
+            self._add_evidence(offset, example, waiting)
+
+    def evidence_complete(self) -> bool:
+        """Whether every restored shadow has its rows back."""
+        return all(len(e) >= e.expected_rows for e in self._shadows.values())
+
+    def _judge(self, candidate: str, look: int, now_ms: int) -> list[Output]:
+        evidence = self._shadows[candidate]
+        champion = self.version(self.champion or "")
+        record = self.version(candidate)
+        paired = evidence.paired(champion.version, self.policy,
+                                 champion_threshold=champion.model.threshold,
+                                 candidate_threshold=record.model.threshold)
+        judgement = gates.judge(paired, self.promotion, look=look)
+        verdicts = bounded_gates(judgement.gates)
+        first, last = evidence.offsets_paired(champion.version)
+        this = Look(look=look, examples=len(paired), to_offset=last,
+                    outcome=judgement.outcome,
+                    failing=_failing(verdicts)[:8])
+        evidence.looks.append(this.model_dump(mode="json"))
+        evaluation = Evaluation(
+            candidate=candidate, champion=champion.version, examples=len(paired),
+            from_offset=first, to_offset=last, seed=paired.seed, look=look,
+            final=judgement.final, looks=[Look.model_validate(x) for x in evidence.looks],
+            gates=verdicts, outcome=judgement.outcome)
+        self._versions[candidate] = record = record.model_copy(
+            update={"evaluation": evaluation})
+        outcome = judgement.outcome
+        if outcome is GateOutcome.HOLD and not judgement.final:
+            return [self._stamp(record)]           # keep collecting
+        del self._shadows[candidate]
+        where = f"look {look}{' (final)' if judgement.final else ''} on {len(paired)} examples"
         if self.promotion.mode == "manual":
+            status, decision = VersionStatus.CANDIDATE, Decision.AWAIT_REVIEW
+            reason = f"manual mode: gates {outcome.value} at {where}; a person decides"
+        elif outcome is GateOutcome.PASS:
+            return self._promote(record, now_ms, POLICY, f"every gate passed at {where}",
+                                 evaluation, override=False)
+        else:
+            status, decision = VersionStatus.HELD, Decision.HOLD
+            reason = f"gates {outcome.value} at {where}: {', '.join(evaluation.failing())}"
+        return [self._set_status(candidate, status, now_ms),
+                self._audit(now_ms, candidate, decision, POLICY, reason,
+                            previous=self.champion, evaluation=evaluation)]
+
+    def _cut_due(self) -> bool:
+        return (self.examples_learned - self.cut_at >= self.promotion.examples_per_version
+                and len(self._shadows) < max(1, self.promotion.max_shadows)
+                and self.caught_up)
+
+    def _cut(self, now_ms: int) -> list[Output]:
+        self.cut_at = self.examples_learned
+        if self.promotion.max_shadows == 0:
+            record = self._cut_record(now_ms, VersionStatus.CANDIDATE)
             out: list[Output] = [record, self._audit(
                 now_ms, record.version, Decision.AWAIT_REVIEW, POLICY,
-                f"manual mode: gates {evaluation.outcome.value}; a person decides",
-                previous=self.champion, evaluation=evaluation)]
-        elif evaluation.outcome is GateOutcome.PASS:
-            out = self._promote(record, now_ms, POLICY, "every gate passed", evaluation,
-                                override=False)
+                "max_shadows is 0: no candidate is scored in shadow, so there is no "
+                "evidence to judge; a person decides", previous=self.champion)]
         else:
-            held = self._set_status(record.version, VersionStatus.HELD, now_ms)
-            out = [held, self._audit(
-                now_ms, record.version, Decision.HOLD, POLICY,
-                f"gates {evaluation.outcome.value}: {', '.join(evaluation.failing())}",
-                previous=self.champion, evaluation=evaluation)]
+            record = self._cut_record(now_ms, VersionStatus.SHADOW)
+            self._shadows[record.version] = ShadowEvidence(record.version)
+            out = [record]
         self._evict()
         return out
 
@@ -396,13 +552,23 @@ class LearnerCore:
                                    from_offset=self.first_offset if self.sequence else None,
                                    to_offset=self.last_offset if self.sequence else None),
             examples_learned=self.examples_learned, artifact_sha256=artifact_sha256(artifact),
-            artifact=artifact)  # type: ignore[arg-type]
+            artifact=artifact, **self._on_record())  # type: ignore[arg-type]
         self._versions[record.version] = record
         self.latest = record.version
         return record
 
+    def _on_record(self) -> dict[str, Any]:
+        """The policy and environment every record carries."""
+        return {"policy": self.policy.on_record(), "policy_sha256": self.policy.sha256,
+                "environment": self.environment}
+
+    def _stamp(self, record: ModelVersionRecord) -> ModelVersionRecord:
+        record = record.model_copy(update=self._on_record())
+        self._versions[record.version] = record
+        return record
+
     def _promote(self, record: ModelVersionRecord, now_ms: int, by: str, reason: str,
-                 evaluation: Evaluation, *, override: bool,
+                 evaluation: Evaluation | None, *, override: bool,
                  request_id: str | None = None) -> list[Output]:
         previous = self.champion
         out: list[Output] = []
@@ -424,79 +590,32 @@ class LearnerCore:
     def _set_status(self, version: str, status: VersionStatus,
                     now_ms: int) -> ModelVersionRecord:
         record = self.version(version).model_copy(
-            update={"status": status, "status_changed_at": now_ms})
+            update={"status": status, "status_changed_at": now_ms, **self._on_record()})
         self._versions[version] = record
         return record
 
     def _audit(self, now_ms: int, version: str, decision: Decision, by: str, reason: str,
                *, previous: str | None, evaluation: Evaluation | None = None,
-               override: bool = False, request_id: str | None = None) -> AuditRecord:
+               override: bool = False, request_id: str | None = None,
+               catch_up_to: int | None = None) -> AuditRecord:
         self.audit_sequence += 1
         return AuditRecord(
             audit_id=f"{self.lineage}:{self.audit_sequence}", time=now_ms, version=version,
             decision=decision, by=by, override=override, reason=reason,
             previous_champion=previous, champion=self.champion,
             gates=evaluation.gates if evaluation else [], evaluation=evaluation,
-            request_id=request_id)
-
-    def _frozen_model(self, record: ModelVersionRecord) -> LogisticModel:
-        model = self._frozen.get(record.version)
-        if model is None:
-            model = self._frozen[record.version] = LogisticModel.from_artifact(record.artifact)
-        return model
-
-    def _scores(self, record: ModelVersionRecord,
-                use_served: bool) -> tuple[list[float], list[int], int]:
-        """The version's honest score on each window example (see module doc)."""
-        to = record.training.to_offset
-        in_lineage = record.lineage == self.lineage
-        threshold = record.model.threshold
-        scores: list[float] = []
-        decisions: list[int] = []
-        served = 0
-        for seen in self._window:
-            if use_served and seen.served_version == record.version:
-                scores.append(seen.served_score)
-                decisions.append(seen.served_decision)
-                served += 1
-                continue
-            if in_lineage and to is not None and seen.offset <= to:
-                p = seen.prequential
-            else:
-                p = self._frozen_model(record).predict_x(seen.x)
-            scores.append(p)
-            decisions.append(int(p >= threshold))
-        return scores, decisions, served
-
-    def _evaluate(self, candidate: ModelVersionRecord) -> Evaluation:
-        champion = self._versions.get(self.champion or "")
-        cand_scores, cand_decisions, _ = self._scores(candidate, use_served=False)
-        if champion is None:  # only before start(): nothing to compare with
-            champ_scores, champ_decisions, served = cand_scores, cand_decisions, 0
-        else:
-            champ_scores, champ_decisions, served = self._scores(champion, use_served=True)
-        window = self._window
-        return compare(
-            candidate=candidate.version, champion=self.champion,
-            candidate_scores=cand_scores, candidate_decisions=cand_decisions,
-            champion_scores=champ_scores, champion_decisions=champ_decisions,
-            labels=[s.label for s in window], groups=[s.groups for s in window],
-            attributes=self.attributes, config=self.promotion,
-            offsets=(window[0].offset, window[-1].offset) if window else (None, None),
-            champion_scores_served=served)
+            request_id=request_id, training_offset=self.next_offset,
+            catch_up_to=catch_up_to, **self._on_record())
 
     def _evict(self) -> None:
-        """Keep the champion, the last ``retain_versions`` champions and the last
-        ``retain_versions`` other versions (older ones stay on model.versions)."""
+        """Keep the champion, the shadows, the last ``retain_versions`` champions and the
+        last ``retain_versions`` other versions (older ones stay on model.versions)."""
         r = self.promotion.retain_versions
         self.champion_history = self.champion_history[-r:]
-        keep = set(self.champion_history) | {self.champion}
+        keep = set(self.champion_history) | {self.champion} | set(self._shadows)
         others = [v for v in self.versions() if v.version not in keep]
         for record in others[:max(0, len(others) - r)]:
             del self._versions[record.version]
-        for version in list(self._frozen):
-            if version != self.champion:
-                del self._frozen[version]
 
     # ---------------------------------------------------------------- snapshot
 
@@ -517,23 +636,36 @@ class LearnerCore:
             "champion": self.champion,
             "latest": self.latest,
             "champion_history": list(self.champion_history),
+            "cut_at": self.cut_at,
+            "catch_up_to": self.catch_up_to,
+            "policy_on_record": self.policy_on_record,
             "versions": [r.model_dump(mode="json") for r in self.versions()],
-            "window": _window_to_data(self._window),
+            "shadows": [e.to_data() for e in self._shadows.values()],
+            "served": [list(s) for s in self._served],
         }
 
     @classmethod
     def restore(cls, data: Mapping[str, Any], *, spec: ModelSpec,
                 promotion: PromotionConfig, feature_set: str,
                 sensitive_attributes: Mapping[str, Sequence[str]] | None = None,
-                training_topic: str | None = None) -> LearnerCore:
-        """A learner that continues exactly where the snapshot's learner stopped.
+                training_topic: str | None = None,
+                intersections: Sequence[Sequence[str]] = (),
+                favourable_outcome: str = "below_threshold",
+                environment: Environment | None = None) -> LearnerCore:
+        """A learner that continues exactly where the snapshot's learner stopped, under
+        this policy (a different one than the snapshot's is recorded, ``policy_changed``,
+        before its next decision).
 
         GovernanceError when the snapshot belongs to another lineage (another feature set
         or model config): that learner's versions cannot be continued by this config.
+        A snapshot of the prequential learner (format 1) is restored without its window:
+        it had no shadows, and its next version is cut at the next multiple of N.
         """
         core = cls(spec=spec, promotion=promotion, feature_set=feature_set,
-                   sensitive_attributes=sensitive_attributes, training_topic=training_topic)
-        if data.get("format") != SNAPSHOT_FORMAT:
+                   sensitive_attributes=sensitive_attributes, training_topic=training_topic,
+                   intersections=intersections, favourable_outcome=favourable_outcome,
+                   environment=environment)
+        if data.get("format") not in (SNAPSHOT_FORMAT, LEGACY_SNAPSHOT_FORMAT):
             raise GovernanceError(f"not a learner snapshot: format {data.get('format')!r}")
         if data.get("lineage") != core.lineage:
             raise GovernanceError(f"snapshot of lineage {data.get('lineage')!r}, this config "
@@ -546,12 +678,28 @@ class LearnerCore:
             core.champion_history = list(data["champion_history"])
             core._versions = {r["version"]: ModelVersionRecord.model_validate(r)
                               for r in data["versions"]}
-            core._window.extend(_window_from_data(data["window"]))
             core.examples_repeated = int(data.get("examples_repeated", 0))
             core._recent = RecentIds.from_data(data.get("recent_event_ids", []))
+            if data["format"] == LEGACY_SNAPSHOT_FORMAT:
+                n = promotion.examples_per_version
+                core.cut_at = core.examples_learned // n * n
+                core.policy_on_record = None
+            else:
+                core.cut_at = int(data["cut_at"])
+                core.catch_up_to = data["catch_up_to"]
+                core.policy_on_record = data["policy_on_record"]
+                core._shadows = {e["candidate"]: ShadowEvidence.from_data(e)
+                                 for e in data["shadows"]}
+                core._served.extend((float(s), int(d), int(y), dict(g))
+                                    for s, d, y, g in data["served"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise GovernanceError(f"learner snapshot is incomplete: {exc!r}") from None
         return core
+
+
+def _failing(verdicts: Sequence[Any]) -> list[str]:
+    return [g.gate + (f"[{g.attribute}]" if g.attribute else "")
+            for g in verdicts if g.outcome is not GateOutcome.PASS]
 
 
 def _require_person(by: str, reason: str) -> None:

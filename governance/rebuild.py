@@ -21,13 +21,22 @@ This is ``streambed model rebuild VERSION --verify``: the CLI reads the record f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
-from governance.config import ModelSpec
-from governance.learner import RecentIds, learnable
-from governance.records import ModelVersionRecord, TrainingExample
+from governance.config import ModelSpec, PromotionPolicy
+from governance.learner import LearnerCore
+from governance.lineage import RecentIds, learnable
+from governance.records import (
+    POLICY,
+    AuditRecord,
+    Decision,
+    ModelVersionRecord,
+    TrainingExample,
+    VersionStatus,
+)
 
 
 def rebuild(examples: Iterable[tuple[int, TrainingExample]], *, spec: ModelSpec,
@@ -99,3 +108,149 @@ def verify(record: ModelVersionRecord,
         expected_sha256=record.artifact_sha256, actual_sha256=sha,
         expected_examples=record.examples_learned, actual_examples=learned,
         recorded_river_version=record.river_version, river_version=RIVER_VERSION)
+
+
+#: The decisions a replay re-makes from the log, and those it applies as recorded.
+_PEOPLE = (Decision.PROMOTE, Decision.REFUSE, Decision.ROLLBACK)
+
+
+@dataclass(frozen=True)
+class DecisionReplay:
+    """The outcome of replaying a lineage's decisions from the training log."""
+
+    lineage: str
+    ok: bool
+    compared: int
+    #: Recorded decisions past where the replay got (the log was shorter than the learner's).
+    not_replayed: int
+    #: Replayed decisions the learner has not published yet (it is behind the log's end).
+    not_yet_published: int
+    mismatches: list[str]
+
+    def describe(self) -> str:
+        head = (f"decisions of lineage {self.lineage}: {self.compared} replayed from the "
+                f"training log")
+        if self.ok:
+            tail = ""
+            if self.not_yet_published:
+                tail = f" ({self.not_yet_published} more not yet published by the learner)"
+            return f"{head}, every one identical to model.audit{tail}"
+        lines = [f"{head}: {len(self.mismatches)} DIFFER from model.audit"]
+        lines += [f"  {m}" for m in self.mismatches[:10]]
+        if self.not_replayed:
+            lines.append(f"  {self.not_replayed} recorded decisions were not replayed (is the "
+                         f"training log complete?)")
+        return "\n".join(lines)
+
+
+def _comparable(record: AuditRecord) -> dict[str, Any]:
+    """What must match: everything but the environment (a rebuild may run elsewhere)."""
+    return record.model_dump(mode="json", exclude={"environment"})
+
+
+def _audit_order(record: AuditRecord) -> int:
+    return int(record.audit_id.rsplit(":", 1)[-1])
+
+
+def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
+                     audit: Sequence[AuditRecord],
+                     versions: Mapping[str, ModelVersionRecord],
+                     record: ModelVersionRecord) -> DecisionReplay:
+    """Relearn ``record``'s lineage from the start of the training log and re-make its
+    decisions; compare them, record by record, with the lineage's audit log.
+
+    ``records``: every training record in offset order as ``(offset, timestamp_ms,
+    example)``, None for a record that is not a valid example (the learner skipped it).
+    What the log cannot tell is taken from the audit log, where the learner recorded it:
+    the lineage's start (its time, incumbent, catch-up offset and policy), each person's
+    decision and each policy change, each applied at the training offset it was made at.
+    Every gate verdict, promotion and hold by the policy is re-made from the examples
+    (seeded resampling, so bit for bit) and must equal the recorded one.
+    """
+    lineage = record.lineage
+    mine = sorted((a for a in audit if a.audit_id.startswith(f"{lineage}:")),
+                  key=_audit_order)
+    unique = list({a.audit_id: a for a in mine}.values())
+    boot_index = next((i for i, a in enumerate(unique)
+                       if a.decision is Decision.BOOTSTRAP), None)
+    if boot_index is None or unique[boot_index].policy is None:
+        return DecisionReplay(lineage, False, 0, len(unique), 0, [
+            "no bootstrap record with its policy on model.audit for this lineage (recorded "
+            "before the policy was on record?): nothing to replay from"])
+    # A lineage that began under another policy than the last one on record opens with
+    # policy_changed (against a policy the log does not hold): taken as recorded.
+    unique = unique[boot_index:]
+    boot = unique[0]
+    policy = PromotionPolicy.model_validate(boot.policy)
+    core = LearnerCore(spec=record.model, promotion=policy.promotion,
+                       feature_set=record.feature_set,
+                       sensitive_attributes=policy.sensitive_attributes,
+                       intersections=policy.intersections,
+                       favourable_outcome=policy.favourable_outcome,
+                       training_topic=record.training.topic)
+    core.audit_sequence = boot_index
+    incumbent = None
+    if boot.previous_champion is not None and boot.previous_champion in versions:
+        incumbent = versions[boot.previous_champion].model_copy(
+            update={"status": VersionStatus.CHAMPION})
+    stale = [versions[a.version].model_copy(update={"status": VersionStatus.SHADOW})
+             for a in unique[1:] if a.decision is Decision.HOLD and a.by == POLICY
+             and a.training_offset == boot.training_offset and a.version in versions
+             and versions[a.version].lineage != lineage]
+    replayed = core.start(boot.time, incumbent=incumbent, catch_up_to=boot.catch_up_to,
+                          stale_shadows=stale)
+    schedule: dict[int, list[AuditRecord]] = {}
+    for a in unique[1:]:
+        if a.decision is Decision.POLICY_CHANGED or (a.by != POLICY and a.decision in _PEOPLE):
+            schedule.setdefault(a.training_offset or 0, []).append(a)
+
+    def apply(offset: int) -> None:
+        for a in schedule.pop(offset, []):
+            if a.decision is Decision.POLICY_CHANGED:
+                core.adopt_policy(PromotionPolicy.model_validate(a.policy))
+                replayed.extend(core.record_policy(a.time))
+            elif a.decision is Decision.ROLLBACK:
+                replayed.extend(core.rollback(a.version, by=a.by, reason=a.reason,
+                                              now_ms=a.time, request_id=a.request_id))
+            else:
+                reason = a.reason.split(" (refused: ", 1)[0]
+                replayed.extend(core.promote(a.version, by=a.by, reason=reason,
+                                             now_ms=a.time, override=a.override,
+                                             request_id=a.request_id))
+
+    for offset, timestamp, example in records:
+        apply(offset)
+        if offset < core.next_offset:
+            continue
+        if example is None:
+            core.skip(offset)
+        else:
+            replayed.extend(core.learn(offset, example, now_ms=timestamp))
+    for offset in sorted(schedule):
+        if offset <= core.next_offset:
+            apply(offset)
+    made = {a.audit_id: a for a in replayed if isinstance(a, AuditRecord)}
+    mismatches = []
+    compared = 0
+    not_replayed = 0
+    for a in unique:
+        again = made.get(a.audit_id)
+        if again is None:
+            not_replayed += 1
+            continue
+        compared += 1
+        if _comparable(again) != _comparable(a):
+            mismatches.append(f"{a.audit_id} ({a.decision.value} {a.version}): recorded "
+                              f"{_summary(a)}; replayed {_summary(again)}")
+    if not_replayed:
+        mismatches.append(f"{not_replayed} recorded decisions were not replayed")
+    published = {a.audit_id for a in unique}
+    return DecisionReplay(lineage, not mismatches, compared, not_replayed,
+                          sum(1 for k in made if k not in published), mismatches)
+
+
+def _summary(a: AuditRecord) -> str:
+    gates = ",".join(f"{g.gate}{'/' + g.attribute if g.attribute else ''}={g.outcome.value}"
+                     for g in a.gates)
+    return (f"{a.decision.value} {a.version} champion={a.champion} "
+            f"offset={a.training_offset} [{gates}]")

@@ -91,6 +91,7 @@ class Decision(StrEnum):
     AWAIT_REVIEW = "await_review"    # manual mode: gates recorded, a person decides
     REFUSE = "refuse"                # a person's promotion refused: gates fail, no override
     ROLLBACK = "rollback"            # a person rolled the champion back
+    POLICY_CHANGED = "policy_changed"  # the promotion policy differs from the one on record
 
 
 class GateOutcome(StrEnum):
@@ -153,30 +154,58 @@ class GateVerdict(_Record):
     detail: str
 
 
+class Look(_Record):
+    """One look at a candidate in shadow: how much evidence, and what the gates said."""
+
+    look: int = Field(ge=1)
+    examples: int = Field(ge=0, description="Paired examples judged at this look")
+    to_offset: int | None = Field(description="The last training offset of the evidence")
+    outcome: GateOutcome
+    failing: list[str] = Field(default_factory=list,
+                               description="Gates that did not pass (at most 8 named)")
+
+
 class Evaluation(_Record):
-    """A candidate against the champion on the same recent training examples."""
+    """A candidate against the champion on the events both scored at event time (the
+    candidate in shadow, after its cut; labels that came later). Records written before
+    shadow judging carry the prequential fields instead (still read, never written)."""
 
     candidate: str
-    champion: str | None
-    examples: int
+    champion: str | None = Field(description="The comparator: the champion when judged")
+    examples: int = Field(description="Paired examples: events both models scored")
     from_offset: int | None
     to_offset: int | None
-    champion_scores_served: int = Field(
-        description="Champion scores taken from the scored record (given at scoring time)")
-    champion_scores_recomputed: int = Field(
-        description="Examples scored by another version: the frozen champion rescored them")
-    candidate_performance: PerformanceStats
-    champion_performance: PerformanceStats
-    candidate_impact: dict[str, ImpactStats]
-    champion_impact: dict[str, ImpactStats]
+    seed: int | None = Field(default=None, description="Seeds every resampling: derived from "
+                             "the candidate's version and the evidence's offsets")
+    look: int | None = Field(default=None, description="The look these gates were made at")
+    final: bool = Field(default=False, description="The last look: a verdict, never hold")
+    looks: list[Look] = Field(default_factory=list, description="Every look so far")
     gates: list[GateVerdict]
     outcome: GateOutcome = Field(description="fail if any gate fails, else hold if any "
                                              "holds, else pass")
+    # Legacy (prequential evaluation, before issue 14): read, never written.
+    champion_scores_served: int | None = None
+    champion_scores_recomputed: int | None = None
+    candidate_performance: PerformanceStats | None = None
+    champion_performance: PerformanceStats | None = None
+    candidate_impact: dict[str, ImpactStats] | None = None
+    champion_impact: dict[str, ImpactStats] | None = None
 
     def failing(self) -> list[str]:
         """Names of the gates that did not pass, e.g. ``demographic_parity_ratio[group]``."""
         return [g.gate + (f"[{g.attribute}]" if g.attribute else "")
                 for g in self.gates if g.outcome is not GateOutcome.PASS]
+
+
+class Environment(_Record):
+    """Where a version was cut or a decision made: what a rebuild must match."""
+
+    package_version: str = Field(description="streambed's version")
+    python_version: str
+    platform: str
+    river_version: str
+    dependencies_sha256: str = Field(description="SHA-256 of the sorted name==version list "
+                                                 "of every installed distribution")
 
 
 class TrainingRange(_Record):
@@ -209,6 +238,12 @@ class ModelVersionRecord(_Record):
     artifact_sha256: str
     artifact: LogisticArtifact
     evaluation: Evaluation | None = None
+    policy: dict[str, Any] | None = Field(
+        default=None, description="The promotion policy it was cut or decided under (every "
+                                  "gate setting, sensitive attributes, intersections, "
+                                  "favourable outcome); null only in records before issue 14")
+    policy_sha256: str | None = None
+    environment: Environment | None = None
 
 
 class AuditRecord(_Record):
@@ -228,6 +263,16 @@ class AuditRecord(_Record):
     evaluation: Evaluation | None = None
     request_id: str | None = Field(default=None, description="The person's request this "
                                    "answers (promote/rollback), as sent by the CLI")
+    policy: dict[str, Any] | None = Field(default=None, description="The promotion policy "
+                                          "this decision was made under (see the version)")
+    policy_sha256: str | None = None
+    environment: Environment | None = None
+    training_offset: int | None = Field(
+        default=None, description="The learner had read training up to (excluding) this "
+                                  "offset when it decided: where a replay applies it")
+    catch_up_to: int | None = Field(
+        default=None, description="bootstrap: the training log's end offset when the lineage "
+                                  "began; none of its versions is cut before it learned that far")
 
 
 class ModelCommand(_Record):

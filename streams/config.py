@@ -120,28 +120,32 @@ class StateLimits(_Section):
     entity_cache: int = Field(default=100_000, ge=1)
 
 
-class ModelConfig(_Section):
+class ModelConfig(ModelSpec):
     """The model: standard scaling then logistic regression, learned with River by the
-    learner; scorers serve the champion. ``promotion`` governs which version serves."""
+    learner; scorers serve the champion. ``promotion`` governs which version serves.
 
-    kind: Literal["logistic_regression"] = "logistic_regression"
-    learning_rate: float = Field(default=0.05, gt=0, le=10)
-    l2: float = Field(default=0.0, ge=0)
-    #: Step size for the intercept (River's default).
-    intercept_learning_rate: float = Field(default=0.01, ge=0, le=10)
-    #: Score at or above which the decision is positive (1).
-    threshold: float = Field(default=0.5, ge=0, le=1)
+    Every field of :class:`governance.config.ModelSpec` (one definition, inherited: what is
+    learned and how a version scores), plus what only the deployment decides: how long a
+    label may take, and the promotion policy.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              from_attributes=True)
+
     #: How long a scored event waits for its label before it expires.
     label_ttl_ms: DurationMs = Field(default=86_400_000, alias="label_ttl")
-    #: Feature values that are null are fed to the model as this value.
-    fill_null: float = 0.0
     #: When versions are cut and what a candidate must show before it serves.
     promotion: PromotionConfig = PromotionConfig()
 
     @property
     def spec(self) -> ModelSpec:
         """What is learned and how it scores (its hash is part of every version id)."""
-        return ModelSpec.model_validate(self, from_attributes=True)
+        return ModelSpec.model_validate(self.model_dump(include=set(ModelSpec.model_fields)))
+
+    @property
+    def config_hash(self) -> str:
+        """The spec's hash: label_ttl and the promotion policy are not part of a lineage."""
+        return self.spec.config_hash
 
 
 class Security(_Section):

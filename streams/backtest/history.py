@@ -187,7 +187,9 @@ def run_backtest(config: Config, history: History, order: Order = "arrival",
                    promotion=config.model.promotion, feature_set=config.features.identity,
                    features=config.features.names, label_ttl_ms=config.model.label_ttl_ms,
                    sensitive_attributes=config.monitors.sensitive_attributes,
-                   training_topic=config.topics.training)
+                   training_topic=config.topics.training,
+                   intersections=config.monitors.intersections,
+                   favourable_outcome=config.monitors.favourable_outcome)
     return ConfigBacktest(config, run, result.frame, rejections, result.received)
 
 

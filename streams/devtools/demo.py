@@ -175,16 +175,23 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
         if n == "streambed_demographic_parity_ratio"), flush=True)
     print(f"demo: mean event latency (produce to acknowledged) {1000 * total / max(count, 1):.1f}"
           f" ms over {count:.0f} records; took {took:.0f}s", flush=True)
+    from streams.learner.commands import evidence_lines, versions
+
     decisions = _decisions(config)
     for record in decisions:
         if record.decision.value in ("promote", "hold", "rollback", "bootstrap"):
             print(f"demo: {record.decision.value:9} {record.version}: {record.reason}",
                   flush=True)
+            if record.evaluation is not None:
+                for line in evidence_lines(record.evaluation):
+                    print(f"demo:     {line}", flush=True)
     counts = {d: sum(r.decision.value == d for r in decisions)
               for d in ("promote", "hold")}
-    cut = sum(1 for r in decisions if r.decision.value in ("promote", "hold", "await_review"))
-    print(f"demo: versions cut={cut} promoted={counts['promote']} held={counts['hold']} "
-          f"champion={_model_version(m)}", flush=True)
+    cuts = [v for v in versions(config).values() if v.sequence >= 1]
+    in_shadow = [v.version for v in cuts if v.status.value == "shadow"]
+    print(f"demo: versions cut={len(cuts)} in shadow={len(in_shadow)} "
+          f"promoted={counts['promote']} held={counts['hold']} champion={_model_version(m)}",
+          flush=True)
     print(f"demo: events={sent['events']} scored={scored:.0f} rejected={rejected + late:.0f} "
           f"late={late:.0f} labels={sent['labels']} joined={joined:.0f} "
           f"model_version={_model_version(m)}", flush=True)

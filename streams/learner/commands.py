@@ -5,7 +5,12 @@ version) and ``model.audit`` (every decision, de-duplicated by ``audit_id``: the
 publishes at least once). ``promote`` and ``rollback`` send a command to the learner on
 ``model.commands`` and wait for its answer: the audit record carrying the command's
 request id (promoted, refused on the gates, rolled back) or an error answer. ``rebuild
-VERSION --verify`` relearns the version from ``training`` and compares artifacts.
+VERSION --verify`` relearns the version from ``training`` and compares artifacts, then
+replays its lineage's decisions from the same log and compares them with ``model.audit``.
+
+``show`` and ``audit --version`` print each gate's estimate, interval, bound, sample sizes
+and the looks so far (:func:`evidence_lines`); ``list`` shows which versions are in shadow
+and how far their evidence has come.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pydantic import ValidationError
 from governance import (
     AuditRecord,
     CommandAnswer,
+    Evaluation,
+    GateVerdict,
     ModelCommand,
     ModelVersionRecord,
     TrainingExample,
@@ -30,6 +37,7 @@ from governance import (
 from governance.records import dumps
 from streams.config import Config
 from streams.kafka_clients import kafka_python_options
+from streams.learner.fetch import fetch_options
 from streams.scorer.champion import VersionRefused, read_version
 from streams.topics import read_all
 
@@ -68,18 +76,59 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _gate_name(gate: GateVerdict) -> str:
+    return gate.gate + (f"[{gate.attribute}]" if gate.attribute else "")
+
+
 def summary_row(r: ModelVersionRecord) -> list[str]:
     ev = r.evaluation
-    auc = ev.candidate_performance.roc_auc if ev else None
-    parities = [i.demographic_parity_ratio for i in (ev.candidate_impact.values() if ev else [])
-                if i.demographic_parity_ratio is not None]
-    odds = [i.equalized_odds_difference for i in (ev.candidate_impact.values() if ev else [])
-            if i.equalized_odds_difference is not None]
-    gates = " ".join(f"{g.gate}{'/' + g.attribute if g.attribute else ''}:{g.outcome.value}"
-                     for g in ev.gates) if ev else "-"
-    return [r.version, r.status.value, _when(r.created_at), str(r.examples_learned), _num(auc),
-            _num(min(parities) if parities else None), _num(max(odds) if odds else None),
-            gates]
+    if ev is None:
+        evidence = "-"
+    elif ev.look is None:  # a record from before shadow judging (prequential)
+        evidence = f"prequential, {ev.examples} examples"
+    else:
+        evidence = (f"look {ev.look}{' final' if ev.final else ''}, {ev.examples} paired "
+                    f"vs {ev.champion}")
+    failing = ",".join(ev.failing()) if ev else ""
+    return [r.version, r.status.value, _when(r.created_at), str(r.examples_learned),
+            evidence, ev.outcome.value if ev else "-", failing or "-"]
+
+
+def _interval(g: GateVerdict) -> str:
+    if g.lower is None and g.upper is None:
+        return ""
+    level = f" at {g.confidence:.4g}" if g.confidence is not None else ""
+    return f" [{_num(g.lower, 4)}, {_num(g.upper, 4)}]{level}"
+
+
+def evidence_lines(ev: Evaluation | None) -> list[str]:
+    """A person's view of an evaluation: each gate's estimate, interval, bound, champion's
+    value and sample sizes, and every look so far."""
+    if ev is None:
+        return ["evidence: none yet (no look at its shadow scores)"]
+    if ev.look is None:
+        head = (f"evidence: prequential evaluation on {ev.examples} examples (recorded before "
+                f"shadow judging)")
+    else:
+        head = (f"evidence: {ev.examples} events scored at event time by {ev.candidate} (in "
+                f"shadow) and {ev.champion}, training offsets {ev.from_offset}..{ev.to_offset}"
+                f"; look {ev.look}{' (final)' if ev.final else ''}, seed {ev.seed}: "
+                f"{ev.outcome.value}")
+    lines = [head]
+    for g in ev.gates:
+        sizes = ", ".join(f"{k}={v}" for k, v in g.sample_sizes.items())
+        lines.append(f"  {_gate_name(g)}: {g.outcome.value}  estimate {_num(g.value, 4)}"
+                     f"{_interval(g)}  bound {_num(g.threshold, 4)}  champion "
+                     f"{_num(g.champion_value, 4)}" + (f"  n: {sizes}" if sizes else ""))
+        if g.method:
+            lines.append(f"      method: {g.method}")
+        if g.detail:
+            lines.append(f"      {g.detail}")
+    if ev.looks:
+        lines.append("looks so far: " + "; ".join(
+            f"#{k.look} n={k.examples} {k.outcome.value}"
+            + (f" ({','.join(k.failing)})" if k.failing else "") for k in ev.looks))
+    return lines
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -94,8 +143,8 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
     if not records:
         print("model: no versions yet (is the learner running?)")
         return 0
-    header = ["version", "status", "created (UTC)", "examples", "auc", "parity", "eod",
-              "gates"]
+    header = ["version", "status", "created (UTC)", "learned", "evidence", "gates",
+              "not passing"]
     print(_table([summary_row(r) for r in records], header))
     return 0
 
@@ -111,7 +160,23 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
         body["artifact"] = {"weights": body["artifact"]["weights"],
                             "intercept": body["artifact"]["intercept"],
                             "(more)": "--artifact shows the scaler and optimizer state"}
-    print(json.dumps(body, indent=2))
+    if args.json:
+        print(json.dumps(body, indent=2))
+        return 0
+    print(f"{record.version}: {record.status.value} (lineage {record.lineage}, parent "
+          f"{record.parent or '-'}), {record.examples_learned} examples learned at training "
+          f"offsets {record.training.from_offset}..{record.training.to_offset}")
+    print(f"created {_when(record.created_at)}, status since "
+          f"{_when(record.status_changed_at)} UTC")
+    for line in evidence_lines(record.evaluation):
+        print(line)
+    print(f"policy sha256: {record.policy_sha256 or '- (not on record)'}")
+    if record.environment is not None:
+        env = record.environment
+        print(f"environment: streambed {env.package_version}, Python {env.python_version} "
+              f"on {env.platform}, River {env.river_version}, dependencies sha256 "
+              f"{env.dependencies_sha256[:16]}…")
+    print("(--json for the whole record)")
     return 0
 
 
@@ -123,6 +188,13 @@ def cmd_audit(config: Config, args: argparse.Namespace) -> int:
              r.by, r.champion or "-", r.reason] for r in records]
     print(_table(rows, ["time (UTC)", "version", "decision", "by", "champion after",
                         "reason"]) if rows else "model: no decisions yet")
+    if args.version:  # one version: the evidence behind each of its decisions
+        for r in records:
+            if r.evaluation is not None:
+                print(f"\n{_when(r.time)} {r.decision.value} {r.version} "
+                      f"(policy sha256 {(r.policy_sha256 or '-')[:16]}…):")
+                for line in evidence_lines(r.evaluation):
+                    print(f"  {line}")
     return 0
 
 
@@ -130,7 +202,8 @@ def send_command(config: Config, command: ModelCommand, timeout_seconds: float,
                  ) -> AuditRecord | CommandAnswer | None:
     """Send a command to the learner and wait for its answer (None: no answer in time)."""
     client = kafka_python_options(config)
-    consumer = KafkaConsumer(**client, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False,
+                             **fetch_options(config.topics.max_message_bytes))
     tps = [TopicPartition(config.topics.model_audit, 0),
            TopicPartition(config.topics.model_commands, 0)]
     try:
@@ -182,9 +255,8 @@ def _decide(config: Config, args: argparse.Namespace, action: str) -> int:
         return 1
     print(f"model: {answer.decision.value} {answer.version} by {answer.by}"
           f"{' (override)' if answer.override else ''}: {answer.reason}")
-    for gate in answer.gates:
-        print(f"  {gate.gate}{'/' + gate.attribute if gate.attribute else ''}: "
-              f"{gate.outcome.value} ({gate.detail})")
+    for line in evidence_lines(answer.evaluation) if answer.evaluation else []:
+        print(f"  {line}")
     print(f"model: champion is {answer.champion}")
     return 0 if answer.decision.value in ("promote", "rollback") else 1
 
@@ -198,31 +270,39 @@ def cmd_rollback(config: Config, args: argparse.Namespace) -> int:
     return _decide(config, args, "rollback")
 
 
-def cmd_rebuild(config: Config, args: argparse.Namespace) -> int:
-    from governance.rebuild import rebuild, verify
+def _training_log(config: Config) -> list[tuple[int, int, TrainingExample | None]]:
+    """Every record of ``training``: (offset, timestamp, example or None if invalid)."""
+    out: list[tuple[int, int, TrainingExample | None]] = []
+    for offset, _, value, timestamp in read_all(config, config.topics.training, 600.0):
+        try:
+            out.append((offset, timestamp, TrainingExample.model_validate_json(value or b"")))
+        except (ValidationError, ValueError):
+            out.append((offset, timestamp, None))
+    return out
 
-    record = versions(config).get(args.version)
+
+def cmd_rebuild(config: Config, args: argparse.Namespace) -> int:
+    from governance.rebuild import rebuild, replay_decisions, verify
+
+    known = versions(config)
+    record = known.get(args.version)
     if record is None:
         print(f"model: no version {args.version!r}", file=sys.stderr)
         return 1
-    to = record.training.to_offset
-    examples = []
-    for offset, _, value, _ in read_all(config, config.topics.training, 600.0):
-        if to is not None and offset > to:
-            break
-        try:
-            examples.append((offset, TrainingExample.model_validate_json(value or b"")))
-        except (ValidationError, ValueError):
-            continue
+    log = _training_log(config)
+    examples = [(offset, example) for offset, _, example in log if example is not None]
     if not args.verify:
         model, learned = rebuild(examples, spec=record.model, feature_set=record.feature_set,
-                                 from_offset=record.training.from_offset, to_offset=to)
+                                 from_offset=record.training.from_offset,
+                                 to_offset=record.training.to_offset)
         print(json.dumps({"version": record.version, "examples_learned": learned,
                           "artifact": model.to_artifact()}, indent=2))
         return 0
     result = verify(record, examples)
     print(result.describe())
-    return 0 if result.ok else 1
+    decisions = replay_decisions(log, audit_records(config), known, record)
+    print(decisions.describe())
+    return 0 if result.ok and decisions.ok else 1
 
 
 def add_model_parser(sub: Any, config_of: Any) -> None:
@@ -236,10 +316,12 @@ def add_model_parser(sub: Any, config_of: Any) -> None:
         p.set_defaults(func=lambda args: fun(config_of(args), args))
         return p
 
-    command("list", cmd_list, "every version: status, examples, AUC, parity, EOD, gates")
+    command("list", cmd_list, "every version: status (shadow: being judged), its evidence "
+                              "and gates")
     show = command("show", cmd_show, "one version's lineage and evaluation")
     show.add_argument("version")
-    show.add_argument("--artifact", action="store_true", help="the whole artifact")
+    show.add_argument("--artifact", action="store_true", help="the whole artifact (--json)")
+    show.add_argument("--json", action="store_true", help="the whole record as JSON")
     audit = command("audit", cmd_audit, "the decision log")
     audit.add_argument("--version")
     for name, fun in (("promote", cmd_promote), ("rollback", cmd_rollback)):
@@ -257,4 +339,5 @@ def add_model_parser(sub: Any, config_of: Any) -> None:
     rb = command("rebuild", cmd_rebuild, "relearn a version from the training log")
     rb.add_argument("version")
     rb.add_argument("--verify", action="store_true",
-                    help="compare with the published version (artifact SHA-256)")
+                    help="compare with the published version (artifact SHA-256) and replay "
+                         "the lineage's decisions against model.audit")

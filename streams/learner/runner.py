@@ -41,6 +41,8 @@ from monitors.metrics import Metrics
 from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.kafka_clients import kafka_python_options
+from streams.learner.environment import current_environment
+from streams.learner.fetch import fetch_options
 from streams.learner.snapshots import LearnerState, latest_state
 from streams.scorer.champion import VersionBoard, VersionRefused
 from streams.topics import read_all
@@ -71,13 +73,15 @@ class Learner:
         self.caught_up = False
         self.ready_reason = "waiting for the training partition"
         client = kafka_python_options(config)
+        fetch = fetch_options(config.topics.max_message_bytes)
+        self.environment = current_environment()
         self.producer = KafkaProducer(**client, acks="all", linger_ms=5, enable_idempotence=True,
                                       max_request_size=config.topics.max_message_bytes)
         self.training = KafkaConsumer(
             **client, group_id=f"streambed-{config.name}-learner",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
-            session_timeout_ms=10_000, heartbeat_interval_ms=2_000)
-        self.commands = KafkaConsumer(**client, enable_auto_commit=False)
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_000, **fetch)
+        self.commands = KafkaConsumer(**client, enable_auto_commit=False, **fetch)
         self._tp = TopicPartition(self.topics.training, 0)
         self._commands_tp = TopicPartition(self.topics.model_commands, 0)
 
@@ -86,25 +90,39 @@ class Learner:
     def activate(self) -> None:
         """This instance got the training partition: restore and seek."""
         lineage_state = read_all(self.config, self.topics.learner_state, 60.0)
+        monitors = self.config.monitors
         core_kwargs: dict[str, Any] = dict(
             spec=self.spec, promotion=self.config.model.promotion,
             feature_set=self.config.features.identity,
-            sensitive_attributes=self.config.monitors.sensitive_attributes,
-            training_topic=self.topics.training)
+            sensitive_attributes=monitors.sensitive_attributes,
+            intersections=monitors.intersections,
+            favourable_outcome=monitors.favourable_outcome,
+            training_topic=self.topics.training, environment=self.environment)
         probe = LearnerCore(**core_kwargs)
         state = latest_state(lineage_state, probe.lineage)
         if state is not None:
             self.core = LearnerCore.restore(state.core, **core_kwargs)
             self.commands_offset = state.commands_offset
+            self._recollect()
+            # A changed policy is on record before anything is decided under it.
+            self.publish(self.core.record_policy(_now_ms()))
             log.warning("learner: resuming lineage %s at training offset %d (champion %s)",
                         self.core.lineage, self.core.next_offset, self.core.champion)
         else:
             self.core = probe
             self.commands_offset = self._end_of_commands()
-            outputs = self.core.start(_now_ms(), incumbent=self._incumbent(probe.lineage))
+            incumbent, stale = self._incumbent(probe.lineage)
+            # The new lineage relearns the whole log; it cuts (so can promote) nothing
+            # before it has learned up to the log's end as it is now.
+            catch_up_to = self.training.end_offsets([self._tp]).get(self._tp, 0)
+            outputs = self.core.start(_now_ms(), incumbent=incumbent,
+                                      catch_up_to=catch_up_to,
+                                      policy_on_record=self._last_policy(),
+                                      stale_shadows=stale)
             self.publish(outputs)
-            log.warning("learner: lineage %s begins (champion %s)", self.core.lineage,
-                        self.core.champion)
+            log.warning("learner: lineage %s begins (champion %s); versions are cut once it "
+                        "has learned up to training offset %d", self.core.lineage,
+                        self.core.champion, catch_up_to)
         self.training.seek(self._tp, self.core.next_offset)
         self.commands.assign([self._commands_tp])
         self.commands.seek(self._commands_tp, self.commands_offset)
@@ -113,6 +131,37 @@ class Learner:
         self.caught_up = False
         self.ready_reason = "catching up with the training log"
         self.save(force=True)
+
+    def _recollect(self) -> None:
+        """Read the restored shadows' evidence back from the training log (a snapshot
+        keeps their looks, not their rows: see governance.shadow)."""
+        core = self.core
+        assert core is not None
+        start = core.recollect_from()
+        if start is None:
+            return
+        reader = KafkaConsumer(**kafka_python_options(self.config), enable_auto_commit=False,
+                               **fetch_options(self.topics.max_message_bytes))
+        try:
+            reader.assign([self._tp])
+            reader.seek(self._tp, start)
+            deadline = time.monotonic() + 600
+            while reader.position(self._tp) < core.next_offset:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"could not re-read training {start}..{core.next_offset}"
+                                       f" for the shadows' evidence in 600 s")
+                for record in reader.poll(timeout_ms=500).get(self._tp, []):
+                    try:
+                        example = TrainingExample.model_validate_json(record.value or b"")
+                    except (ValidationError, ValueError):
+                        continue
+                    core.recollect(record.offset, example)
+        finally:
+            reader.close()
+        if not core.evidence_complete():
+            log.error("learner: the training log no longer holds every example of the "
+                      "shadows' evidence (was it trimmed?); they are judged on what remains")
+        log.warning("learner: read the shadows' evidence back from training offset %d", start)
 
     def _restore_gauges(self) -> None:
         """Gauges that describe the lifecycle, set again from the restored state."""
@@ -137,8 +186,10 @@ class Learner:
         self.metrics.learner_active.set(0)
         self.ready_reason = "standby: another learner holds the training partition"
 
-    def _incumbent(self, lineage: str) -> ModelVersionRecord | None:
-        """The champion serving now, if it belongs to another lineage (a config change)."""
+    def _incumbent(self, lineage: str
+                   ) -> tuple[ModelVersionRecord | None, list[ModelVersionRecord]]:
+        """The champion serving now, if it belongs to another lineage (a config change),
+        and the other lineages' versions still in shadow (no learner will judge them)."""
         board = VersionBoard(self.config.features.identity, self.spec)
         for _, _, value, _ in read_all(self.config, self.topics.model_versions, 60.0):
             try:
@@ -151,7 +202,31 @@ class Learner:
                 f"{champion.version} is the champion of this lineage but the learner-state "
                 f"topic {self.topics.learner_state} has no snapshot of it: restore that "
                 f"topic (the learner cannot continue a lineage it does not remember)")
-        return champion
+        stale = [r for r in board.records.values()
+                 if r.status is VersionStatus.SHADOW and r.lineage != lineage]
+        return champion, stale
+
+    def _last_policy(self) -> dict[str, Any] | None:
+        """The policy of the last record on model.audit (None: none there)."""
+        tp = TopicPartition(self.topics.model_audit, 0)
+        end = self.commands.end_offsets([tp]).get(tp, 0)
+        if not end:
+            return None
+        reader = KafkaConsumer(**kafka_python_options(self.config), enable_auto_commit=False,
+                               **fetch_options(self.topics.max_message_bytes))
+        try:
+            reader.assign([tp])
+            reader.seek(tp, end - 1)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for record in reader.poll(timeout_ms=500).get(tp, []):
+                    try:
+                        return AuditRecord.model_validate_json(record.value or b"").policy
+                    except (ValidationError, ValueError):
+                        return None
+            return None
+        finally:
+            reader.close()
 
     def _end_of_commands(self) -> int:
         return self.commands.end_offsets([self._commands_tp]).get(self._commands_tp, 0)
@@ -285,7 +360,8 @@ class Learner:
         if len(raw) > self.topics.max_message_bytes - 4096:
             raise RuntimeError(
                 f"the learner's snapshot is {len(raw)} bytes, over topics.max_message_bytes: "
-                f"lower model.promotion.retain_versions or evaluation_window")
+                f"lower model.promotion.retain_versions, max_shadows or the examples a "
+                f"judgement may collect")
         self.producer.send(self.topics.learner_state, key=core.lineage.encode(), value=raw)
         self.producer.flush(timeout=60)
         self.metrics.learner_snapshot_bytes.set(len(raw))

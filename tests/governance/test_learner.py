@@ -1,4 +1,5 @@
-"""LearnerCore: bootstrap, gated and manual promotion, people's decisions, exact restarts."""
+"""LearnerCore: bootstrap, the shadow lifecycle, gated and manual promotion on shadow
+evidence, people's decisions, exact restarts."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from governance import (
     ModelVersionRecord,
     Output,
     PromotionConfig,
+    TrainingExample,
     VersionStatus,
     verify,
     version_id,
@@ -26,11 +28,13 @@ from governance.records import dumps
 from tests.governance.training_streams import FEATURE_SET, GROUPS, Scorer, run, stream
 
 SPEC = ModelSpec(learning_rate=0.05)
+#: Small looks so the tests run fast: looks at 300, 600, 1200 and (final) 2400 paired.
+SMALL = {"examples_per_version": 300, "first_look_examples": 300,
+         "max_examples_per_judgement": 2400}
 
 
 def learner(**promotion: object) -> LearnerCore:
-    config = PromotionConfig(**{"examples_per_version": 300, "evaluation_window": 900,
-                                **promotion})
+    config = PromotionConfig(**{**SMALL, **promotion})  # type: ignore[arg-type]
     return LearnerCore(spec=SPEC, promotion=config, feature_set=FEATURE_SET,
                        sensitive_attributes=GROUPS, training_topic="training")
 
@@ -43,11 +47,15 @@ def statuses(outputs: list[Output]) -> list[tuple[int, str]]:
     return [(o.sequence, o.status.value) for o in outputs if isinstance(o, ModelVersionRecord)]
 
 
+def v(k: int) -> str:
+    return version_id(FEATURE_SET, SPEC, k)
+
+
 def test_start_publishes_the_untrained_version_0_as_champion_once() -> None:
     core = learner()
     v0, audit = core.start(now_ms=5)
     assert isinstance(v0, ModelVersionRecord) and isinstance(audit, AuditRecord)
-    assert v0.version == version_id(FEATURE_SET, SPEC, 0) == core.champion
+    assert v0.version == v(0) == core.champion
     assert (v0.status, v0.sequence, v0.parent, v0.examples_learned) == \
         (VersionStatus.CHAMPION, 0, None, 0)
     assert v0.training.from_offset is None and v0.training.to_offset is None
@@ -57,107 +65,184 @@ def test_start_publishes_the_untrained_version_0_as_champion_once() -> None:
     assert core.start(now_ms=6) == []
 
 
+def test_a_cut_is_published_in_shadow_and_judged_only_on_the_events_it_scored_in_shadow(
+) -> None:
+    core = learner()
+    outputs, log = run(core, 900)
+    v1 = core.version(v(1))
+    assert statuses(outputs)[:2] == [(0, "champion"), (1, "shadow")]
+    assert v1.training.to_offset == 299 and v(1) in core.shadows()
+    # its evidence: exactly the examples whose shadow_scores carry it, with those scores
+    scored = [(o, e) for o, e in log if v(1) in e.shadow_scores]
+    assert scored and min(o for o, _ in scored) > v1.training.to_offset
+    evidence = core.evidence(v(1))
+    assert evidence.offsets == [o for o, _ in scored]
+    assert evidence.scores == [e.shadow_scores[v(1)] for _, e in scored]
+    ev = v1.evaluation
+    assert ev is not None and (ev.look, ev.examples, ev.champion) == (2, 600, v(0))
+    assert ev.from_offset == scored[0][0] and ev.to_offset == scored[599][0]
+    assert [look.examples for look in ev.looks] == [300, 600]
+
+
+def test_scores_a_candidate_did_not_give_in_shadow_never_enter_a_gate() -> None:
+    """Examples without shadow scores (written before shadow scoring) are learned, never
+    evidence; nothing is rescored: a candidate with no shadow scores is never judged."""
+    core = learner()
+    outputs, _ = run(core, 3000, shadows=False)
+    assert core.examples_learned == 3000
+    assert core.shadows() == [v(1), v(2)] and len(core.evidence(v(1))) == 0
+    assert [a.decision for a in audits(outputs)] == [Decision.BOOTSTRAP]
+    assert all(o.evaluation is None for o in outputs if isinstance(o, ModelVersionRecord))
+
+
+def test_the_evidence_is_what_the_scorer_recorded_not_what_the_model_would_say() -> None:
+    """A shadow score that differs from the candidate's artifact is judged as recorded: the
+    learner never recomputes a score with hindsight (here the 'scorer' flags everyone)."""
+    core = learner()
+    scorer = Scorer(core)
+    scorer.follow(core.start(now_ms=0))
+    outputs: list[Output] = []
+    for i, (features, label, groups) in enumerate(stream(3000)):
+        example = scorer.example(i, features, label, groups)
+        example = example.model_copy(update={"shadow_scores": {
+            k: 0.99 for k in example.shadow_scores}})
+        out = core.learn(i, example, now_ms=i)
+        scorer.follow(out)
+        outputs += out
+    held = [a for a in audits(outputs) if a.version == v(1)]
+    assert held and held[0].decision is Decision.HOLD, "a candidate that selects no one"
+    assert core.champion == v(0)
+
+
 def test_gated_mode_promotes_a_fair_better_candidate_and_retires_the_champion() -> None:
     core = learner()
-    outputs, _ = run(core, 300)
-    assert statuses(outputs) == [(0, "champion"), (0, "retired"), (1, "champion")]
-    promote = audits(outputs)[-1]
-    assert (promote.decision, promote.by, promote.override) == (Decision.PROMOTE, "policy",
-                                                                False)
-    assert promote.previous_champion == version_id(FEATURE_SET, SPEC, 0)
-    assert promote.champion == core.champion == version_id(FEATURE_SET, SPEC, 1)
-    assert [g.outcome for g in promote.gates] == [GateOutcome.PASS] * 4
+    outputs, _ = run(core, 2700)
+    promote = next(a for a in audits(outputs) if a.decision is Decision.PROMOTE)
+    assert (promote.version, promote.by, promote.override) == (v(1), "policy", False)
+    assert promote.previous_champion == v(0) and promote.champion == v(1) == core.champion
+    assert {g.outcome for g in promote.gates} == {GateOutcome.PASS}
     ev = promote.evaluation
-    assert ev is not None and ev.examples == 300 and ev.champion_scores_served == 300
-    assert ev.champion_performance.roc_auc == 0.5      # v0 scores everything 0.5
-    record = core.version(core.champion or "")
+    assert ev is not None and ev.champion == v(0) and ev.look is not None
+    assert all(g.lower is not None or g.upper is not None for g in promote.gates)
+    assert "every gate passed at look" in promote.reason
+    assert (0, "retired") in statuses(outputs) and (1, "champion") in statuses(outputs)
+    record = core.version(v(1))
     assert (record.parent, record.training.from_offset, record.training.to_offset,
-            record.examples_learned, record.training.topic) == (
-        version_id(FEATURE_SET, SPEC, 0), 0, 299, 300, "training")
+            record.examples_learned, record.training.topic) == (v(0), 0, 299, 300,
+                                                                "training")
 
 
 def test_gated_mode_holds_a_candidate_that_selects_one_group_far_less_often() -> None:
     core = learner()
-    outputs, _ = run(core, 600, disparity=1.5)
+    outputs, _ = run(core, 1500, disparity=1.5)
     held = [a for a in audits(outputs) if a.decision is Decision.HOLD]
-    assert [a.version for a in held] == [version_id(FEATURE_SET, SPEC, k) for k in (1, 2)]
-    assert "demographic_parity_ratio[group]" in held[0].reason
-    parity = next(g for g in held[0].gates if g.gate == "demographic_parity_ratio")
-    assert parity.outcome is GateOutcome.FAIL and parity.value is not None
-    assert parity.value < 0.8 and parity.sample_sizes == {"A": 100, "B": 100, "C": 100}
-    assert core.champion == version_id(FEATURE_SET, SPEC, 0)      # nothing harmful serves
-    assert core.version(held[1].version).status is VersionStatus.HELD
+    assert held, "the unfair candidates are held"
+    first = held[0]
+    failed = [g for g in first.gates if g.attribute == "group"
+              and g.outcome is GateOutcome.FAIL]
+    assert failed and all(f"{g.gate}[group]" in first.reason for g in failed)
+    assert all(g.lower is not None and g.upper is not None for g in failed)
+    assert {g.look for g in first.gates} == {first.evaluation.look}  # type: ignore[union-attr]
+    assert core.champion == v(0)      # nothing harmful serves
+    assert core.version(first.version).status is VersionStatus.HELD
+    assert first.version not in core.shadows()
 
 
-def test_a_small_group_holds_the_candidate_in_gated_mode() -> None:
-    core = learner(min_group_examples=101)                       # 100 per group in 300
-    outputs, _ = run(core, 300)
-    hold = audits(outputs)[-1]
-    assert hold.decision is Decision.HOLD and core.champion.endswith("-v0")  # type: ignore[union-attr]
-    assert "demographic_parity_ratio[group]" in hold.reason
-    assert {g.outcome for g in hold.gates if g.attribute} == {GateOutcome.HOLD}
+def test_at_most_max_shadows_and_a_due_cut_waits_for_a_verdict() -> None:
+    core = learner(max_shadows=1)
+    outputs, _ = run(core, 1500, shadows=False)  # no evidence: v1 never gets a verdict
+    assert core.shadows() == [v(1)] and core.sequence == 1
+    core = learner(max_shadows=1)
+    outputs, _ = run(core, 2700)                # v1 decided at 2400 paired examples
+    cuts = [(o.sequence, o.training.to_offset) for o in outputs
+            if isinstance(o, ModelVersionRecord) and o.status is VersionStatus.SHADOW
+            and o.evaluation is None]
+    decided = min(a.training_offset for a in audits(outputs)  # type: ignore[type-var]
+                  if a.version == v(1) and a.decision is not Decision.BOOTSTRAP)
+    assert cuts[0] == (1, 299) and cuts[1][0] == 2
+    assert cuts[1][1] >= decided - 1, "v2 was cut only once v1's verdict freed the slot"
 
 
-def test_manual_mode_waits_for_a_person_and_records_who_promoted() -> None:
+def test_when_the_champion_changes_mid_shadow_the_comparator_is_the_new_one_on_events_both_scored(
+) -> None:
+    core = learner()
+    run(core, 2700)
+    assert core.champion == v(1) and v(2) in core.shadows()
+    ev2 = core.evidence(v(2))
+    # v1 scored the same events in shadow before it was promoted: those pair with v2
+    both = [o for o, other in zip(ev2.offsets, ev2.others, strict=True) if v(1) in other]
+    assert core.version(v(2)).evaluation is not None
+    assert ev2.paired_count(v(1)) == len(both) > 0
+    paired = ev2.paired(v(1), core.policy, champion_threshold=0.5, candidate_threshold=0.5)
+    assert len(paired) == len(both)
+    assert paired.champion_scores.tolist() == [
+        other[v(1)] for other in ev2.others if v(1) in other]
+
+
+def test_manual_mode_records_the_gates_and_waits_for_a_person() -> None:
     core = learner(mode="manual")
-    outputs, _ = run(core, 300)
-    wait = audits(outputs)[-1]
-    v1 = version_id(FEATURE_SET, SPEC, 1)
-    assert (wait.decision, wait.version) == (Decision.AWAIT_REVIEW, v1)
-    assert core.version(v1).status is VersionStatus.CANDIDATE
-    out = core.promote(v1, by="ada", reason="reviewed the gates", now_ms=10,
+    outputs, _ = run(core, 2700)
+    wait = next(a for a in audits(outputs) if a.version == v(1))
+    assert (wait.decision, wait.by) == (Decision.AWAIT_REVIEW, "policy")
+    assert "manual mode: gates pass" in wait.reason and wait.gates
+    assert core.version(v(1)).status is VersionStatus.CANDIDATE and core.champion == v(0)
+    out = core.promote(v(1), by="ada", reason="reviewed the gates", now_ms=10,
                        request_id="req-1")
     assert statuses(out) == [(0, "retired"), (1, "champion")]
     audit = audits(out)[0]
     assert (audit.decision, audit.by, audit.reason, audit.override) == (
         Decision.PROMOTE, "ada", "reviewed the gates", False)
-    assert audit.time == 10 and audit.request_id == "req-1" and core.champion == v1
+    assert audit.time == 10 and audit.request_id == "req-1" and core.champion == v(1)
+    assert audit.evaluation == wait.evaluation
 
 
-def test_a_person_is_refused_when_gates_fail_unless_they_override() -> None:
+def test_a_person_is_refused_unless_the_last_look_passed_or_they_override() -> None:
     core = learner(mode="manual")
-    run(core, 300, disparity=1.5)
-    v1 = version_id(FEATURE_SET, SPEC, 1)
-    refused = core.promote(v1, by="bob", reason="looks fine", now_ms=11)
+    run(core, 1500, disparity=1.5)
+    failed = next(r for r in core.versions() if r.evaluation is not None
+                  and r.evaluation.outcome is GateOutcome.FAIL)
+    refused = core.promote(failed.version, by="bob", reason="looks fine", now_ms=11)
     assert len(refused) == 1 and refused[0].decision is Decision.REFUSE  # type: ignore[union-attr]
     assert "demographic_parity_ratio[group]" in refused[0].reason         # type: ignore[union-attr]
-    assert core.champion == version_id(FEATURE_SET, SPEC, 0)
-    out = core.promote(v1, by="bob", reason="accepted risk, ticket 42", now_ms=12,
-                       override=True)
+    unjudged = core.shadows()[-1]
+    assert "no look" in core.promote(unjudged, by="bob", reason="x", now_ms=11)[0].reason  # type: ignore[union-attr]
+    assert core.champion == v(0)
+    out = core.promote(failed.version, by="bob", reason="accepted risk, ticket 42",
+                       now_ms=12, override=True)
     audit = audits(out)[0]
     assert (audit.decision, audit.override, audit.by) == (Decision.PROMOTE, True, "bob")
     assert any(g.outcome is GateOutcome.FAIL for g in audit.gates)
-    assert core.champion == v1
+    assert core.champion == failed.version and failed.version not in core.shadows()
 
 
 def test_rollback_to_the_previous_or_a_named_champion() -> None:
-    core = learner()
-    run(core, 900)                                      # v1, v2, v3 each promoted
-    v = [version_id(FEATURE_SET, SPEC, k) for k in range(4)]
-    assert core.champion == v[3]
-    out = core.rollback(by="cy", reason="alerts after v3", now_ms=20)
-    assert statuses(out) == [(3, "rolled_back"), (2, "champion")]
+    core = learner(mode="manual")
+    run(core, 300)
+    for k in (1,):
+        core.promote(v(k), by="cy", reason="trial", now_ms=1, override=True)
+    run(core, 600, start=300)
+    core.promote(v(2), by="cy", reason="trial", now_ms=2, override=True)
+    assert core.champion == v(2)
+    out = core.rollback(by="cy", reason="alerts after v2", now_ms=20)
+    assert statuses(out) == [(2, "rolled_back"), (1, "champion")]
     audit = audits(out)[0]
     assert (audit.decision, audit.previous_champion, audit.champion, audit.by) == (
-        Decision.ROLLBACK, v[3], v[2], "cy")
-    assert audit.evaluation is not None and audit.evaluation.champion == v[3]
-    assert audit.evaluation.candidate == v[2]
-    out = core.rollback(v[0], by="cy", reason="back to baseline", now_ms=21)
-    assert statuses(out) == [(2, "rolled_back"), (0, "champion")]
-    out = core.rollback(by="cy", reason="v1 was fine", now_ms=22)   # skips rolled-back ones
-    assert statuses(out) == [(0, "rolled_back"), (1, "champion")]
+        Decision.ROLLBACK, v(2), v(1), "cy")
+    out = core.rollback(v(0), by="cy", reason="back to baseline", now_ms=21)
+    assert statuses(out) == [(1, "rolled_back"), (0, "champion")]
+    with pytest.raises(GovernanceError, match="no previous champion"):
+        core.rollback(by="cy", reason="nothing retired is left", now_ms=22)
 
 
 def test_people_must_name_themselves_and_a_reason_and_a_known_version() -> None:
     core = learner(mode="manual")
     run(core, 300)
-    v1 = version_id(FEATURE_SET, SPEC, 1)
     with pytest.raises(GovernanceError, match="--by"):
-        core.promote(v1, by=" ", reason="x", now_ms=1)
+        core.promote(v(1), by=" ", reason="x", now_ms=1)
     with pytest.raises(GovernanceError, match="--by"):
-        core.promote(v1, by="policy", reason="x", now_ms=1)
+        core.promote(v(1), by="policy", reason="x", now_ms=1)
     with pytest.raises(GovernanceError, match="--reason"):
-        core.promote(v1, by="ada", reason="", now_ms=1)
+        core.promote(v(1), by="ada", reason="", now_ms=1)
     with pytest.raises(GovernanceError, match="unknown version"):
         core.promote("nope", by="ada", reason="x", now_ms=1)
     with pytest.raises(GovernanceError, match="already the champion"):
@@ -165,7 +250,7 @@ def test_people_must_name_themselves_and_a_reason_and_a_known_version() -> None:
     with pytest.raises(GovernanceError, match="no previous champion"):
         core.rollback(by="ada", reason="x", now_ms=1)
     with pytest.raises(GovernanceError, match="never been champion"):
-        core.rollback(v1, by="ada", reason="x", now_ms=1)
+        core.rollback(v(1), by="ada", reason="x", now_ms=1)
 
 
 def test_each_offset_is_learned_once_and_other_feature_sets_are_skipped() -> None:
@@ -187,63 +272,91 @@ def test_every_version_rebuilds_bit_for_bit_from_the_training_log() -> None:
     core = learner(examples_per_version=250)
     outputs, log = run(core, 1000, disparity=0.5)
     versions = {o.version: o for o in outputs if isinstance(o, ModelVersionRecord)}
-    assert len(versions) == 5
+    assert len(versions) >= 3
     for record in versions.values():
         result = verify(record, iter(log))
         assert result.ok, result.describe()
-    v2 = versions[version_id(FEATURE_SET, SPEC, 2)]
+    v1 = versions[v(1)]
     tampered = [(o, e.model_copy(update={"label": 1 - e.label})) if o == 3 else (o, e)
                 for o, e in log]
-    result = verify(v2, tampered)
+    result = verify(v1, tampered)
     assert not result.ok and "DIFFERS" in result.describe()
-    short = verify(v2, log[:400])
-    assert not short.ok and short.actual_examples == 400
+    short = verify(v1, log[:200])
+    assert not short.ok and short.actual_examples == 200
 
 
-def test_records_are_strict_json_and_validate_back() -> None:
+def test_records_are_strict_json_validate_back_and_carry_the_policy() -> None:
     core = learner()
-    outputs, _ = run(core, 600, disparity=1.5)
+    outputs, _ = run(core, 1500, disparity=1.5)
     for record in outputs:
         text = dumps(record)
         assert type(record).model_validate_json(text) == record
+        assert record.policy == core.policy.on_record()
+        assert record.policy_sha256 == core.policy.sha256
+    assert outputs[-1].policy["promotion"]["parity_ratio_min"] == 0.8  # type: ignore[index]
+    assert outputs[-1].policy["sensitive_attributes"] == GROUPS  # type: ignore[index]
 
 
 def as_json_text(data: object) -> object:
     return json.loads(json.dumps(data, allow_nan=False))
 
 
-@settings(max_examples=25, deadline=None)
-@given(n=st.integers(5, 60), window=st.integers(10, 120), stop=st.integers(0, 200),
-       mode=st.sampled_from(["gated", "manual"]), disparity=st.sampled_from([0.0, 1.5]))
+def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]],
+             **promotion: object) -> LearnerCore:
+    """What the shell does: restore the snapshot, read the shadows' rows back."""
+    resumed = LearnerCore.restore(
+        as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
+        promotion=PromotionConfig(**{**core.promotion.model_dump(), **promotion}),
+        feature_set=FEATURE_SET, sensitive_attributes=GROUPS, training_topic="training")
+    start = resumed.recollect_from()
+    for offset, example in log:
+        if start is not None and offset >= start:
+            resumed.recollect(offset, example)
+    assert resumed.evidence_complete()
+    return resumed
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(5, 60), stop=st.integers(0, 400), mode=st.sampled_from(["gated", "manual"]),
+       disparity=st.sampled_from([0.0, 1.5]), shadows=st.integers(1, 3))
 def test_restart_from_a_snapshot_gives_what_never_stopping_gives(
-        n: int, window: int, stop: int, mode: str, disparity: float) -> None:
-    config = {"examples_per_version": n, "evaluation_window": window, "mode": mode,
-              "min_group_examples": 3, "min_label_examples": 3, "retain_versions": 3}
+        n: int, stop: int, mode: str, disparity: float, shadows: int) -> None:
+    config = {"examples_per_version": n, "first_look_examples": 40, "look_growth": 2.0,
+              "max_examples_per_judgement": 160, "mode": mode, "retain_versions": 3,
+              "max_shadows": shadows, "min_group_examples": 3, "min_label_examples": 3}
     straight = learner(**config)
-    expected, _ = run(straight, 200, seed=n, disparity=disparity)
+    expected, _ = run(straight, 400, seed=n, disparity=disparity)
 
     first = learner(**config)
-    before, _ = run(first, stop, seed=n, disparity=disparity)
-    snapshot = as_json_text(first.snapshot())
-    resumed = LearnerCore.restore(
-        snapshot, spec=SPEC, promotion=first.promotion, feature_set=FEATURE_SET,
-        sensitive_attributes=GROUPS, training_topic="training")
+    before, log = run(first, stop, seed=n, disparity=disparity)
+    resumed = restored(first, log)
     assert resumed.next_offset == stop
-    after, _ = run(resumed, 200, seed=n, disparity=disparity, start=stop)
+    after, _ = run(resumed, 400, seed=n, disparity=disparity, start=stop)
 
     assert [dumps(o) for o in before + after] == [dumps(o) for o in expected]
     assert as_json_text(resumed.snapshot()) == as_json_text(straight.snapshot())
 
 
+def test_a_snapshot_keeps_the_shadows_looks_not_their_rows() -> None:
+    core = learner()
+    _, log = run(core, 1500)
+    snapshot = core.snapshot()
+    assert len(json.dumps(snapshot)) < 200_000
+    assert [s["rows"] for s in snapshot["shadows"]] == [
+        len(core.evidence(x)) for x in core.shadows()]
+    resumed = restored(core, log)
+    for x in core.shadows():
+        assert resumed.evidence(x).offsets == core.evidence(x).offsets
+        assert resumed.evidence(x).looks == core.evidence(x).looks
+
+
 def test_a_person_s_decision_survives_a_restart() -> None:
     core = learner(mode="manual")
-    run(core, 300)
-    core.promote(version_id(FEATURE_SET, SPEC, 1), by="ada", reason="ok", now_ms=1)
-    resumed = LearnerCore.restore(as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
-                                  promotion=core.promotion, feature_set=FEATURE_SET,
-                                  sensitive_attributes=GROUPS, training_topic="training")
-    assert resumed.champion == core.champion
-    assert resumed.rollback(by="ada", reason="undo", now_ms=2)[-1].champion.endswith("-v0")  # type: ignore[union-attr]
+    _, log = run(core, 300)
+    core.promote(v(1), by="ada", reason="ok", now_ms=1, override=True)
+    resumed = restored(core, log)
+    assert resumed.champion == core.champion == v(1)
+    assert resumed.rollback(by="ada", reason="undo", now_ms=2)[-1].champion == v(0)  # type: ignore[union-attr]
 
 
 def test_a_snapshot_of_another_lineage_is_refused() -> None:
@@ -258,70 +371,60 @@ def test_a_snapshot_of_another_lineage_is_refused() -> None:
 
 def test_a_new_lineage_keeps_the_serving_champion_and_judges_against_it() -> None:
     old = learner()
-    run(old, 300)
+    run(old, 2700)
     incumbent = old.version(old.champion or "")                  # old lineage's v1
+    assert incumbent.version == v(1)
     new_spec = ModelSpec(learning_rate=0.1)
     core = LearnerCore(spec=new_spec, promotion=old.promotion, feature_set=FEATURE_SET,
                        sensitive_attributes=GROUPS)
-    (audit,) = core.start(now_ms=0, incumbent=incumbent)
-    assert (audit.decision, audit.champion) == (Decision.BOOTSTRAP, incumbent.version)
+    stale = [old.version(x) for x in old.shadows()]
+    out = core.start(now_ms=0, incumbent=incumbent, stale_shadows=stale)
+    boot, *holds = audits(out)
+    assert (boot.decision, boot.champion) == (Decision.BOOTSTRAP, incumbent.version)
+    assert [a.version for a in holds] == [s.version for s in stale]
+    assert all(a.decision is Decision.HOLD and "lineage" in a.reason for a in holds)
     assert core.champion == incumbent.version
-    outputs, _ = run(core, 300, seed=2)
-    first = next(o for o in outputs
-                 if isinstance(o, ModelVersionRecord) and o.lineage == core.lineage)
-    assert first.version == version_id(FEATURE_SET, new_spec, 1) and first.parent is None
+    run(core, 700, seed=2)
+    first = core.version(version_id(FEATURE_SET, new_spec, 1))
+    assert first.parent is None and first.lineage == core.lineage
     assert first.evaluation is not None and first.evaluation.champion == incumbent.version
-    assert first.evaluation.champion_scores_served == 300          # the scorer used it
     with pytest.raises(GovernanceError, match="restore"):
         learner().start(now_ms=0, incumbent=learner().start(now_ms=0)[0])  # type: ignore[arg-type]
 
 
-def test_a_person_promoting_an_older_version_has_it_judged_on_the_current_window() -> None:
-    core = learner(mode="manual", examples_per_version=200, evaluation_window=300)
-    run(core, 400)                                                # v1 at 199, v2 at 399
-    v1 = core.version(version_id(FEATURE_SET, SPEC, 1))
-    frozen = core._frozen_model(v1)
-    window = list(core._window)                                   # offsets 100..399
-    expected = [s.prequential if s.offset <= 199 else frozen.predict_x(s.x) for s in window]
-    from governance import compare
-
-    got = core.evaluate(v1.version)
-    want = compare(
-        candidate=v1.version, champion=core.champion, candidate_scores=expected,
-        candidate_decisions=[int(p >= SPEC.threshold) for p in expected],
-        champion_scores=[s.served_score for s in window],
-        champion_decisions=[s.served_decision for s in window],
-        labels=[s.label for s in window], groups=[s.groups for s in window],
-        attributes=GROUPS, config=core.promotion, offsets=(100, 399),
-        champion_scores_served=300)
-    assert got == want
+def test_a_new_lineage_cuts_nothing_before_it_has_caught_up_with_the_log() -> None:
+    """A lineage that begins on a log of 1,000 examples relearns them all before its
+    first version is cut: nothing of it can be promoted while it is catching up."""
+    core = learner()
+    (_, boot) = core.start(now_ms=0, catch_up_to=1000)
+    assert boot.catch_up_to == 1000 and "offset 1000" in boot.reason  # type: ignore[union-attr]
+    outputs, _ = run(core, 1300)
+    cuts = [o for o in outputs if isinstance(o, ModelVersionRecord) and o.sequence >= 1]
+    assert cuts and cuts[0].training.to_offset == 999      # at the catch-up offset
+    assert cuts[0].examples_learned == 1000 and core.caught_up
+    assert learner().start(now_ms=0, catch_up_to=0)[1].catch_up_to == 0  # type: ignore[union-attr]
 
 
-def test_after_a_person_changes_the_champion_its_scores_are_recomputed() -> None:
-    core = learner(mode="manual", examples_per_version=200, evaluation_window=200)
-    run(core, 200)
-    core.promote(version_id(FEATURE_SET, SPEC, 1), by="ada", reason="ok", now_ms=1,
-                 override=True)
-    assert core.champion == version_id(FEATURE_SET, SPEC, 1)
-    ev = core.evaluate()                       # every example was scored by v0
-    assert (ev.champion_scores_served, ev.champion_scores_recomputed) == (0, 200)
-
-
-def test_retained_versions_are_bounded_and_evicted_ones_are_unknown_here() -> None:
-    core = learner(examples_per_version=30, evaluation_window=60, retain_versions=2,
-                   min_group_examples=1, min_label_examples=1)
-    run(core, 600, disparity=0.7)
-    assert core.sequence == 20
-    kept = [v.sequence for v in core.versions()]
-    assert len(kept) <= 5 and kept[-1] == 20              # 2 champions, 2 others, current
-    with pytest.raises(GovernanceError, match="unknown version"):
-        core.version(version_id(FEATURE_SET, SPEC, 1))
+def test_a_changed_policy_is_on_the_audit_log_before_the_next_decision() -> None:
+    core = learner()
+    _, log = run(core, 900)
+    resumed = restored(core, log, parity_ratio_min=0.7)
+    (changed,) = resumed.record_policy(now_ms=99)
+    assert (changed.decision, changed.by) == (Decision.POLICY_CHANGED, "policy")
+    assert "promotion.parity_ratio_min" in changed.reason
+    assert changed.policy_sha256 == resumed.policy.sha256 != core.policy.sha256
+    assert changed.training_offset == 900 and resumed.record_policy(now_ms=100) == []
+    # without the explicit call, the first call that can decide records it first
+    lazy = restored(core, log, parity_ratio_min=0.7)
+    after, _ = run(lazy, 2400, start=900)
+    first = audits(after)[0]
+    assert first.decision is Decision.POLICY_CHANGED and first.training_offset == 900
+    assert all(a.policy_sha256 == lazy.policy.sha256 for a in audits(after))
 
 
 def test_a_repeated_example_is_learned_once_by_the_learner_and_by_rebuild() -> None:
     """Scorers append at least once: a repeat of an event_id changes nothing, live or
     rebuilt, so rebuild --verify still holds."""
-    from governance import LearnerCore, ModelSpec, PromotionConfig, TrainingExample
     from governance.rebuild import rebuild
 
     def ex(i: int) -> TrainingExample:
@@ -343,3 +446,23 @@ def test_a_repeated_example_is_learned_once_by_the_learner_and_by_rebuild() -> N
     rebuilt, learned = rebuild(list(enumerate(with_repeats)), spec=ModelSpec(),
                                feature_set="fs", from_offset=0, to_offset=len(with_repeats) - 1)
     assert learned == 60 and rebuilt.to_artifact() == clean.challenger.to_artifact()
+
+
+def test_a_policy_that_adds_an_attribute_mid_shadow_judges_every_row_under_it() -> None:
+    """Rows keep the groups as recorded; each look bounds and crosses them under the policy
+    in force, so an attribute or intersection added mid-shadow covers the earlier rows."""
+    from governance import PromotionPolicy
+
+    core = learner()
+    run(core, 800)                               # v1 in shadow, looked at 300
+    core.adopt_policy(PromotionPolicy(
+        promotion=core.promotion, sensitive_attributes={**GROUPS, "band": ["x", "y"]},
+        intersections=[["group", "band"]]))
+    out, _ = run(core, 1300, start=800)
+    assert audits(out)[0].decision is Decision.POLICY_CHANGED
+    ev = core.version(v(1)).evaluation
+    assert ev is not None and ev.look == 2 and ev.to_offset >= 800   # after the change
+    assert {g.attribute for g in ev.gates} >= {"group", "band", "group×band"}
+    paired = core.evidence(v(1)).paired(v(0), core.policy, champion_threshold=0.5,
+                                        candidate_threshold=0.5)
+    assert set(paired.groups["group×band"]) == {"A×unknown", "B×unknown", "C×unknown"}

@@ -54,10 +54,22 @@ def test_config_defaults_are_the_documented_ones_and_typos_are_errors() -> None:
         PromotionConfig(window=10)
 
 
-def test_model_spec_reads_the_streams_model_config_by_attribute() -> None:
+def test_the_config_file_s_model_section_is_the_model_spec_plus_deployment_settings() -> None:
+    """One definition: every ModelSpec field is configurable in ``model:`` under the same
+    name, type and default, and ``config.model.spec`` carries it (text_buckets was lost
+    once by a hand-made copy)."""
     from streams.config import ModelConfig
 
-    spec = ModelSpec.model_validate(ModelConfig(learning_rate=0.1, l2=0.01),
-                                    from_attributes=True)
-    assert (spec.learning_rate, spec.l2, spec.threshold) == (0.1, 0.01, 0.5)
-    assert spec.config_hash != ModelSpec().config_hash
+    for name, field in ModelSpec.model_fields.items():
+        mirror = ModelConfig.model_fields[name]
+        assert (mirror.annotation, mirror.default) == (field.annotation, field.default), name
+    assert set(ModelConfig.model_fields) - set(ModelSpec.model_fields) == {
+        "label_ttl_ms", "promotion"}
+    assert ModelConfig().spec == ModelSpec()
+    config = ModelConfig(learning_rate=0.1, l2=0.01, text_buckets=64, label_ttl="1h")
+    spec = config.spec
+    assert type(spec) is ModelSpec
+    assert (spec.learning_rate, spec.l2, spec.threshold, spec.text_buckets) == (0.1, 0.01,
+                                                                                0.5, 64)
+    assert spec.config_hash == config.config_hash != ModelSpec().config_hash
+    assert ModelConfig(label_ttl="2h").config_hash == ModelSpec().config_hash

@@ -4,7 +4,9 @@
 depends on ``x1`` and ``x2``; with ``disparity`` group B's ``x1`` is shifted down, so any
 model that learns ``x1`` selects group B far less often (the harm the gates must catch).
 :class:`Scorer` plays the scorer's part: it scores each event with the current champion
-(rebuilt from its artifact, as the real scorer does) and turns it into a TrainingExample.
+(rebuilt from its artifact, as the real scorer does), and with every version in shadow
+(without serving it), and turns it into a TrainingExample carrying the shadow scores.
+``shadows=False`` plays a scorer from before shadow scoring (no shadow_scores).
 """
 
 from __future__ import annotations
@@ -42,18 +44,27 @@ def stream(n: int, seed: int = 1, disparity: float = 0.0,
 
 
 class Scorer:
-    """Scores with the current champion; follows model.versions records."""
+    """Scores with the current champion and every shadow; follows model.versions records."""
 
-    def __init__(self, core: LearnerCore) -> None:
+    def __init__(self, core: LearnerCore, shadows: bool = True) -> None:
         self.core = core
         self.version: str | None = None
         self.model: LogisticModel | None = None
+        self.shadows: dict[str, LogisticModel] = {}
+        self.shadowing = shadows
 
     def follow(self, outputs: list[Output]) -> None:
         for r in outputs:
-            if isinstance(r, ModelVersionRecord) and r.status is VersionStatus.CHAMPION:
+            if not isinstance(r, ModelVersionRecord):
+                continue
+            if r.status is VersionStatus.CHAMPION:
                 self.version = r.version
                 self.model = LogisticModel.from_artifact(r.artifact)
+            if r.status is VersionStatus.SHADOW and self.shadowing:
+                if r.version not in self.shadows:
+                    self.shadows[r.version] = LogisticModel.from_artifact(r.artifact)
+            else:
+                self.shadows.pop(r.version, None)
 
     def example(self, i: int, features: dict[str, float | None], label: int,
                 groups: dict[str, str]) -> TrainingExample:
@@ -63,17 +74,22 @@ class Scorer:
             event_id=f"e{i}", entity_id=f"u{i % 97}", features=features, label=label,
             score=score, decision=decision, model_version=self.version,
             feature_set=FEATURE_SET, groups=groups, event_ts=1_000 * i,
-            label_ts=1_000 * i + 500)
+            label_ts=1_000 * i + 500,
+            shadow_scores={v: m.score(features)[0] for v, m in self.shadows.items()})
 
 
 def run(core: LearnerCore, n: int, seed: int = 1, disparity: float = 0.0,
-        start: int = 0) -> tuple[list[Output], list[tuple[int, TrainingExample]]]:
-    """Drive a learner over n examples (offset = index), as scorer + learner would."""
-    scorer = Scorer(core)
+        start: int = 0, shadows: bool = True,
+        ) -> tuple[list[Output], list[tuple[int, TrainingExample]]]:
+    """Drive a learner over n examples (offset = index), as scorer + learner would; the
+    label of each event comes at once (the scorer scores event i with the versions
+    published up to example i - 1)."""
+    scorer = Scorer(core, shadows)
     outputs = core.start(now_ms=0)
     scorer.follow(outputs)
     if scorer.version is None:  # restarted learner: the champion is already known
         scorer.follow([core.version(core.champion or "")])
+        scorer.follow([core.version(v) for v in core.shadows()])
     log: list[tuple[int, TrainingExample]] = []
     for i, (features, label, groups) in enumerate(stream(n, seed, disparity)):
         if i < start:
