@@ -280,7 +280,8 @@ def report(world: World, results: list[dict[str, object]], policy: PromotionConf
     unfair_upper = binomial_upper(sum(r["verdict"] == "pass" for r in by["unfair"]),
                                   len(by["unfair"]), 0.05)
     lines.append(f"  unfair candidates promoted in any of 10 successive cuts: at most "
-                 f"{1 - (1 - unfair_upper) ** 10:.1%} (95% upper bound per cut, over 10)")
+                 f"{1 - (1 - unfair_upper) ** 10:.1%} (from the per-cut upper bound; "
+                 f"docs/governance.md derives a far smaller analytic bound)")
     better = by["better"]
     promoted_at = sorted(int(r["labels"]) for r in better if r["verdict"] == "pass")
     median = (promoted_at[len(better) // 2] if len(promoted_at) > len(better) // 2
