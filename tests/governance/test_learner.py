@@ -466,3 +466,14 @@ def test_a_policy_that_adds_an_attribute_mid_shadow_judges_every_row_under_it() 
     paired = core.evidence(v(1)).paired(v(0), core.policy, champion_threshold=0.5,
                                         candidate_threshold=0.5)
     assert set(paired.groups["group×band"]) == {"A×unknown", "B×unknown", "C×unknown"}
+
+
+def test_a_new_lineage_under_another_policy_than_the_last_on_record_says_so_first() -> None:
+    old = learner()
+    core = learner(parity_ratio_min=0.7)
+    out = core.start(now_ms=0, policy_on_record=old.policy.on_record(), catch_up_to=0)
+    assert [a.decision for a in audits(out)] == [Decision.POLICY_CHANGED, Decision.BOOTSTRAP]
+    assert "promotion.parity_ratio_min" in audits(out)[0].reason
+    assert old.policy.sha256 in audits(out)[0].reason
+    same = learner().start(now_ms=0, policy_on_record=old.policy.on_record())
+    assert [a.decision for a in audits(same)] == [Decision.BOOTSTRAP]
