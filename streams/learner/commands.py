@@ -258,3 +258,5 @@ def add_model_parser(sub: Any, config_of: Any) -> None:
     rb.add_argument("version")
     rb.add_argument("--verify", action="store_true",
                     help="compare with the published version (artifact SHA-256)")
+    from streams.mlflow_export import add_export_command  # `model export` (its own module)
+    add_export_command(command)
