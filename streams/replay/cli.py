@@ -88,6 +88,13 @@ def add_replay_parser(sub: Any) -> None:
     r.add_argument("--reference", help="also write a drift reference (.json) of the features "
                                        "(of the first part, with --split)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="dask: partition the history by entity over a Dask cluster and "
+                        "write a Parquet dataset (a directory) to --out")
+    r.add_argument("--scheduler", help="with --engine dask: a Dask scheduler address "
+                                       "(default: a local cluster of 2 worker processes)")
+    r.add_argument("--partitions", type=int, default=8,
+                   help="with --engine dask --order event-time: entity buckets (tasks)")
     r.set_defaults(func=_replay)
 
 
@@ -200,6 +207,10 @@ def check_args(args: argparse.Namespace, config: Config) -> Plan:
         raise UsageError(f"--out: {exc}") from None
     if "{part}" in args.out and split is None:
         raise UsageError("--out has {part} but there is no --split")
+    if args.engine == "dask" or args.scheduler:
+        from streams.replay.dask_engine import check_dask_args
+
+        check_dask_args(args)
     return Plan(config, since, until, warmup, outputs, split)
 
 
@@ -252,6 +263,13 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         if unreadable:
             print(f"replay: {unreadable} scored record(s) could not be read; skipped",
                   file=sys.stderr)
+    if args.engine == "dask":
+        from streams.replay.dask_engine import replay_on_dask
+
+        return replay_on_dask(config, records, args.out, labels=labels, order=args.order,
+                              since_ms=plan.since_ms, until_ms=plan.until_ms,
+                              attributes=not args.no_attributes,
+                              partitions=args.partitions, scheduler=args.scheduler)
     return replay(config, records, labels=labels, order=args.order, since_ms=plan.since_ms,
                   until_ms=plan.until_ms, online=online, attributes=not args.no_attributes,
                   split=plan.split, progress=progress)
@@ -260,6 +278,10 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
 def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:
     from streams.replay import write_frame
 
+    if args.engine == "dask":
+        from streams.replay.dask_engine import report_dask
+
+        return report_dask(args, plan.config, result, seconds)
     config = plan.config
     rejected = " ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
     summary = (f"replay: received={result.received} accepted={result.accepted} "
