@@ -158,6 +158,7 @@ def test_report_is_one_offline_file_that_renders_without_console_errors(
         assert heading in html
     assert "four-fifths" in html and "n=" in html  # the 0.8 line and sample sizes
     assert "malformed_json" in html and "hold" in html
+    assert "judged candidates, gate by gate" in html and "roc_auc: " in html
     screenshot = tmp_path / "report.png"
     messages = render_in_chromium(page, screenshot)
     print(f"report screenshot: {screenshot}")
