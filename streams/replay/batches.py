@@ -151,8 +151,15 @@ class EventFile:
                 null_values=[""], quoted_strings_can_be_null=True))
 
     def rows_estimate(self) -> int:
-        """How many records the file holds (exact for Parquet, counted otherwise)."""
-        return len(self)
+        """How many records the file holds: exact for Parquet (or once counted), else
+        the file's size over the mean length of its first lines (to size buckets)."""
+        if self.kind == "parquet" or self._len is not None:
+            return len(self)
+        size = self.path.stat().st_size
+        with self.path.open("rb") as f:
+            head = f.read(4 << 20)
+        lines = max(1, head.count(b"\n"))
+        return len(head) and max(1, round(size * lines / len(head)))
 
     def __len__(self) -> int:
         if self._len is None:
