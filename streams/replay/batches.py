@@ -16,10 +16,12 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -85,7 +87,10 @@ class RawBatch:
         assert self.table is not None
         obj = {}
         for name in self.table.column_names:
-            value = _typed(self.table.column(name)[i].as_py(), _kind(schema, name))
+            cell = self.table.column(name)[i].as_py()
+            if isinstance(cell, datetime):  # as pandas read it: a Timestamp
+                cell = pd.Timestamp(cell)
+            value = _typed(cell, _kind(schema, name))
             if not _missing(value):
                 obj[name] = value
         line = pos if self.kind == "csv" else None

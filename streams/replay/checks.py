@@ -145,6 +145,15 @@ class BatchValidator:
         frame = frame.sort_values("_index", kind="stable", ignore_index=True)
         return CheckedBatch(frame, rejected)
 
+    def doubted(self, batch: RawBatch, wall_ms: int) -> np.ndarray:
+        """Which records the column checks alone do not accept (the scorer's validator
+        then judges each): every record it rejects, and a few unusual good ones."""
+        now = np.full(len(batch), wall_ms, dtype=np.int64)
+        out = np.zeros(len(batch), dtype=bool)
+        for rows, table in self._tables(batch):
+            out[rows] = self._check_table(table, now[rows], batch, rows)[1]
+        return out
+
     def _tables(self, batch: RawBatch) -> list[tuple[np.ndarray, pa.Table | None]]:
         """(rows of the batch, their table); JSON values that do not parse as a table get
         ``None`` (judged one by one)."""
@@ -445,10 +454,11 @@ def _parse_json(values: pa.Array, rows: np.ndarray
     :data:`_PIECE_ROWS` records (those get ``None``: each is judged alone). A value that
     cannot be one line (a raw line break, or blank) is judged alone at once."""
     raw = values.cast(pa.binary())
-    odd = (_contains(raw, b"\n") | _contains(raw, b"\r")
-           | (pc.binary_length(pc.utf8_trim_whitespace(raw.cast(pa.string(), safe=False)))
-              .fill_null(0).to_numpy(zero_copy_only=False) == 0)
+    odd = (_contains(raw, b"\n") | _contains(raw, b"\r") | ~_utf8(raw)
            if len(raw) else np.zeros(0, dtype=bool))
+    if len(raw):
+        text = pc.utf8_trim_whitespace(pc.if_else(pa.array(odd), b"x", raw).cast(pa.string()))
+        odd |= pc.binary_length(text).fill_null(0).to_numpy(zero_copy_only=False) == 0
     pieces: list[tuple[np.ndarray, pa.Table | None]] = []
     if odd.any():
         pieces.append((rows[odd], None))
@@ -457,6 +467,21 @@ def _parse_json(values: pa.Array, rows: np.ndarray
     if len(raw):
         pieces.extend(_parse_pieces(raw, rows))
     return pieces
+
+
+def _utf8(raw: pa.Array) -> np.ndarray:
+    """Which values are valid UTF-8 (the JSON reader does not check strings' bytes)."""
+    try:
+        raw.cast(pa.string())
+        return np.ones(len(raw), dtype=bool)
+    except pa.ArrowInvalid:  # rare: find which, one by one
+        out = np.ones(len(raw), dtype=bool)
+        for i, value in enumerate(raw.to_pylist()):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                out[i] = False
+        return out
 
 
 def _contains(raw: pa.Array, needle: bytes) -> np.ndarray:
@@ -476,7 +501,7 @@ def _parse_pieces(raw: pa.Array, rows: np.ndarray
                                                unexpected_field_behavior="infer"))
         if table.num_rows == len(raw):
             return [(rows, table)]
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    except pa.ArrowException:  # not JSON, not UTF-8, or types that change within a piece
         pass
     if len(raw) <= _PIECE_ROWS:
         return [(rows, None)]
