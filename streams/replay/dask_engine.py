@@ -1,34 +1,35 @@
 """``streambed replay --engine dask``: the same replay, partitioned over a Dask cluster.
 
-Features are per entity, so a history splits into independent parts:
+The driver reads the history in batches and accepts it as the local engine does
+(:class:`~streams.replay.accepted.Acceptance`: column-wise validation, every rejection
+counted, late events taken out with each Kafka partition's watermark carried in arrival
+order). The accepted events are then cut into independent parts, one Dask task each:
 
-- ``order="event-time"``: records go to ``partitions`` buckets by a stable hash of their
-  entity id (CRC-32, the same on every machine); each bucket is one Dask task.
-- ``order="arrival"``: the watermark that decides lateness is per Kafka partition, so a
-  whole Kafka partition is one task (a file's records get the partition Kafka's default
-  partitioner gives their entity key, as the local engine does).
+- ``order="event-time"``: ``partitions`` buckets by a hash of the entity id
+  (:func:`~streams.replay.partition.entity_bucket`, the same on every machine);
+- ``order="arrival"``: one task per Kafka partition (``_partition``: the record's own,
+  or for a file the one Kafka's default partitioner gives its entity key).
 
-Each task runs :func:`streams.replay.history.replay`, the local engine itself
-(validation, lateness, :func:`features.compute_features`, labels, time bounds), on its
-bucket and writes its rows as one file of a Parquet dataset (``OUT/part-00003.parquet``);
-the driver adds up the counts. A bucket holds every event of its entities and keeps their
-arrival order, so each row equals the local engine's (tested with ``--order event-time``,
-compared sorted by ``entity_id, ts, event_id``).
+Each task replays its part with the local engine's kernel
+(:func:`~streams.replay.partition.replay_partition`, then
+:class:`~streams.replay.history.RowFinisher` for time bounds and labels) and writes its
+rows as one file of a Parquet dataset (``OUT/part-00003.parquet``, written by the local
+engine's :class:`~streams.replay.pipeline.RowsWriter`). A part holds every event of its
+entities in arrival order, so each row equals the local engine's (tested, compared
+sorted by ``entity_id, ts, event_id``, dtypes included).
 
-What scales: entities (buckets spread over workers; memory per task is its bucket).
-What does not: one hot entity (all its events are one task's), and the driver, which
-reads the history and hashes each record's entity before sending the buckets out.
+What scales: entities (parts spread over workers; a task's memory is its part). What
+does not: one hot entity (all its events are one task's), and the driver, which reads
+and validates the history and holds the accepted events until they are sent out.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,11 @@ from typing import Any
 import pandas as pd
 
 from streams.config import Config
-from streams.replay.history import Order, Rejected, ReplayResult, replay
-from streams.replay.sources import KeyPartitioner, RawRecord
+from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.history import RowFinisher, output_columns
+from streams.replay.partition import Order, entity_bucket, replay_partition
+from streams.replay.pipeline import RowsWriter
+from streams.replay.sources import RawRecord
 
 #: Default number of buckets for event-time replay: at least 4, a few per worker.
 DEFAULT_PARTITIONS = 8
@@ -47,30 +51,22 @@ LOCAL_WORKERS = 2
 
 @dataclass
 class PartResult:
-    """What one task did: counts, a few rejected examples, the file it wrote."""
+    """What one task did: its rows, those outside the time bounds, the file it wrote."""
 
     bucket: int
-    received: int
-    rejected: Counter[str]
-    examples: list[Rejected]
-    outside: int
     rows: int
+    outside: int
     path: str | None
 
 
 @dataclass
 class DaskReplayResult:
-    """The whole replay: the sums of its parts, and the dataset's files."""
+    """The whole replay: the driver's counts and the tasks' parts."""
 
+    received: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    examples: list[Rejected] = field(default_factory=list)
     parts: list[PartResult] = field(default_factory=list)
-
-    @property
-    def received(self) -> int:
-        return sum(p.received for p in self.parts)
-
-    @property
-    def rejected(self) -> Counter[str]:
-        return sum((p.rejected for p in self.parts), Counter())
 
     @property
     def accepted(self) -> int:
@@ -85,69 +81,41 @@ class DaskReplayResult:
         return sum(p.outside for p in self.parts)
 
     @property
-    def examples(self) -> list[Rejected]:
-        return [e for p in self.parts for e in p.examples]
-
-    @property
     def files(self) -> list[str]:
         return [p.path for p in self.parts if p.path]
 
 
-def entity_bucket(entity: str, partitions: int) -> int:
-    """The bucket of an entity id: CRC-32 of its UTF-8 bytes modulo ``partitions``.
-
-    >>> entity_bucket("u1", 8), entity_bucket("u1", 8) == entity_bucket("u1", 8)
-    (6, True)
-    """
-    return zlib.crc32(entity.encode()) % partitions
-
-
-def _entity_of(rec: RawRecord, entity_field: str) -> str | None:
-    """The entity id as the validator reads it (None when the record has none)."""
-    try:
-        value = json.loads(rec.value).get(entity_field)
-    except (ValueError, AttributeError):
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value)
+def accepted_parts(config: Config, source: Iterable[RawRecord] | Any, order: Order,
+                   partitions: int, progress: bool = False
+                   ) -> tuple[Acceptance, dict[int, pd.DataFrame]]:
+    """The accepted events by task (each part in arrival order), and the acceptance with
+    its counts. Event time: by entity bucket; arrival: by Kafka partition."""
+    acceptance = Acceptance(config, drop_late=order == "arrival", progress=progress)
+    pieces: dict[int, list[pd.DataFrame]] = {}
+    for frame in acceptance.frames(source):
+        if not len(frame):
+            continue
+        key = (frame["_partition"].to_numpy() if order == "arrival"
+               else entity_bucket(frame["entity_id"].to_numpy(), partitions))
+        for bucket, piece in frame.groupby(key, sort=True):
+            pieces.setdefault(int(bucket), []).append(piece)
+    return acceptance, {b: pd.concat(p, ignore_index=True) for b, p in pieces.items()}
 
 
-def buckets_of(config: Config, records: Sequence[RawRecord], order: Order,
-               partitions: int) -> dict[int, list[RawRecord]]:
-    """Records by task, each list in arrival order. Records without an entity (they are
-    rejected in any bucket) go to bucket 0."""
-    out: dict[int, list[RawRecord]] = {}
-    field_name = config.event.entity_field
-    kafka_partition = KeyPartitioner(config.topics.partitions)
-    for rec in records:
-        if order == "arrival" and rec.partition is not None:
-            bucket = rec.partition
-        else:
-            entity = _entity_of(rec, field_name)
-            if entity is None:
-                bucket = 0
-            elif order == "arrival":
-                bucket = kafka_partition(entity)
-            else:
-                bucket = entity_bucket(entity, partitions)
-        out.setdefault(bucket, []).append(rec)
-    return out
-
-
-def replay_part(config: Config, bucket: int, records: list[RawRecord], out_dir: str, *,
+def replay_part(config: Config, bucket: int, events: pd.DataFrame, out_dir: str, *,
                 labels: pd.DataFrame | None, order: Order, since_ms: int | None,
-                until_ms: int | None, attributes: bool) -> PartResult:
-    """One task: the local replay of one bucket, its rows written as one Parquet file."""
-    result: ReplayResult = replay(config, records, labels=labels, order=order,
-                                  since_ms=since_ms, until_ms=until_ms,
-                                  attributes=attributes)
+                until_ms: int | None, attributes: list[str]) -> PartResult:
+    """One task: the local kernel over one part, its rows written as one Parquet file."""
+    finish = RowFinisher(labels, None, since_ms, until_ms)
+    rows = finish(replay_partition(config, events, order=order, attributes=attributes))
+    rows = rows.drop(columns="_seq")
     path = None
-    if len(result.frame):
+    if len(rows):
         path = str(Path(out_dir) / f"part-{bucket:05d}.parquet")
-        result.frame.to_parquet(path, index=False)
-    return PartResult(bucket, result.received, result.rejected, result.examples,
-                      result.outside, len(result.frame), path)
+        writer = RowsWriter(Path(path))
+        writer.write(rows)
+        writer.close()
+    return PartResult(bucket, len(rows), finish.outside, path)
 
 
 def connect(scheduler: str | None, workers: int = LOCAL_WORKERS) -> tuple[Any, Any]:
@@ -162,36 +130,42 @@ def connect(scheduler: str | None, workers: int = LOCAL_WORKERS) -> tuple[Any, A
     return Client(cluster), cluster
 
 
-def replay_on_dask(config: Config, records: Sequence[RawRecord], out: str | Path, *,
+def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str | Path, *,
                    labels: pd.DataFrame | None = None, order: Order = "arrival",
                    since_ms: int | None = None, until_ms: int | None = None,
                    attributes: bool = True, partitions: int = DEFAULT_PARTITIONS,
-                   scheduler: str | None = None, workers: int = LOCAL_WORKERS
-                   ) -> DaskReplayResult:
-    """Replay ``records`` into the Parquet dataset ``out`` (a directory of part files),
-    one Dask task per bucket. ``out`` must be a path every worker can write (a shared
-    file system on a real cluster)."""
+                   scheduler: str | None = None, workers: int = LOCAL_WORKERS,
+                   progress: bool = False) -> DaskReplayResult:
+    """Replay ``source`` (raw records, an events file or a topic read, as for the local
+    engine) into the Parquet dataset ``out`` (a directory of part files), one Dask task
+    per part. ``out`` must be a path every worker can write (a shared file system on a
+    real cluster)."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, not {partitions}")
     out_dir = Path(out)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ValueError(f"{out_dir} exists and is not an empty directory: the Dask engine "
                          f"writes a Parquet dataset (a directory of part files) there")
+    kept = output_columns(config, attributes)
+    acceptance, parts = accepted_parts(config, source, order, partitions, progress)
+    tally = acceptance.tally
+    result = DaskReplayResult(tally.received, tally.rejected, tally.examples)
     out_dir.mkdir(parents=True, exist_ok=True)
-    buckets = buckets_of(config, records, order, partitions)
     client, cluster = connect(scheduler, workers)
     try:
         shared_labels = client.scatter(labels, broadcast=True) if labels is not None else None
-        futures = [client.submit(replay_part, config, bucket, part, str(out_dir.resolve()),
-                                 labels=shared_labels, order=order, since_ms=since_ms,
-                                 until_ms=until_ms, attributes=attributes, pure=False)
-                   for bucket, part in sorted(buckets.items())]
-        parts = client.gather(futures)
+        futures = [client.submit(replay_part, config, bucket, events,
+                                 str(out_dir.resolve()), labels=shared_labels, order=order,
+                                 since_ms=since_ms, until_ms=until_ms, attributes=kept,
+                                 pure=False)
+                   for bucket, events in sorted(parts.items())]
+        del parts
+        result.parts = sorted(client.gather(futures), key=lambda p: p.bucket)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return DaskReplayResult(sorted(parts, key=lambda p: p.bucket))
+    return result
 
 
 def check_dask_args(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@ the dataset it writes equals the local engine's output, row for row and dtype fo
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from streams.config import load_config
 from streams.replay import RawRecord, read_events_file, read_labels_file, replay
-from streams.replay.dask_engine import buckets_of, entity_bucket, replay_on_dask
+from streams.replay.dask_engine import accepted_parts, replay_on_dask
 from tests.support import REPO
 
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
@@ -95,17 +96,30 @@ def test_arrival_order_with_a_scheduler_address_maps_kafka_partitions_to_tasks(
                                   check_exact=True)
 
 
-def test_records_go_to_their_kafka_partition_or_their_entity_bucket() -> None:
+def test_parts_are_kafka_partitions_in_arrival_order_or_entity_buckets(history: Path
+                                                                        ) -> None:
     config = load_config(QUICKSTART)
-    kafka = [RawRecord(b'{"entity_id": "u1"}', p, o, 0) for p, o in ((2, 0), (0, 1), (2, 1))]
-    assert {b: [r.offset for r in rs] for b, rs in
-            buckets_of(config, kafka, "arrival", 8).items()} == {2: [0, 1], 0: [1]}
-    rows = [RawRecord(v, None, i, None) for i, v in enumerate(
-        [b'{"entity_id": "u1"}', b'{"entity_id": 7}', b"not json", b'{"entity_id": "u1"}'])]
-    buckets = buckets_of(config, rows, "event-time", 4)
-    assert [r.offset for r in buckets[entity_bucket("u1", 4)] if b"u1" in r.value] == [0, 3]
-    assert 1 in [r.offset for r in buckets[entity_bucket("7", 4)]]
-    assert 2 in [r.offset for r in buckets[0]]
+    records = read_events_file(history / "events.jsonl", config)
+    _, by_partition = accepted_parts(config, records, "arrival", 8)
+    assert sorted(by_partition) == list(range(config.topics.partitions))
+    for partition, events in by_partition.items():
+        assert (events["_partition"] == partition).all()
+        assert events["_seq"].is_monotonic_increasing  # arrival order kept
+    acceptance, buckets = accepted_parts(config, records, "event-time", 6)
+    assert sorted(buckets) == list(range(6))
+    entities = [set(events["entity_id"]) for events in buckets.values()]
+    assert sum(map(len, entities)) == len(set().union(*entities))  # no entity split
+    assert sum(map(len, buckets.values())) == acceptance.tally.received - sum(
+        acceptance.tally.rejected.values())
+    lines = (history / "events.jsonl").read_bytes().splitlines()
+    valid = sorted([line for line in lines if b'"entity_id"' in line][:3],
+                   key=lambda line: json.loads(line)["ts"])  # none late
+    kafka = [RawRecord(line, p, i, 0) for i, (line, p) in enumerate(zip(valid, (2, 0, 2),
+                                                                         strict=False))]
+    acceptance, parts = accepted_parts(config, kafka, "arrival", 8)
+    assert acceptance.tally.rejected == {}
+    # a record read from Kafka keeps its partition, whatever its entity key
+    assert {p: list(e["_seq"]) for p, e in parts.items()} == {0: [1], 2: [0, 2]}
 
 
 def test_dask_engine_usage_errors_are_one_line(tmp_path: Path) -> None:
