@@ -176,7 +176,9 @@ def check_dask_args(args: argparse.Namespace) -> None:
         raise UsageError("--scheduler needs --engine dask")
     unsupported = [name for name, given in (("--split", args.split),
                                             ("--with-online", args.with_online),
-                                            ("--reference", args.reference)) if given]
+                                            ("--reference", args.reference),
+                                            ("--rejects", getattr(args, "rejects", None)))
+                   if given]
     if unsupported:
         raise UsageError(f"{', '.join(unsupported)}: not with --engine dask (use the local "
                          f"engine, or split the dataset afterwards)")
