@@ -126,7 +126,7 @@ def connect(scheduler: str | None, workers: int = LOCAL_WORKERS) -> tuple[Any, A
     if scheduler:
         return Client(scheduler), None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
 
 

@@ -134,3 +134,31 @@ def test_dask_engine_usage_errors_are_one_line(tmp_path: Path) -> None:
         done = cli(*base, *extra)
         assert done.returncode == 2, done.stderr
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.kafka
+def test_arrival_replay_from_kafka_gives_one_task_per_partition_and_the_local_rows(
+        kafka_bootstrap: str, topic_config: Path, tmp_path: Path) -> None:
+    from streams.devtools.simulate import SimulationOptions, Simulator
+    from streams.topics import ensure_topics
+    from tests.support import produce_to
+
+    config = load_config(topic_config)
+    ensure_topics(config)
+    sim = Simulator(config, SimulationOptions(count=1200, seed=3, malformed_ratio=0.02,
+                                              disorder_ms=7_200_000))
+    produce_to(kafka_bootstrap, [(config.topics.events, r.key, r.value)
+                                 for r in sim.records() if r.kind == "event"])
+    common = ["replay", "--config", str(topic_config), "--from-kafka", "--order", "arrival",
+              "--no-progress"]
+    local = cli(*common, "--out", str(tmp_path / "local.parquet"))
+    assert local.returncode == 0, local.stderr
+    dask = cli(*common, "--engine", "dask", "--out", str(tmp_path / "dask.parquet"))
+    assert dask.returncode == 0, dask.stderr
+    assert f"{config.topics.partitions} Dask tasks" in dask.stdout
+    assert local.stdout.split(" rejected")[0] in dask.stdout
+    assert "late=" in local.stdout and "malformed_json=" in local.stdout
+    expected, got = sorted_frame(tmp_path / "local.parquet"), sorted_frame(
+        tmp_path / "dask.parquet")
+    assert got.dtypes.to_dict() == expected.dtypes.to_dict()
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
