@@ -221,3 +221,36 @@ def test_model_export_registers_versions_that_score_exactly_as_the_scorer(
         assert scored["score"].tolist() == expected  # bit for bit: == on floats
         assert scored["decision"].tolist() == [scorer.decision(s) for s in expected]
         assert len(set(expected)) > 100
+
+
+def test_exported_model_scores_text_features_and_nulls_as_the_scorer(tmp_path: Path) -> None:
+    """A text feature (hashed indicators) with nulls in it, through the pyfunc's
+    signature: the string column and its nulls reach the model as the scorer sees them."""
+    import mlflow.pyfunc
+    import yaml
+
+    from streams.mlflow_export import export_version
+
+    history = tmp_path / "cards"
+    subprocess.run([sys.executable, str(REPO / "examples" / "cards_history.py"), "--out",
+                    str(history), "--count", "1500"], check=True, cwd=REPO, timeout=300)
+    raw = yaml.safe_load((REPO / "examples" / "cards.yaml").read_text())
+    raw["features"].append({"name": "country_last", "agg": "last", "field": "country"})
+    raw.setdefault("model", {}).setdefault("promotion", {})["examples_per_version"] = 200
+    (tmp_path / "cards.yaml").write_text(yaml.safe_dump(raw))
+    config = load_config(tmp_path / "cards.yaml")
+    run = run_backtest(config, load_history(config, events=history / "events.csv",
+                                            labels=history / "labels.csv"))
+    record = [r for r in run.run.versions if r.sequence > 0][-1]
+    assert any(k.startswith("country_last[") for k in record.artifact.weights)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    name, number = export_version(record, config, champion=None, uri=uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{number}")
+    features = run.features[config.features.names].copy()
+    features.loc[features.index[:5], "country_last"] = None
+    scorer = Champion.of(record)
+    expected = [scorer.score_one({k: (None if pd.isna(v) else v) for k, v in row.items()})
+                for row in features.astype(object).to_dict("records")]
+    assert model.predict(features)["score"].tolist() == expected
+    assert len(set(expected)) > 100
