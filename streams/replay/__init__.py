@@ -6,7 +6,6 @@ The public API: sources in :mod:`streams.replay.sources`, the replay itself in
 """
 
 from streams.replay.history import (
-    EventTimeStop,
     Rejected,
     ReplayResult,
     check_output_path,
@@ -32,7 +31,6 @@ from streams.replay.splits import Part, Splits, TimeSplit, parse_split, split_by
 from streams.replay.times import format_ms, parse_time_ms
 
 __all__ = [
-    "EventTimeStop",
     "KeyPartitioner",
     "Part",
     "RawRecord",
