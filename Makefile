@@ -54,9 +54,13 @@ chaos: venv system-deps kafka-jars
 
 # The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
 # appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
+# Then the replay's: streambed against Kaskada 0.6.1 (in its own bench-only virtualenv,
+# .venv-kaskada, made on first use) and --from-kafka (REPLAY_BENCH_ARGS="--help").
 BENCH_ARGS ?=
+REPLAY_BENCH_ARGS ?=
 bench: venv system-deps kafka-jars
 	$(PY) bench/scorer_bench.py $(BENCH_ARGS)
+	$(PY) bench/replay_bench.py --record $(REPLAY_BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from streams.config import Config
 from streams.replay.batches import BATCH_ROWS, RawBatch, records_batch, where_of
 from streams.replay.checks import BatchValidator
-from streams.replay.sources import KeyPartitioner, RawRecord
+from streams.replay.keyhash import kafka_partitions
+from streams.replay.sources import RawRecord
 from streams.replay.times import format_ms
 
 #: Rejected records kept as examples, per reason.
@@ -113,7 +115,6 @@ class Acceptance:
                  progress: bool = False) -> None:
         self.config = config
         self.validator = BatchValidator(config.event)
-        self.partition_of = KeyPartitioner(config.topics.partitions)
         self.watermarks = Watermarks(config.event.allowed_lateness_ms) if drop_late else None
         self.tally = Tally(rejects=[] if keep_rejects else None)
         self.progress = progress
@@ -139,7 +140,7 @@ class Acceptance:
         frame = checked.frame
         index = frame.pop("_index").to_numpy()
         frame["_partition"] = self._partitions(batch, index, frame["entity_id"])
-        frame["_seq"] = self._seq + index
+        frame["_seq"] = self._seq + index if batch.seq is None else batch.seq[index]
         frame["_pos"] = batch.position[index]
         self._seq += len(batch)
         if self.config.event.group_field != "group" and \
@@ -159,9 +160,8 @@ class Acceptance:
         given = None if batch.partition is None else batch.partition[index]
         if given is not None and (given >= 0).all():
             return given.astype(np.int64)
-        codes, keys = pd.factorize(entity)
-        by_key = np.fromiter((self.partition_of(str(k)) for k in keys), np.int64, len(keys))
-        derived = by_key[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+        derived = kafka_partitions(pa.array(entity, pa.string()),
+                                   self.config.topics.partitions)
         return derived if given is None else np.where(given >= 0, given, derived)
 
     def _late(self, kind: Any, frame: pd.DataFrame, late: np.ndarray,

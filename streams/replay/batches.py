@@ -63,9 +63,25 @@ class RawBatch:
     values: pa.Array | None = None
     partition: np.ndarray | None = None
     timestamp_ms: np.ndarray | None = None
+    #: Arrival order across batches, when the source has one of its own (Kafka:
+    #: partition and offset); otherwise records arrive in batch order.
+    seq: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.position)
+
+    def take(self, rows: np.ndarray) -> RawBatch:
+        """The batch of the records at ``rows``."""
+        index = pa.array(rows, pa.int64())
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
+        return RawBatch(self.kind, self.position[rows],
+                        table=None if self.table is None else self.table.take(index),
+                        values=None if self.values is None else self.values.take(index),
+                        partition=pick(self.partition), timestamp_ms=pick(self.timestamp_ms),
+                        seq=pick(self.seq))
 
     def where(self, i: int) -> str:
         """Where record ``i`` came from, as :attr:`RawRecord.where` says it."""

@@ -47,7 +47,7 @@ _PIECE_ROWS = 32
 class Column:
     """One field of a batch, checked: values, which cells are null, which rows are doubted."""
 
-    values: np.ndarray
+    values: np.ndarray | pa.Array  # text stays in Arrow
     null: np.ndarray
     doubt: np.ndarray
 
@@ -188,10 +188,10 @@ class BatchValidator:
         return list(dict.fromkeys(["event_id", "entity_id", "ts", "group", *attrs]))
 
     def _typed_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = {"event_id": frame["event_id"].astype(object),
-               "entity_id": frame["entity_id"].astype(object),
+        out = {"event_id": frame["event_id"].astype("str"),
+               "entity_id": frame["entity_id"].astype("str"),
                "ts": frame["ts"].astype(np.int64),
-               "group": frame["group"].astype(object)}
+               "group": frame["group"].astype("str")}
         for name, attr in self.schema.attributes.items():
             if name != "group":
                 out[name] = _as_declared(frame[name], attr)
@@ -223,21 +223,20 @@ class BatchValidator:
         doubt |= ts.doubt | ts.null
         group = self._text(table, s.group_field, text, None)
         doubt |= group.doubt
-        attrs: dict[str, np.ndarray] = {}
+        columns: dict[str, Column] = {}
         for name, attr in s.attributes.items():
             col = self._attribute(table, name, attr, text)
             doubt |= col.doubt | (col.null & attr.required)
-            attrs[name] = pd.Series(col.values) if not col.null.any() else \
-                _with_nulls(col.values, col.null, attr)
+            columns[name] = col
         keep = ~doubt
-        out: dict[str, Any] = {"event_id": ids[s.id_field][keep],
-                               "entity_id": ids[s.entity_field][keep],
+        chosen = pa.array(keep)
+        out: dict[str, Any] = {"event_id": _strings(ids[s.id_field], chosen),
+                               "entity_id": _strings(ids[s.entity_field], chosen),
                                "ts": ts.values[keep].astype(np.int64),
-                               "group": _objects(group)[keep]}
+                               "group": _strings(group.values, chosen)}
         for name, attr in s.attributes.items():
-            if name == s.group_field:
-                continue
-            out[name] = _as_declared(attrs[name][keep].reset_index(drop=True), attr)
+            if name != s.group_field:
+                out[name] = _kept(columns[name], keep, chosen, attr)
         frame = pd.DataFrame(out)
         return frame[self.columns()], doubt
 
@@ -279,7 +278,7 @@ class BatchValidator:
         array = self._array(table, name)
         n = table.num_rows
         if array is None:
-            return Column(np.full(n, None, dtype=object), np.ones(n, bool), np.zeros(n, bool))
+            return Column(pa.nulls(n, pa.string()), np.ones(n, bool), np.zeros(n, bool))
         null = _null(array)
         kind = _kinds(array.type)
         if kind == "int":
@@ -287,10 +286,9 @@ class BatchValidator:
         elif kind == "text":
             text = array
         else:
-            return Column(np.full(n, None, dtype=object), null, ~null)
+            return Column(pa.nulls(n, pa.string()), null, ~null)
         length = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
-        values = text.to_numpy(zero_copy_only=False)
-        return Column(values, null, ~null & ((length == 0) | (length > 256)))
+        return Column(text, null, ~null & ((length == 0) | (length > 256)))
 
     def _time(self, table: pa.Table, text: bool, now: np.ndarray) -> Column:
         s = self.schema
@@ -346,7 +344,7 @@ class BatchValidator:
         array = self._array(table, name)
         n = table.num_rows
         if array is None:
-            return Column(np.full(n, None, dtype=object), np.ones(n, bool), np.zeros(n, bool))
+            return Column(pa.nulls(n, pa.string()), np.ones(n, bool), np.zeros(n, bool))
         null = _null(array)
         kind = _kinds(array.type)
         if kind == "text":
@@ -354,16 +352,16 @@ class BatchValidator:
         elif kind == "int" and text:  # a code stored as a number: its text
             values = pc.cast(array, pa.string())
         elif kind == "null":
-            return Column(np.full(n, None, dtype=object), null, np.zeros(n, bool))
+            return Column(pa.nulls(n, pa.string()), null, np.zeros(n, bool))
         else:
-            return Column(np.full(n, None, dtype=object), null, ~null)
+            return Column(pa.nulls(n, pa.string()), null, ~null)
         doubt = np.zeros(n, dtype=bool)
         if attr is not None and attr.values is not None:
             doubt = ~null & ~pc.is_in(values, pa.array(attr.values, pa.string())).fill_null(
                 False).to_numpy(zero_copy_only=False)
         if attr is not None and (attr.minimum is not None or attr.maximum is not None):
             doubt = ~null
-        return Column(values.to_numpy(zero_copy_only=False), null, doubt)
+        return Column(values, null, doubt)
 
     def _attribute(self, table: pa.Table, name: str, attr: Attribute, text: bool) -> Column:
         if attr.type == "str":
@@ -420,30 +418,34 @@ class BatchValidator:
         return Column(value, null, doubt)
 
 
-def _objects(col: Column) -> np.ndarray:
-    values = np.asarray(col.values, dtype=object)
-    if col.null.any():
-        values = values.copy()
-        values[col.null] = None
-    return values
+def _strings(values: pa.Array, chosen: pa.Array) -> pd.Series:
+    """The chosen cells of a text column, as pandas text (null: NaN)."""
+    return values.filter(chosen).cast(pa.string()).to_pandas()
 
 
-def _with_nulls(values: np.ndarray, null: np.ndarray, attr: Attribute) -> pd.Series:
+def _kept(col: Column, keep: np.ndarray, chosen: pa.Array, attr: Attribute) -> pd.Series:
+    """The kept cells of an attribute column, with its declared type."""
+    if attr.type == "str":
+        assert isinstance(col.values, pa.Array)
+        return _strings(col.values, chosen)
+    values, null = np.asarray(col.values)[keep], col.null[keep]
     if attr.type == "float":
         return pd.Series(np.where(null, np.nan, values.astype(np.float64)))
     if attr.type == "int":
         return pd.Series(pd.arrays.IntegerArray(values.astype(np.int64), null))
-    out = np.asarray(values, dtype=object).copy()
+    out = values.astype(object)
     out[null] = None
     return pd.Series(out)
 
 
 def _as_declared(column: pd.Series, attr: Attribute) -> pd.Series:
-    """An attribute column with its declared type: float64, Int64, object (bool, str)."""
+    """An attribute column with its declared type: float64, Int64, str, object (bool)."""
     if attr.type == "float":
         return column.astype(np.float64)
     if attr.type == "int":
         return column.astype("Int64")
+    if attr.type == "str":
+        return column.astype("str")
     out = column.astype(object)
     return out.where(out.notna(), None)
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streams.config import Config, EventSchema
+from streams.config import Config
 from streams.replay.accepted import Acceptance, Rejected
 from streams.replay.partition import OUTPUT_DTYPES, Order, as_datetime
 from streams.replay.pipeline import replay_parts
@@ -47,7 +47,7 @@ from streams.replay.sources import (
     read_topic,
 )
 from streams.replay.splits import Splits, TimeSplit, split_by_time
-from streams.validation import EventValidator, ValidEvent
+from streams.replay.topic import TopicHistory
 
 #: Output files replay can write, by extension.
 OUTPUT_TYPES = (".parquet", ".pq", ".csv")
@@ -227,28 +227,6 @@ def _join_labels(frame: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
 # -- Kafka ------------------------------------------------------------------------------
 
 
-class EventTimeStop:
-    """Ends a partition's read once its watermark passes ``until_ms`` + allowed lateness.
-
-    From there on, any record of the partition with an event time before ``until_ms`` is
-    late (``ts < until <= watermark - lateness``): the worker rejected it, and arrival-order
-    replay would too. Records the validator rejects do not move the watermark.
-    """
-
-    def __init__(self, schema: EventSchema, until_ms: int) -> None:
-        self.validator = EventValidator(schema)
-        self.end_ms = until_ms + schema.allowed_lateness_ms
-        self.watermarks: dict[int, int] = {}
-
-    def __call__(self, rec: RawRecord) -> bool:
-        checked = self.validator.validate(rec.value, rec.timestamp_ms or 0)
-        if not isinstance(checked, ValidEvent):
-            return False
-        mark = max(self.watermarks.get(rec.partition or 0, checked.ts_ms), checked.ts_ms)
-        self.watermarks[rec.partition or 0] = mark
-        return mark >= self.end_ms
-
-
 def read_start_ms(config: Config, since_ms: int | None, warmup_ms: int = 0) -> int | None:
     """The broker time to start reading topics at for events from ``since_ms`` on.
 
@@ -263,15 +241,15 @@ def read_start_ms(config: Config, since_ms: int | None, warmup_ms: int = 0) -> i
 
 def read_events_topic(config: Config, *, since_ms: int | None = None,
                       until_ms: int | None = None, warmup_ms: int = 0,
-                      progress: bool = False) -> list[RawRecord]:
+                      progress: bool = False) -> TopicHistory:
     """The ``events`` records that can hold events with ``since_ms <= ts < until_ms``:
     from the offsets found by broker timestamp (:func:`read_start_ms`) until each
-    partition's watermark passes ``until_ms`` (:class:`EventTimeStop`). Filter the rows on
-    event time with ``replay(since_ms=, until_ms=)``."""
-    stop = None if until_ms is None else EventTimeStop(config.event, until_ms)
-    return read_topic(config, config.topics.events,
-                      from_broker_ms=read_start_ms(config, since_ms, warmup_ms),
-                      stop=stop, progress=progress)
+    partition's watermark passes ``until_ms`` (:class:`~streams.replay.topic.Stop`), read
+    lazily in large fetches (:class:`~streams.replay.topic.TopicHistory`). Filter the
+    rows on event time with ``replay(since_ms=, until_ms=)``."""
+    return TopicHistory(config, config.topics.events,
+                        from_broker_ms=read_start_ms(config, since_ms, warmup_ms),
+                        until_ms=until_ms, progress=progress)
 
 
 def read_online(config: Config, *, since_ms: int | None = None, warmup_ms: int = 0,

@@ -68,7 +68,9 @@ def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path]
                                   keep_rejects=rejects is not None, progress=progress,
                                   buckets=buckets)
     finish = RowFinisher(labels, online, since_ms, until_ms)
-    writers = {name: RowsWriter(path) for name, path in outputs.items()}
+    categories = ["group", *(n for n in kept if config.event.attributes[n].type in
+                             ("str", "bool"))]
+    writers = {name: RowsWriter(path, categories) for name, path in outputs.items()}
     result = FilesResult()
     references: list[pd.DataFrame] = []
     first_part = None if split is None else split.names[0]
