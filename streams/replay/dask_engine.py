@@ -8,7 +8,9 @@ order). The accepted events are then cut into independent parts, one Dask task e
 - ``order="event-time"``: ``partitions`` buckets by a hash of the entity id
   (:func:`~streams.replay.partition.entity_bucket`, the same on every machine);
 - ``order="arrival"``: one task per Kafka partition (``_partition``: the record's own,
-  or for a file the one Kafka's default partitioner gives its entity key).
+  or for a file the one Kafka's default partitioner gives its entity key). Read
+  ``--from-kafka``, each task reads its own Kafka partition (the same offsets the driver
+  fixed, :func:`topic_partition`) and accepts it there: the driver reads no event.
 
 Each task replays its part with the local engine's kernel
 (:func:`~streams.replay.partition.replay_partition`, then
@@ -18,14 +20,16 @@ engine's :class:`~streams.replay.pipeline.RowsWriter`). A part holds every event
 entities in arrival order, so each row equals the local engine's (tested, compared
 sorted by ``entity_id, ts, event_id``, dtypes included).
 
-What scales: entities (parts spread over workers; a task's memory is its part). What
-does not: one hot entity (all its events are one task's), and the driver, which reads
-and validates the history and holds the accepted events until they are sent out.
+What scales: entities (parts spread over workers; a task's memory is its part), and for
+arrival order from Kafka, partitions. What does not: one hot entity (all its events are
+one task's), and, for files and event time, the driver, which reads and validates the
+history and holds the accepted events until they are sent out.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 from collections import Counter
@@ -42,6 +46,7 @@ from streams.replay.history import RowFinisher, output_columns
 from streams.replay.partition import Order, entity_bucket, replay_partition
 from streams.replay.pipeline import RowsWriter
 from streams.replay.sources import RawRecord
+from streams.replay.topic import TopicHistory
 
 #: Default number of buckets for event-time replay: at least 4, a few per worker.
 DEFAULT_PARTITIONS = 8
@@ -51,12 +56,16 @@ LOCAL_WORKERS = 2
 
 @dataclass
 class PartResult:
-    """What one task did: its rows, those outside the time bounds, the file it wrote."""
+    """What one task did: its rows, those outside the time bounds, the file it wrote;
+    a task that read its own Kafka partition also counts what it received and rejected."""
 
     bucket: int
     rows: int
     outside: int
     path: str | None
+    received: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    examples: list[Rejected] = field(default_factory=list)
 
 
 @dataclass
@@ -100,6 +109,35 @@ def accepted_parts(config: Config, source: Iterable[RawRecord] | Any, order: Ord
         for bucket, piece in frame.groupby(key, sort=True):
             pieces.setdefault(int(bucket), []).append(piece)
     return acceptance, {b: pd.concat(p, ignore_index=True) for b, p in pieces.items()}
+
+
+def topic_partition(history: TopicHistory, partition: int) -> TopicHistory:
+    """The same read of a topic, restricted to one of its partitions (same offsets)."""
+    part = copy.copy(history)
+    part.starts = {partition: history.starts[partition]}
+    part.ends = {partition: history.ends[partition]}
+    part._len = None
+    return part
+
+
+def replay_kafka_partition(config: Config, history: TopicHistory, out_dir: str, *,
+                           labels: pd.DataFrame | None, since_ms: int | None,
+                           until_ms: int | None, attributes: list[str]) -> PartResult:
+    """One task of an arrival-order replay from Kafka: the worker reads its own Kafka
+    partition (``history`` restricted by :func:`topic_partition`), accepts it (lateness
+    against that partition's watermark, as the worker judged it) and replays it."""
+    (partition,) = history.ends
+    acceptance = Acceptance(config, drop_late=True)
+    frames = [f for f in acceptance.frames(history) if len(f)]
+    tally = acceptance.tally
+    result = PartResult(partition, 0, 0, None, tally.received, tally.rejected,
+                        tally.examples)
+    if frames:
+        done = replay_part(config, partition, pd.concat(frames, ignore_index=True), out_dir,
+                           labels=labels, order="arrival", since_ms=since_ms,
+                           until_ms=until_ms, attributes=attributes)
+        result.rows, result.outside, result.path = done.rows, done.outside, done.path
+    return result
 
 
 def replay_part(config: Config, bucket: int, events: pd.DataFrame, out_dir: str, *,
@@ -147,24 +185,39 @@ def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str |
         raise ValueError(f"{out_dir} exists and is not an empty directory: the Dask engine "
                          f"writes a Parquet dataset (a directory of part files) there")
     kept = output_columns(config, attributes)
-    acceptance, parts = accepted_parts(config, source, order, partitions, progress)
-    tally = acceptance.tally
-    result = DaskReplayResult(tally.received, tally.rejected, tally.examples)
+    from_kafka = isinstance(source, TopicHistory) and order == "arrival"
+    result = DaskReplayResult()
+    parts: dict[int, pd.DataFrame] = {}
+    if not from_kafka:  # the driver reads and accepts; tasks get parts of the history
+        acceptance, parts = accepted_parts(config, source, order, partitions, progress)
+        tally = acceptance.tally
+        result = DaskReplayResult(tally.received, tally.rejected, tally.examples)
     out_dir.mkdir(parents=True, exist_ok=True)
+    target = str(out_dir.resolve())
     client, cluster = connect(scheduler, workers)
     try:
         shared_labels = client.scatter(labels, broadcast=True) if labels is not None else None
-        futures = [client.submit(replay_part, config, bucket, events,
-                                 str(out_dir.resolve()), labels=shared_labels, order=order,
-                                 since_ms=since_ms, until_ms=until_ms, attributes=kept,
-                                 pure=False)
-                   for bucket, events in sorted(parts.items())]
+        bounds = {"labels": shared_labels, "since_ms": since_ms, "until_ms": until_ms,
+                  "attributes": kept}
+        if from_kafka:  # each task reads its own Kafka partition
+            futures = [client.submit(replay_kafka_partition, config,
+                                     topic_partition(source, p), target, **bounds,
+                                     pure=False)
+                       for p in sorted(source.ends)]
+        else:
+            futures = [client.submit(replay_part, config, bucket, events, target,
+                                     order=order, **bounds, pure=False)
+                       for bucket, events in sorted(parts.items())]
         del parts
         result.parts = sorted(client.gather(futures), key=lambda p: p.bucket)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    for part in result.parts:
+        result.received += part.received
+        result.rejected += part.rejected
+        result.examples += part.examples
     return result
 
 

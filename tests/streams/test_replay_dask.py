@@ -138,7 +138,7 @@ def test_dask_engine_usage_errors_are_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.kafka
 def test_arrival_replay_from_kafka_gives_one_task_per_partition_and_the_local_rows(
-        kafka_bootstrap: str, topic_config: Path, tmp_path: Path) -> None:
+        kafka_bootstrap: str, topic_config: Path, tmp_path: Path, scheduler: str) -> None:
     from streams.devtools.simulate import SimulationOptions, Simulator
     from streams.topics import ensure_topics
     from tests.support import produce_to
@@ -147,8 +147,9 @@ def test_arrival_replay_from_kafka_gives_one_task_per_partition_and_the_local_ro
     ensure_topics(config)
     sim = Simulator(config, SimulationOptions(count=1200, seed=3, malformed_ratio=0.02,
                                               disorder_ms=7_200_000))
-    produce_to(kafka_bootstrap, [(config.topics.events, r.key, r.value)
-                                 for r in sim.records() if r.kind == "event"])
+    events = [(config.topics.events, r.key, r.value) for r in sim.records()
+              if r.kind == "event"]
+    produce_to(kafka_bootstrap, events)
     common = ["replay", "--config", str(topic_config), "--from-kafka", "--order", "arrival",
               "--no-progress"]
     local = cli(*common, "--out", str(tmp_path / "local.parquet"))
@@ -162,3 +163,11 @@ def test_arrival_replay_from_kafka_gives_one_task_per_partition_and_the_local_ro
         tmp_path / "dask.parquet")
     assert got.dtypes.to_dict() == expected.dtypes.to_dict()
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # each task read its own Kafka partition: the driver read no event
+    from streams.replay import read_events_topic
+
+    result = replay_on_dask(config, read_events_topic(config), tmp_path / "api.parquet",
+                            order="arrival", scheduler=scheduler)
+    assert [p.bucket for p in result.parts] == list(range(config.topics.partitions))
+    assert all(p.received > 0 for p in result.parts)
+    assert result.received == len(events) and result.rows == len(expected)
