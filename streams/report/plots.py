@@ -158,8 +158,9 @@ def gates_figure(gates: pd.DataFrame, title: str) -> str:
     threshold, champion_value``): the estimate and its interval, the champion's value and
     the bound. Each row has its own scale (AUC, log loss and ratios differ)."""
     rows = gates.reset_index(drop=True)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.2 + 0.62 * len(rows)),
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.5 + 0.8 * len(rows)),
                              squeeze=False)
+    fig.subplots_adjust(hspace=0.9)
     for ax, row in zip(axes[:, 0], rows.itertuples(index=False), strict=True):
         colour = OUTCOME_COLOURS.get(row.outcome, "#1f77b4")
         known = [v for v in (row.value, row.lower, row.upper, row.threshold,
