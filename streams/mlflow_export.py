@@ -198,8 +198,24 @@ def _log_and_register(mlflow: Any, client: Any, uri: str, experiment: str, name:
                       record: ModelVersionRecord, data: Mapping[str, Any], config: Config
                       ) -> str:
     exp_id = experiment_id(client, experiment, uri)
+    # log_model is MLflow's fluent API: point it at this store, and put back what the
+    # caller had set (this is a library function too).
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    try:
+        info = _log_model(mlflow, exp_id, record, data, config)
+        # registering resolves the logged model through the fluent store too
+        mv = client.create_model_version(name, info.model_uri, run_id=info.run_id,
+                                         tags={VERSION_TAG: record.version})
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    return str(mv.version)
+
+
+def _log_model(mlflow: Any, exp_id: str, record: ModelVersionRecord,
+               data: Mapping[str, Any], config: Config) -> Any:
     with tempfile.TemporaryDirectory() as tmp:
         data_file = Path(tmp) / "streambed_version.json"
         data_file.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
@@ -213,9 +229,7 @@ def _log_and_register(mlflow: Any, client: Any, uri: str, experiment: str, name:
                 artifacts={"streambed_version": str(data_file)},
                 code_paths=[str(GOVERNANCE_DIR)], pip_requirements=_requirements(),
                 signature=signature(config))
-    mv = client.create_model_version(name, info.model_uri, run_id=info.run_id,
-                                     tags={VERSION_TAG: record.version})
-    return str(mv.version)
+    return info
 
 
 def _keep_champion_alias(client: Any, name: str, champion: str | None,

@@ -199,6 +199,6 @@ def test_evaluate_and_report_on_the_shipped_cards_example_from_csv(tmp_path: Pat
     out = tmp_path / "cards.html"
     reported = subprocess.run([sys.executable, "-m", "streams.cli", "report", *common,
                                "--out", str(out)], capture_output=True, text=True, cwd=REPO,
-                              timeout=300)
+                              timeout=300, env=cli_env())
     assert reported.returncode == 0, reported.stderr
     assert out.stat().st_size > 10_000 and b"<svg" in out.read_bytes()

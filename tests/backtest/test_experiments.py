@@ -244,9 +244,16 @@ def test_exported_model_scores_text_features_and_nulls_as_the_scorer(tmp_path: P
     record = [r for r in run.run.versions if r.sequence > 0][-1]
     assert any(k.startswith("country_last[") for k in record.artifact.weights)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     name, number = export_version(record, config, champion=None, uri=uri)
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before  # left as found
+    mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{number}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{number}")
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     features = run.features[config.features.names].copy()
     features.loc[features.index[:5], "country_last"] = None
     scorer = Champion.of(record)
