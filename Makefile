@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,mlflow,dask]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -54,9 +54,13 @@ chaos: venv system-deps kafka-jars
 
 # The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
 # appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
+# Then the replay's: streambed against Kaskada 0.6.1 (in its own bench-only virtualenv,
+# .venv-kaskada, made on first use) and --from-kafka (REPLAY_BENCH_ARGS="--help").
 BENCH_ARGS ?=
+REPLAY_BENCH_ARGS ?=
 bench: venv system-deps kafka-jars
 	$(PY) bench/scorer_bench.py $(BENCH_ARGS)
+	$(PY) bench/replay_bench.py --record $(REPLAY_BENCH_ARGS)
 
 # Operating characteristics of the promotion gates (docs/governance.md, "Gates on
 # evidence"): River-learned candidates in simulated worlds with known truth, judged by the

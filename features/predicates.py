@@ -12,6 +12,9 @@ comparison with null is false (``ne`` and ``not_in`` included); ``is_null`` and
 >>> import pandas as pd
 >>> mask(big, pd.DataFrame({"amount": [250, None, 5]})).tolist()
 [True, False, False]
+>>> web = (Where(field="channel", op="ne", value="web"),)
+>>> mask(web, pd.DataFrame({"channel": pd.Series(["web", None, "fax"], dtype="str")})).tolist()
+[False, False, True]
 """
 
 from __future__ import annotations
@@ -95,7 +98,13 @@ def _clause_mask(clause: Where, frame: pd.DataFrame) -> np.ndarray:
             with np.errstate(invalid="ignore"):
                 hit = _COMPARE[clause.op](x, float(values[0]))
         return np.asarray(hit, dtype=bool) & ~null
-    # Strings, booleans, mixed objects: the scalar rule, element by element.
+    text = isinstance(column.dtype, pd.StringDtype)  # strings only (and nulls)
+    if text and clause.op in ("eq", "ne", "in", "not_in") and \
+            all(isinstance(v, str) for v in values):
+        found = column.isin(values).to_numpy(dtype=bool, na_value=False)
+        hit = found if clause.op in ("eq", "in") else ~found
+        return hit & ~null
+    # Booleans, mixed objects, ordering of text: the scalar rule, element by element.
     return np.fromiter((_holds(clause, v) for v in column.to_numpy(dtype=object)), bool, n)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from streams.experiments import TrackingError, add_tracking_arguments, record_backtest
+
 PERIOD_HELP = ("period length, e.g. 1h, 6h, 1d (default auto: at most 12 periods, each "
                "1m/5m/15m/1h/3h/6h/12h/1d/7d/30d)")
 
@@ -32,6 +34,7 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
                         "parity ratio and equalized odds (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    add_tracking_arguments(p)
 
 
 def add_evaluate_parser(sub: Any, config_of: Any) -> None:
@@ -89,10 +92,16 @@ def _evaluate(args: argparse.Namespace, config_of: Any) -> int:
             else "none for the rest (--bootstrap 0)")
     print(f"history: {history.source}; period {period_ms // 60_000} min; 95% intervals "
           f"(Wilson for rates, Hanley-McNeil for ROC AUC, {rest})\n")
-    print(format_table(frame))
+    table = format_table(frame)
+    print(table)
     if args.out:
         write_metrics(frame, args.out)
         print(f"\nwrote {args.out}")
+    try:
+        record_backtest(args, "evaluate", runs, history, frame, {"evaluate.txt": table})
+    except TrackingError as exc:
+        print(f"streambed: {exc}", file=sys.stderr)
+        return 1
     print(f"evaluate: {time.monotonic() - began:.1f}s")
     return 0
 

@@ -341,3 +341,5 @@ def add_model_parser(sub: Any, config_of: Any) -> None:
     rb.add_argument("--verify", action="store_true",
                     help="compare with the published version (artifact SHA-256) and replay "
                          "the lineage's decisions against model.audit")
+    from streams.mlflow_export import add_export_command  # `model export` (its own module)
+    add_export_command(command)

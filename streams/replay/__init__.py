@@ -1,12 +1,16 @@
 """Replay: event history (files or Kafka) into point-in-time feature frames and training sets.
 
-The public API: sources in :mod:`streams.replay.sources`, the replay itself in
-:mod:`streams.replay.history`, time splits in :mod:`streams.replay.splits`;
-``streambed replay`` in :mod:`streams.replay.cli`. A guide: ``docs/data-science.md``.
+The public API: sources in :mod:`streams.replay.sources` (files read in Arrow batches by
+:mod:`streams.replay.batches`, topics by :mod:`streams.replay.topic`), the column-wise
+validation in :mod:`streams.replay.checks`, the first pass (validation, lateness) in
+:mod:`streams.replay.accepted`, one entity partition replayed in
+:mod:`streams.replay.partition`, bounded memory in :mod:`streams.replay.pipeline` and
+:mod:`streams.replay.to_files`, the in-memory replay in :mod:`streams.replay.history`,
+time splits in :mod:`streams.replay.splits`; ``streambed replay`` in
+:mod:`streams.replay.cli`. A guide: ``docs/data-science.md``.
 """
 
 from streams.replay.history import (
-    EventTimeStop,
     Rejected,
     ReplayResult,
     check_output_path,
@@ -32,7 +36,6 @@ from streams.replay.splits import Part, Splits, TimeSplit, parse_split, split_by
 from streams.replay.times import format_ms, parse_time_ms
 
 __all__ = [
-    "EventTimeStop",
     "KeyPartitioner",
     "Part",
     "RawRecord",

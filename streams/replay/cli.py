@@ -88,7 +88,20 @@ def add_replay_parser(sub: Any, config_of: Any) -> None:
                    help="leave the event attributes out of the output")
     r.add_argument("--reference", help="also write a drift reference (.json) of the features "
                                        "(of the first part, with --split)")
+    r.add_argument("--rejects", help="also write every rejected record (where, reason, "
+                                     "detail) to this .parquet or .csv file")
+    r.add_argument("--memory-budget", default="1GiB",
+                   help="bound on the replay's resident memory (default 1GiB; e.g. 512MiB, "
+                        "4GiB): a history that does not fit is cut by entity and spilled "
+                        "to a temporary directory (TMPDIR)")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="dask: partition the history by entity over a Dask cluster and "
+                        "write a Parquet dataset (a directory) to --out")
+    r.add_argument("--scheduler", help="with --engine dask: a Dask scheduler address "
+                                       "(default: a local cluster of 2 worker processes)")
+    r.add_argument("--partitions", type=int, default=8,
+                   help="with --engine dask --order event-time: entity buckets (tasks)")
     r.set_defaults(func=lambda args: _replay(args, config_of))
 
 
@@ -102,6 +115,27 @@ class Plan:
     warmup_ms: int
     outputs: dict[str | None, Path]  # part name (None: the whole frame) → file
     split: Any = None
+    memory_budget_bytes: int = 1 << 30
+    rejects: Path | None = None
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2,
+               "mb": 1000**2, "mib": 1 << 20, "g": 1000**3, "gb": 1000**3, "gib": 1 << 30}
+
+
+def parse_bytes(text: str) -> int:
+    """A size in bytes: ``1GiB``, ``512MiB``, ``2G``, ``1500000``.
+
+    >>> parse_bytes("1GiB"), parse_bytes("512 MiB"), parse_bytes("2g")
+    (1073741824, 536870912, 2000000000)
+    """
+    import re
+
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = found.group(2).lower() if found else None
+    if found is None or unit not in _BYTE_UNITS:
+        raise ValueError(f"{text!r} is not a size (e.g. 1GiB, 512MiB, 2G)")
+    return int(float(found.group(1)) * _BYTE_UNITS[unit])
 
 
 def _time(option: str, value: str | None) -> int | None:
@@ -201,7 +235,21 @@ def check_args(args: argparse.Namespace, config: Config) -> Plan:
         raise UsageError(f"--out: {exc}") from None
     if "{part}" in args.out and split is None:
         raise UsageError("--out has {part} but there is no --split")
-    return Plan(config, since, until, warmup, outputs, split)
+    if args.engine == "dask" or args.scheduler:
+        from streams.replay.dask_engine import check_dask_args
+
+        check_dask_args(args)
+    try:
+        budget = parse_bytes(args.memory_budget)
+    except ValueError as exc:
+        raise UsageError(f"--memory-budget: {exc}") from None
+    rejects = None
+    if args.rejects:
+        try:
+            rejects = check_output_path(args.rejects)
+        except ValueError as exc:
+            raise UsageError(f"--rejects: {exc}") from None
+    return Plan(config, since, until, warmup, outputs, split, budget, rejects)
 
 
 def _replay(args: argparse.Namespace, config_of: Any) -> int:
@@ -230,8 +278,8 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         read_online,
         read_start_ms,
         read_topic,
-        replay,
     )
+    from streams.replay.to_files import replay_to_files
 
     config, progress = plan.config, not args.no_progress
     if args.from_kafka:
@@ -252,18 +300,32 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         if unreadable:
             print(f"replay: {unreadable} scored record(s) could not be read; skipped",
                   file=sys.stderr)
-    return replay(config, records, labels=labels, order=args.order, since_ms=plan.since_ms,
-                  until_ms=plan.until_ms, online=online, attributes=not args.no_attributes,
-                  split=plan.split, progress=progress)
+    if args.engine == "dask":
+        from streams.replay.dask_engine import replay_on_dask
+
+        return replay_on_dask(config, records, args.out, labels=labels, order=args.order,
+                              since_ms=plan.since_ms, until_ms=plan.until_ms,
+                              attributes=not args.no_attributes,
+                              partitions=args.partitions, scheduler=args.scheduler,
+                              progress=progress)
+    estimate = records.rows_estimate() if hasattr(records, "rows_estimate") else len(records)
+    return replay_to_files(config, records, plan.outputs, order=args.order, labels=labels,
+                           online=online, since_ms=plan.since_ms, until_ms=plan.until_ms,
+                           attributes=not args.no_attributes, split=plan.split,
+                           rejects=plan.rejects, reference_features=bool(args.reference),
+                           events_estimate=estimate,
+                           memory_budget_bytes=plan.memory_budget_bytes, progress=progress)
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:
-    from streams.replay import write_frame
+    if args.engine == "dask":
+        from streams.replay.dask_engine import report_dask
 
+        return report_dask(args, plan.config, result, seconds)
     config = plan.config
     rejected = " ".join(f"{k}={v}" for k, v in sorted(result.rejected.items())) or "none"
     summary = (f"replay: received={result.received} accepted={result.accepted} "
-               f"rows={len(result.frame)} rejected: {rejected}")
+               f"rows={result.rows} rejected: {rejected}")
     if plan.since_ms is not None or plan.until_ms is not None:
         summary += f"; outside --since/--until (history only)={result.outside}"
     examples = [f"  e.g. {example}" for example in result.examples[:6]]
@@ -272,10 +334,12 @@ def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -
         failure = "nothing was accepted: every record was rejected"
         if result.received == 0:
             failure = "no records were read"
-    elif len(result.frame) == 0:
+    elif result.rows == 0:
         failure = ("no rows: no accepted event has a label (do the labels' event_ids match?)"
                    if args.labels else "no rows: no accepted event is inside --since/--until")
     if failure:
+        for path in plan.outputs.values():  # written as it went: nothing stays
+            path.unlink(missing_ok=True)
         print(summary, file=sys.stderr)
         print(f"streambed replay: {failure}; nothing written", file=sys.stderr)
         print("\n".join(examples), file=sys.stderr)
@@ -286,30 +350,32 @@ def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -
                      f"partition ({config.topics.partitions}, by entity key); if the file "
                      f"is not in arrival order, use --order event-time")
     if args.with_online:
-        scored = int(result.frame["online_score"].notna().sum())
-        lines.append(f"  online: {scored} of {len(result.frame)} rows have a scored record")
+        lines.append(f"  online: {result.online_scored} of {result.rows} rows have a "
+                     f"scored record")
     if plan.split is None:
-        write_frame(result.frame, plan.outputs[None])
         written = [str(plan.outputs[None])]
-        reference_frame = result.frame
     else:
         written = []
-        splits = result.splits
-        for name, part in splits.parts.items():
-            write_frame(part, plan.outputs[name])
+        for name in plan.split.names:
+            rows = result.part_rows[name]
             written.append(str(plan.outputs[name]))
-            dropped = splits.label_too_late.get(name)
+            dropped = result.label_too_late.get(name)
             note = f"; {dropped} dropped, label known after the next part began" \
                 if dropped else ""
-            empty = " (EMPTY)" if len(part) == 0 else ""
-            lines.append(f"  {name}: {len(part)} rows{empty} -> {plan.outputs[name]}{note}")
-        if splits.in_gap:
-            lines.append(f"  in a gap between parts (in no part): {splits.in_gap} rows")
-        reference_frame = next(iter(splits.parts.values()))
+            empty = " (EMPTY)" if rows == 0 else ""
+            lines.append(f"  {name}: {rows} rows{empty} -> {plan.outputs[name]}{note}")
+        if result.in_gap:
+            lines.append(f"  in a gap between parts (in no part): {result.in_gap} rows")
     if args.reference:
         from monitors import write_reference
 
-        write_reference(args.reference, reference_frame, columns=config.features.names)
+        write_reference(args.reference, result.reference, columns=config.features.names)
+    if plan.rejects is not None:
+        written.append(f"{plan.rejects} ({sum(result.rejected.values())} rejected)")
+    if result.buckets > 1:
+        lines.append(f"  memory: {result.buckets} entity buckets within --memory-budget "
+                     f"{plan.memory_budget_bytes >> 20} MiB ({result.spilled_bytes >> 20} "
+                     f"MiB spilled); peak RSS {result.peak_rss_bytes >> 20} MiB")
     lines.append(f"feature_set={config.features.identity}; wrote {', '.join(written)} "
                  f"in {seconds:.1f}s")
     print("\n".join(lines))

@@ -27,47 +27,30 @@ features, only the rows inside the bounds are returned.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from features import compute_features, late_mask
-from streams.config import Config, EventSchema
+from streams.config import Config
+from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.partition import OUTPUT_DTYPES, Order, as_datetime
+from streams.replay.pipeline import replay_parts
 from streams.replay.sources import (
     ONLINE_COLUMNS,
-    KeyPartitioner,
     RawRecord,
     online_from_records,
     read_topic,
 )
 from streams.replay.splits import Splits, TimeSplit, split_by_time
-from streams.replay.times import format_ms
-from streams.validation import EventValidator, ValidEvent
+from streams.replay.topic import TopicHistory
 
-Order = Literal["arrival", "event-time"]
 #: Output files replay can write, by extension.
 OUTPUT_TYPES = (".parquet", ".pq", ".csv")
-#: Rejected records kept as examples, per reason.
-EXAMPLES_PER_REASON = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """One rejected record: why, the validator's detail, and where it was."""
-
-    reason: str
-    detail: str
-    where: str
-
-    def __str__(self) -> str:
-        return f"{self.reason} at {self.where}: {self.detail}"
-
 
 @dataclass
 class ReplayResult:
@@ -94,60 +77,23 @@ class ReplayResult:
 # -- validation -------------------------------------------------------------------------
 
 
-def validated_frame(config: Config, records: Iterable[RawRecord],
+def validated_frame(config: Config, records: Iterable[RawRecord] | Any,
                     progress: bool = False) -> ReplayResult:
-    """Validate raw records like the worker; accepted ones become a frame in arrival order.
+    """Validate a history like the worker; accepted events become a frame in arrival order.
 
-    The frame has ``event_id, entity_id, ts, group``, every attribute, and ``_partition``:
-    the record's partition, or for a file record the one Kafka's default partitioner gives
-    its entity key with ``config.topics.partitions``.
+    ``records``: an :class:`~streams.replay.batches.EventFile`, a topic read, or raw
+    records. The frame has ``event_id, entity_id, ts, group``, every attribute,
+    ``_partition`` (the record's partition, or for a file record the one Kafka's default
+    partitioner gives its entity key with ``config.topics.partitions``), ``_seq`` (arrival
+    position) and ``_pos`` (line, row or offset). Late events are kept (the lateness rule
+    is the replay's: :func:`replay`).
     """
-    validator = EventValidator(config.event)
-    partition_of = KeyPartitioner(config.topics.partitions)
-    wall_ms = time.time_ns() // 1_000_000
-    rejected: Counter[str] = Counter()
-    examples: list[Rejected] = []
-    rows: list[dict[str, Any]] = []
-    received = 0
-    for rec in tqdm(records, disable=not progress, unit="rec", desc="validate"):
-        received += 1
-        checked = validator.validate(rec.value, rec.timestamp_ms or wall_ms)
-        if not isinstance(checked, ValidEvent):
-            rejected[checked.reason] += 1
-            if rejected[checked.reason] <= EXAMPLES_PER_REASON:
-                examples.append(Rejected(checked.reason, checked.detail, rec.where))
-            continue
-        partition = rec.partition
-        if partition is None:
-            partition = partition_of(checked.entity_id)
-        rows.append({"event_id": checked.event_id, "entity_id": checked.entity_id,
-                     "ts": checked.ts_ms, "group": checked.group, **checked.attrs,
-                     "_partition": partition, "_where": rec.where})
-    columns = ["event_id", "entity_id", "ts", "group", *config.event.attributes,
-               "_partition", "_where"]
-    frame = pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
-    if config.event.group_field != "group" and config.event.group_field in frame.columns:
-        frame = frame.drop(columns=[config.event.group_field])
-    frame["ts"] = frame["ts"].astype("int64")
-    frame["_partition"] = frame["_partition"].astype("int64")
-    return ReplayResult(frame=frame, received=received, rejected=rejected,
-                        examples=examples)
-
-
-def _late_examples(events: pd.DataFrame, late: Any, config: Config) -> list[Rejected]:
-    lateness = config.event.allowed_lateness_ms
-    out = []
-    for i in late.nonzero()[0][:EXAMPLES_PER_REASON]:
-        row = events.iloc[i]
-        # The watermark before this event: the running maximum of the rows before it.
-        earlier = events.iloc[:i]
-        mark = int(earlier.loc[earlier["_partition"] == row["_partition"], "ts"].max())
-        out.append(Rejected("late", (
-            f"{config.event.time_field}={row['ts']} ({format_ms(int(row['ts']))}) is "
-            f"{(mark - row['ts']) / 1000:g}s behind the watermark of partition "
-            f"{row['_partition']} ({format_ms(mark)}); allowed lateness is "
-            f"{lateness / 1000:g}s"), row["_where"]))
-    return out
+    acceptance = Acceptance(config, drop_late=False, progress=progress)
+    frames = list(acceptance.frames(records))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    tally = acceptance.tally
+    return ReplayResult(frame=frame, received=tally.received, rejected=tally.rejected,
+                        examples=tally.examples)
 
 
 # -- the training set -------------------------------------------------------------------
@@ -173,17 +119,9 @@ def output_columns(config: Config, attributes: bool = True) -> list[str]:
     return kept
 
 
-#: The pandas dtype of an attribute column, by declared type (nullable where needed).
-_DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "str": "str"}
-
-
-def _as_datetime(ms: pd.Series) -> pd.Series:
-    return pd.to_datetime(ms, unit="ms", utc=True).dt.as_unit("ms")
-
-
 def replay(
     config: Config,
-    records: Iterable[RawRecord],
+    records: Iterable[RawRecord] | Any,
     *,
     labels: pd.DataFrame | None = None,
     order: Order = "arrival",
@@ -193,11 +131,14 @@ def replay(
     attributes: bool = True,
     split: TimeSplit | None = None,
     progress: bool = False,
+    buckets: int = 1,
 ) -> ReplayResult:
     """Features as of each accepted event; with ``labels``, one row per labelled event.
 
-    Columns: ``event_id, entity_id, ts`` (epoch ms), ``event_time`` (the same instant, a
-    UTC datetime), ``group``, the configured attributes (sensitive ones included; not with
+    ``records``: an events file (:func:`~streams.replay.sources.read_events_file`), a
+    topic read (:func:`read_events_topic`) or raw records. Columns: ``event_id,
+    entity_id, ts`` (epoch ms), ``event_time`` (the same instant, a UTC datetime),
+    ``group``, the configured attributes (sensitive ones included; not with
     ``attributes=False``), every feature; with labels ``label, label_ts, label_time`` (the
     first label of an event wins; ``label_ts`` when the labels have times); with
     ``online`` (see :func:`online_from_records`) ``online_score, online_decision,
@@ -205,82 +146,85 @@ def replay(
 
     Every accepted event feeds the features; rows are kept for events with
     ``since_ms <= ts < until_ms`` (``result.outside`` counts the others). With ``split``,
-    ``result.parts`` holds the rows of each part (:func:`split_by_time`).
+    ``result.parts`` holds the rows of each part (:func:`split_by_time`). The whole
+    result is in memory, in arrival order; ``buckets`` > 1 replays the history cut by
+    entity, as the bounded-memory replay does (:mod:`streams.replay.pipeline`), and gives
+    the same rows. For histories larger than memory, see :func:`replay_to_files`.
     """
     kept_attributes = output_columns(config, attributes)
-    result = validated_frame(config, records, progress)
-    events = result.frame
-    lateness = None
-    if order == "arrival":  # the worker's rule: late against the partition's watermark
-        lateness = config.event.allowed_lateness_ms
-        late = late_mask(events["ts"].to_numpy(), events["_partition"].to_numpy(), lateness)
-        if late.any():
-            result.rejected["late"] += int(late.sum())
-            result.examples.extend(_late_examples(events, late, config))
-    features = compute_features(events, config.features, order=order,
-                                allowed_lateness_ms=lateness, partition_col="_partition")
-    frame = events.loc[features.index, ["event_id", "entity_id", "ts", "group",
-                                        *kept_attributes]]
-    frame.insert(3, "event_time", _as_datetime(frame["ts"]))
-    for name in kept_attributes:  # declared types, nullable: null stays null, never 0
-        frame[name] = frame[name].astype(_DTYPES[config.event.attributes[name].type])
-    frame = frame.join(features).reset_index(drop=True)
-
-    inside = pd.Series(True, index=frame.index)
-    if since_ms is not None:
-        inside &= frame["ts"] >= since_ms
-    if until_ms is not None:
-        inside &= frame["ts"] < until_ms
-    result.outside = int((~inside).sum())
-    frame = frame[inside]
-    if labels is not None:
-        frame = _join_labels(frame, labels)
-    if online is not None:
-        first = online.drop_duplicates("event_id", keep="first").set_index("event_id")
-        for column in ONLINE_COLUMNS.values():
-            frame[column] = frame["event_id"].map(first[column])
-        frame["online_decision"] = frame["online_decision"].astype("Int64")
-    result.frame = frame.reset_index(drop=True)
+    outcome, parts = replay_parts(config, records, order=order, attributes=kept_attributes,
+                                  progress=progress, buckets=buckets)
+    finish = RowFinisher(labels, online, since_ms, until_ms)
+    frames = [finish(part) for part in parts]
+    tally = outcome.acceptance.tally
+    frame = (pd.concat(frames, ignore_index=True) if frames
+             else finish.empty(config, kept_attributes))
+    frame = frame.sort_values("_seq", kind="stable").drop(columns="_seq")
+    result = ReplayResult(frame=frame.reset_index(drop=True), received=tally.received,
+                          rejected=tally.rejected, examples=tally.examples,
+                          outside=finish.outside)
     if split is not None:
         result.splits = split_by_time(result.frame, split)
     return result
 
 
-def _join_labels(frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """The labelled rows with their label (and its time): the first label of an event wins,
-    as in :func:`features.training_set`."""
-    first = labels.drop_duplicates("event_id", keep="first").set_index("event_id")
+class RowFinisher:
+    """What is done to replayed rows, a part at a time: keep those inside
+    ``[since_ms, until_ms)`` (counting the others), join labels, add online outcomes."""
+
+    def __init__(self, labels: pd.DataFrame | None, online: pd.DataFrame | None,
+                 since_ms: int | None, until_ms: int | None) -> None:
+        self.labels = None if labels is None else labels.drop_duplicates(
+            "event_id", keep="first").set_index("event_id")
+        self.online = None if online is None else online.drop_duplicates(
+            "event_id", keep="first").set_index("event_id")
+        self.since_ms, self.until_ms = since_ms, until_ms
+        self.outside = 0
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        inside = np.ones(len(frame), dtype=bool)
+        if self.since_ms is not None:
+            inside &= frame["ts"].to_numpy() >= self.since_ms
+        if self.until_ms is not None:
+            inside &= frame["ts"].to_numpy() < self.until_ms
+        self.outside += int((~inside).sum())
+        if not inside.all():
+            frame = frame[inside]
+        if self.labels is not None:
+            frame = _join_labels(frame, self.labels)
+        if self.online is not None:
+            frame = frame.copy()
+            for column in ONLINE_COLUMNS.values():
+                frame[column] = frame["event_id"].map(self.online[column])
+            frame["online_decision"] = frame["online_decision"].astype("Int64")
+        return frame.reset_index(drop=True)
+
+    def empty(self, config: Config, attributes: list[str]) -> pd.DataFrame:
+        """The columns of a result with no rows."""
+        columns = {"event_id": pd.Series(dtype=object), "entity_id": pd.Series(dtype=object),
+                   "ts": pd.Series(dtype="int64"),
+                   "event_time": pd.Series(dtype="datetime64[ms, UTC]"),
+                   "group": pd.Series(dtype=object)}
+        for name in attributes:
+            columns[name] = pd.Series(dtype=OUTPUT_DTYPES[config.event.attributes[name].type])
+        for plan in config.features.features:
+            columns[plan.name] = pd.Series(dtype="float64")
+        columns["_seq"] = pd.Series(dtype="int64")
+        return self(pd.DataFrame(columns))
+
+
+def _join_labels(frame: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows with their label (and its time): ``first`` is the first label of
+    each event (indexed by event id), as in :func:`features.training_set`."""
     frame = frame[frame["event_id"].isin(first.index)].copy()
     frame["label"] = frame["event_id"].map(first["label"]).astype("int64")
     if "label_ts" in first.columns:
         frame["label_ts"] = frame["event_id"].map(first["label_ts"]).astype("int64")
-        frame["label_time"] = _as_datetime(frame["label_ts"])
+        frame["label_time"] = as_datetime(frame["label_ts"])
     return frame
 
 
 # -- Kafka ------------------------------------------------------------------------------
-
-
-class EventTimeStop:
-    """Ends a partition's read once its watermark passes ``until_ms`` + allowed lateness.
-
-    From there on, any record of the partition with an event time before ``until_ms`` is
-    late (``ts < until <= watermark - lateness``): the worker rejected it, and arrival-order
-    replay would too. Records the validator rejects do not move the watermark.
-    """
-
-    def __init__(self, schema: EventSchema, until_ms: int) -> None:
-        self.validator = EventValidator(schema)
-        self.end_ms = until_ms + schema.allowed_lateness_ms
-        self.watermarks: dict[int, int] = {}
-
-    def __call__(self, rec: RawRecord) -> bool:
-        checked = self.validator.validate(rec.value, rec.timestamp_ms or 0)
-        if not isinstance(checked, ValidEvent):
-            return False
-        mark = max(self.watermarks.get(rec.partition or 0, checked.ts_ms), checked.ts_ms)
-        self.watermarks[rec.partition or 0] = mark
-        return mark >= self.end_ms
 
 
 def read_start_ms(config: Config, since_ms: int | None, warmup_ms: int = 0) -> int | None:
@@ -297,15 +241,15 @@ def read_start_ms(config: Config, since_ms: int | None, warmup_ms: int = 0) -> i
 
 def read_events_topic(config: Config, *, since_ms: int | None = None,
                       until_ms: int | None = None, warmup_ms: int = 0,
-                      progress: bool = False) -> list[RawRecord]:
+                      progress: bool = False) -> TopicHistory:
     """The ``events`` records that can hold events with ``since_ms <= ts < until_ms``:
     from the offsets found by broker timestamp (:func:`read_start_ms`) until each
-    partition's watermark passes ``until_ms`` (:class:`EventTimeStop`). Filter the rows on
-    event time with ``replay(since_ms=, until_ms=)``."""
-    stop = None if until_ms is None else EventTimeStop(config.event, until_ms)
-    return read_topic(config, config.topics.events,
-                      from_broker_ms=read_start_ms(config, since_ms, warmup_ms),
-                      stop=stop, progress=progress)
+    partition's watermark passes ``until_ms`` (:class:`~streams.replay.topic.Stop`), read
+    lazily in large fetches (:class:`~streams.replay.topic.TopicHistory`). Filter the
+    rows on event time with ``replay(since_ms=, until_ms=)``."""
+    return TopicHistory(config, config.topics.events,
+                        from_broker_ms=read_start_ms(config, since_ms, warmup_ms),
+                        until_ms=until_ms, progress=progress)
 
 
 def read_online(config: Config, *, since_ms: int | None = None, warmup_ms: int = 0,

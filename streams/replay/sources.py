@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from kafka import KafkaConsumer, TopicPartition
@@ -29,6 +29,9 @@ from tqdm import tqdm
 from features import to_epoch_ms
 from streams.config import Config, EventSchema
 from streams.kafka_clients import kafka_python_options
+
+if TYPE_CHECKING:
+    from streams.replay.batches import EventFile
 
 #: A column of a CSV or Parquet file that says which partition the row arrived on.
 PARTITION_COLUMN = "partition"
@@ -94,55 +97,20 @@ def _schema_of(source: Config | EventSchema | None) -> EventSchema | None:
 
 
 def read_events_file(path: str | Path,
-                     schema: Config | EventSchema | None = None) -> list[RawRecord]:
-    """Events from a JSONL, CSV or Parquet file, one record per line/row, in file order.
+                     schema: Config | EventSchema | None = None) -> EventFile:
+    """Events from a JSONL, CSV or Parquet file, one record per line/row, in file order,
+    read lazily in Arrow batches (:class:`~streams.replay.batches.EventFile`).
 
-    JSONL lines are passed on as raw bytes, exactly like Kafka records. Rows of CSV and
-    Parquet become JSON objects typed by the ``schema`` (a config or its event schema,
-    required for them): a cell is parsed as the type its field is declared with, text
-    stays text, and only an empty cell is null (absent). A tabular file lacking a required
+    JSONL lines are raw bytes, exactly like Kafka records. Cells of CSV and Parquet are
+    read as the ``schema`` (a config or its event schema, required for them) declares
+    their field: a cell is parsed as the type its field is declared with, text stays
+    text, and only an empty cell is null (absent). A tabular file lacking a required
     column is refused as a whole, naming it; a ``partition`` column (when the schema has
     no such field) gives each row's partition instead of the entity key.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"events file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in JSON_LINES:
-        with path.open("rb") as f:
-            lines = [line.rstrip(b"\r\n") for line in f]
-        return [RawRecord(line, None, i, None, line=i + 1)
-                for i, line in enumerate(lines) if line.strip()]
-    if suffix not in TABULAR:
-        raise ValueError(f"unknown events file type {suffix!r}: use .jsonl, .csv or .parquet")
-    event = _schema_of(schema)
-    if event is None:
-        raise ValueError(f"reading {path} needs the config's event schema: its declared "
-                         f"types say how to read each column")
-    if suffix == ".csv":
-        # Every cell as written; only an empty cell is null (no "NA", "NULL", "nan"...).
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-        first_line = 2  # after the header
-    else:
-        frame = pd.read_parquet(path)
-        first_line = None
-    missing = [c for c in required_columns(event) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"events file {path} has no column(s) {missing}; "
-                         f"it has {list(frame.columns)}")
-    partitions: list[int] | None = None
-    if PARTITION_COLUMN in frame.columns and PARTITION_COLUMN not in _fields(event):
-        partitions = _partition_column(frame.pop(PARTITION_COLUMN), path)
-    columns = {name: [_typed(v, kind) for v in frame[name].tolist()]
-               for name, kind in ((n, _kind(event, n)) for n in frame.columns)}
-    names = list(columns)
-    records = []
-    for i, values in enumerate(zip(*columns.values(), strict=True)):
-        obj = {k: v for k, v in zip(names, values, strict=True) if not _missing(v)}
-        partition = None if partitions is None else partitions[i]
-        line = None if first_line is None else first_line + i
-        records.append(RawRecord(json.dumps(obj).encode(), partition, i, None, line=line))
-    return records
+    from streams.replay.batches import EventFile
+
+    return EventFile(path, _schema_of(schema))
 
 
 def required_columns(schema: Config | EventSchema) -> list[str]:

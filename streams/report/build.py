@@ -41,6 +41,9 @@ class ReportData:
     production_decisions: pd.DataFrame | None = None
     production_versions: list[ModelVersionRecord] = field(default_factory=list)
     label_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Each judged candidate's gate verdicts (:func:`gates_frame`): backtest, production.
+    backtest_gates: pd.DataFrame | None = None
+    production_gates: pd.DataFrame | None = None
 
 
 def decisions_frame(audit: list[AuditRecord]) -> pd.DataFrame:
@@ -50,6 +53,29 @@ def decisions_frame(audit: list[AuditRecord]) -> pd.DataFrame:
              "by": a.by, "reason": a.reason} for a in audit]
     return pd.DataFrame(rows, columns=["time", "version", "sequence", "decision", "by",
                                        "reason"])
+
+
+#: Columns of :func:`gates_frame`.
+GATE_COLUMNS = ["time", "version", "sequence", "decision", "gate", "outcome", "value",
+                "lower", "upper", "threshold", "champion_value", "confidence", "look"]
+
+
+def gates_frame(audit: list[AuditRecord]) -> pd.DataFrame:
+    """One row per gate verdict of each decision that judged a candidate: the estimate,
+    its interval (NaN in records written before gates had intervals), the bound and the
+    champion's value."""
+    def number(value: float | int | None) -> float:
+        return float("nan") if value is None else float(value)
+
+    rows = [{"time": pd.Timestamp(a.time, unit="ms", tz="UTC"), "version": a.version,
+             "sequence": a.version.rsplit("-v", 1)[-1], "decision": a.decision.value,
+             "gate": g.gate + (f"[{g.attribute}]" if g.attribute else ""),
+             "outcome": g.outcome.value, "value": number(g.value), "lower": number(g.lower),
+             "upper": number(g.upper), "threshold": number(g.threshold),
+             "champion_value": number(g.champion_value), "confidence": number(g.confidence),
+             "look": number(g.look)}
+            for a in audit for g in a.gates]
+    return pd.DataFrame(rows, columns=GATE_COLUMNS)
 
 
 def drift_frame(run: ConfigBacktest, period_ms: int) -> pd.DataFrame:
@@ -73,7 +99,9 @@ def report_data(run: ConfigBacktest, metrics: pd.DataFrame, period_ms: int, sour
         backtest_decisions=decisions_frame(run.run.audit) if backtest else None,
         production_decisions=decisions_frame(production_audit) if production_audit else None,
         production_versions=list(production_versions or []),
-        label_outcomes=label_outcomes or {})
+        label_outcomes=label_outcomes or {},
+        backtest_gates=gates_frame(run.run.audit) if backtest else None,
+        production_gates=gates_frame(production_audit) if production_audit else None)
 
 
 CSS = """
@@ -124,6 +152,30 @@ def _parity_table(metrics: pd.DataFrame, attribute: str, bound: float) -> str:
     return _table(table, below)
 
 
+#: How many of the last judged candidates get a figure of their gates.
+GATE_FIGURES = 3
+
+
+def _gate_figures(gates: pd.DataFrame | None) -> list[str]:
+    """The last judged candidates' gates: each estimate with its interval against the
+    bound and the champion's value."""
+    from streams.report import plots
+
+    if gates is None or gates.empty:
+        return []
+    out = [f'<p class="note">The last {GATE_FIGURES} judged candidates, gate by gate: the '
+           f"candidate's estimate (dot) with its interval (bar, where the record has one), "
+           f"the champion's value on the same examples (diamond) and the bound the gate "
+           f"holds it to (red tick). Colour: the gate's outcome.</p>"]
+    decisions = gates.drop_duplicates(["time", "version"]).tail(GATE_FIGURES)
+    for time_, version in zip(decisions["time"], decisions["version"], strict=True):
+        part = gates[(gates["time"] == time_) & (gates["version"] == version)]
+        title = (f"v{part['sequence'].iloc[0]} {part['decision'].iloc[0]} at "
+                 f"{time_:%Y-%m-%d %H:%M} UTC")
+        out.append(plots.gates_figure(part, title))
+    return out
+
+
 def render(data: ReportData) -> str:
     """The report as one HTML document (inline SVG, inline CSS, no scripts)."""
     from streams.report import plots
@@ -170,15 +222,16 @@ def render(data: ReportData) -> str:
     else:
         parts.append('<p class="note">Too little history for a drift reference.</p>')
     parts.append("<h2>Model versions and decisions</h2>")
-    for title, frame in (("backtest: what this config's gates would have decided",
-                          data.backtest_decisions),
-                         ("production: the learner's decisions (model.audit)",
-                          data.production_decisions)):
+    for title, frame, gates in (("backtest: what this config's gates would have decided",
+                                 data.backtest_decisions, data.backtest_gates),
+                                ("production: the learner's decisions (model.audit)",
+                                 data.production_decisions, data.production_gates)):
         if frame is None or frame.empty:
             continue
         parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(plots.decisions_figure(frame, title))
         parts.append(_table(frame.drop(columns="sequence"), frame["decision"] == "hold"))
+        parts += _gate_figures(gates)
     if data.production_versions:
         versions = pd.DataFrame([{"version": v.version, "status": v.status.value,
                                   "created": pd.Timestamp(v.created_at, unit="ms", tz="UTC"),

@@ -65,6 +65,13 @@ def _report(args: argparse.Namespace, config_of: Any) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     print(f"report: wrote {out} ({len(page) // 1024} KiB) in {time.monotonic() - began:.1f}s")
+    from streams.experiments import TrackingError, record_backtest
+
+    try:
+        record_backtest(args, "report", runs, history, metrics, {out.name: out})
+    except TrackingError as exc:
+        print(f"streambed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

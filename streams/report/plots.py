@@ -150,6 +150,43 @@ def decisions_figure(decisions: pd.DataFrame, title: str) -> str:
     return _svg(fig)
 
 
+OUTCOME_COLOURS = {"pass": "#2a9d3a", "fail": "#d62728", "hold": "#ff7f0e"}
+
+
+def gates_figure(gates: pd.DataFrame, title: str) -> str:
+    """One candidate's gates, one row each (``gate, outcome, value, lower, upper,
+    threshold, champion_value``): the estimate and its interval, the champion's value and
+    the bound. Each row has its own scale (AUC, log loss and ratios differ)."""
+    rows = gates.reset_index(drop=True)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 0.5 + 0.8 * len(rows)),
+                             squeeze=False)
+    fig.subplots_adjust(hspace=0.9)
+    for ax, row in zip(axes[:, 0], rows.itertuples(index=False), strict=True):
+        colour = OUTCOME_COLOURS.get(row.outcome, "#1f77b4")
+        known = [v for v in (row.value, row.lower, row.upper, row.threshold,
+                             row.champion_value) if pd.notna(v)]
+        if pd.notna(row.lower) and pd.notna(row.upper):
+            ax.plot([row.lower, row.upper], [0, 0], color=colour, lw=3, alpha=0.55,
+                    solid_capstyle="butt")
+        if pd.notna(row.value):
+            ax.plot([row.value], [0], "o", color=colour, ms=6, label="candidate")
+        if pd.notna(row.champion_value):
+            ax.plot([row.champion_value], [0], "D", color="#444444", ms=5,
+                    markerfacecolor="none", label="champion")
+        if pd.notna(row.threshold):
+            ax.axvline(row.threshold, color="#d62728", lw=1.2, ymin=0.15, ymax=0.85)
+        if known:
+            low, high = min(known), max(known)
+            pad = max((high - low) * 0.15, 0.01)
+            ax.set_xlim(low - pad, high + pad)
+        ax.set_yticks([0], [f"{row.gate}: {row.outcome}"])
+        ax.set_ylim(-1, 1)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.spines["left"].set_visible(False)
+    axes[0, 0].set_title(title)
+    return _svg(fig)
+
+
 def dlq_figure(counts: pd.DataFrame) -> str:
     """Rejected records per period, stacked by reason."""
     table = counts.pivot_table(index="period", columns="reason", values="count",

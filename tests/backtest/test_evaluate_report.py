@@ -17,6 +17,7 @@ from governance.metric_frame import COLUMNS
 from streams.backtest import evaluate, load_history
 from streams.backtest.cli import read_metrics
 from streams.config import load_config
+from tests.backtest.tracking import cli_env
 from tests.support import REPO
 
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
@@ -25,7 +26,7 @@ CARDS = REPO / "tests" / "backtest" / "cards_small.yaml"
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=cli_env())
 
 
 def simulate(config: Path, out: Path, *extra: str) -> Path:
@@ -157,6 +158,7 @@ def test_report_is_one_offline_file_that_renders_without_console_errors(
         assert heading in html
     assert "four-fifths" in html and "n=" in html  # the 0.8 line and sample sizes
     assert "malformed_json" in html and "hold" in html
+    assert "judged candidates, gate by gate" in html and "roc_auc: " in html
     screenshot = tmp_path / "report.png"
     messages = render_in_chromium(page, screenshot)
     print(f"report screenshot: {screenshot}")
@@ -190,12 +192,13 @@ def test_evaluate_and_report_on_the_shipped_cards_example_from_csv(tmp_path: Pat
     common = ["--config", str(REPO / "examples" / "cards.yaml"), "--events",
               str(history / "events.csv"), "--labels", str(history / "labels.csv")]
     evaluated = subprocess.run([sys.executable, "-m", "streams.cli", "evaluate", *common],
-                               capture_output=True, text=True, cwd=REPO, timeout=300)
+                               capture_output=True, text=True, cwd=REPO, timeout=300,
+                               env=cli_env())
     assert evaluated.returncode == 0, evaluated.stderr
     assert "demographic_parity_ratio" in evaluated.stdout and "NA" in evaluated.stdout
     out = tmp_path / "cards.html"
     reported = subprocess.run([sys.executable, "-m", "streams.cli", "report", *common,
                                "--out", str(out)], capture_output=True, text=True, cwd=REPO,
-                              timeout=300)
+                              timeout=300, env=cli_env())
     assert reported.returncode == 0, reported.stderr
     assert out.stat().st_size > 10_000 and b"<svg" in out.read_bytes()

@@ -14,6 +14,7 @@ from streams.backtest import load_history, run_backtest
 from streams.config import load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics
+from tests.backtest.tracking import cli_env
 from tests.support import REPO, produce_to
 
 pytestmark = pytest.mark.kafka
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.kafka
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=cli_env())
 
 
 def test_evaluate_and_report_read_history_and_decisions_from_kafka(

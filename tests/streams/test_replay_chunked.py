@@ -1,0 +1,110 @@
+"""Replay cut by entity (bounded memory) gives exactly the rows of one replay in memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.config import load_config
+from streams.replay import RawRecord, read_events_file, replay
+from streams.replay.pipeline import plan_buckets
+from streams.replay.to_files import replay_to_files
+from tests.support import REPO
+
+QUICKSTART = load_config(REPO / "examples" / "quickstart.yaml")
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MINUTE = 60_000
+
+WINDOWS = [None, {"kind": "tumbling", "size": "1h"},
+           {"kind": "hopping", "size": "2h", "hop": "30m"},
+           {"kind": "sliding", "size": "45m"}]
+AGGS = ["count", "sum", "mean", "max", "min", "last", "first", "variance",
+        "count_distinct", "seconds_since_previous"]
+
+
+def _config(window: dict | None, lateness_minutes: int, filtered: bool):
+    features = []
+    for agg in AGGS:
+        spec: dict = {"name": f"f_{agg}", "agg": agg}
+        if agg not in ("count", "seconds_since_previous"):
+            spec["field"] = "amount" if agg != "count_distinct" else "channel"
+        if window is not None:
+            spec["window"] = window
+        if filtered:
+            spec["where"] = {"field": "channel", "op": "eq", "value": "web"}
+        features.append(spec)
+    data = QUICKSTART.model_dump(by_alias=True, mode="json")
+    data["features"] = features
+    data["event"]["allowed_lateness"] = f"{lateness_minutes}m"
+    data["monitors"]["drift"]["features"] = []
+    return type(QUICKSTART).model_validate(data)
+
+
+def _records(rows: list[tuple[int, int, float | None, str]]) -> list[RawRecord]:
+    out = []
+    for i, (entity, minute, amount, channel) in enumerate(rows):
+        event = {"event_id": f"e{i}", "entity_id": f"u{entity}", "ts": T0 + minute * MINUTE,
+                 "income": 1000.0, "credit_score": 700, "channel": channel, "group": "A"}
+        event["amount"] = 0.5 if amount is None else amount
+        out.append(RawRecord(json.dumps(event).encode(), None, i, None, line=i + 1))
+    return out
+
+
+history = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 400),
+              st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+              st.sampled_from(["web", "branch", "partner"])),
+    min_size=1, max_size=80)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=history, window=st.sampled_from(WINDOWS), lateness=st.sampled_from([1, 10, 90]),
+       buckets=st.integers(2, 9), order=st.sampled_from(["arrival", "event-time"]),
+       filtered=st.booleans())
+def test_replay_cut_in_entity_buckets_equals_one_replay_exactly(
+        rows, window, lateness, buckets, order, filtered) -> None:
+    config = _config(window, lateness, filtered)
+    records = _records(rows)
+    whole = replay(config, records, order=order)
+    cut = replay(config, records, order=order, buckets=buckets)
+    pd.testing.assert_frame_equal(cut.frame, whole.frame, check_exact=True)
+    assert cut.rejected == whole.rejected
+    assert cut.received == whole.received == len(rows)
+
+
+def test_replay_to_files_in_buckets_writes_the_rows_of_one_replay(tmp_path: Path) -> None:
+    rows = [(i % 37, (i * 7) % 500, float(i % 13), ["web", "branch"][i % 2])
+            for i in range(3000)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(r.value for r in _records(rows)) + b"\n")
+    whole = replay(QUICKSTART, read_events_file(path, QUICKSTART)).frame
+    out = tmp_path / "out.parquet"
+    result = replay_to_files(QUICKSTART, read_events_file(path, QUICKSTART), {None: out},
+                             buckets=6, rejects=tmp_path / "rejects.csv")
+    assert result.buckets == 6 and result.spilled_bytes > 0
+    written = pd.read_parquet(out)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(out).num_row_groups == 6  # one row group per bucket
+    written = written.set_index("event_id").loc[whole["event_id"]].reset_index()
+    pd.testing.assert_frame_equal(written, whole, check_dtype=False, check_exact=True)
+    assert result.rows == len(whole) and result.rejected == {"late": 3000 - len(whole)}
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert len(rejects) == result.rejected["late"]
+    assert rejects["where"].str.startswith("line ").all()
+
+
+def test_a_budget_below_what_the_process_uses_is_refused_with_what_it_needs() -> None:
+    with pytest.raises(ValueError, match=r"leaves nothing.*give at least \d+ MiB"):
+        plan_buckets(1_000, 100 << 20, used_bytes=200 << 20)
+
+
+def test_buckets_grow_with_events_for_a_fixed_budget() -> None:
+    small = plan_buckets(2_000_000, 1 << 30, used_bytes=250 << 20)
+    large = plan_buckets(10_000_000, 1 << 30, used_bytes=250 << 20)
+    assert 1 <= small < large
