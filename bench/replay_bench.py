@@ -53,8 +53,10 @@ def say(msg: str) -> None:
     print(f"[{time.monotonic() - BEGAN:6.1f}s] {msg}", flush=True)
 
 
-def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """Run ``cmd`` as its own process: (wall seconds, peak RSS bytes, its output)."""
+def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str, float]:
+    """Run ``cmd`` as its own process: (wall seconds, peak RSS bytes, its output, CPU
+    seconds: user + system, every thread). On a shared machine CPU time moves less with
+    the load than wall time does."""
     with tempfile.TemporaryFile() as out:
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
@@ -65,7 +67,7 @@ def run_measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, s
         text = out.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{text[-3000:]}")
-    return wall, usage.ru_maxrss * 1024, text
+    return wall, usage.ru_maxrss * 1024, text, usage.ru_utime + usage.ru_stime
 
 
 def kaskada_python() -> Path:
@@ -118,23 +120,25 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
         ours, theirs = work / f"ours_{events}.parquet", work / f"kaskada_{events}.parquet"
         load = os.getloadavg()[0]
         say(f"streambed replay, {events:,} events (load {load:.1f})")
-        wall, rss, text = run_measured([
+        wall, rss, text, cpu = run_measured([
             sys.executable, "-m", "streams.cli", "replay", "--config", str(config),
             "--events", str(history), "--order", "event-time", "--out", str(ours),
             "--no-progress", "--memory-budget", args.memory_budget], cwd=REPO)
         say(text.strip().splitlines()[-1])
         load_k = os.getloadavg()[0]
         say(f"kaskada, {events:,} events (load {load_k:.1f})")
-        k_wall, k_rss, _ = run_measured([str(python), str(REPO / "bench" / "kaskada_replay.py"),
-                                         str(history), str(theirs)])
+        k_wall, k_rss, _, k_cpu = run_measured(
+            [str(python), str(REPO / "bench" / "kaskada_replay.py"), str(history), str(theirs)])
         rows, differ = compare(ours, theirs)
         results[f"kaskada_{events}"] = {
             "events": events, "entities": entities, "wall": wall, "rss": rss,
-            "k_wall": k_wall, "k_rss": k_rss, "rows": rows, "differ": differ,
+            "cpu": cpu, "k_cpu": k_cpu, "k_wall": k_wall, "k_rss": k_rss, "rows": rows,
+            "differ": differ,
             "load": (load + load_k + os.getloadavg()[0]) / 3,
             "buckets": next((line.split(":")[1].split()[0] for line in text.splitlines()
                              if "entity buckets" in line), "1")}
-        say(f"ours {wall:.1f}s {rss / 2**30:.2f} GiB; kaskada {k_wall:.1f}s "
+        say(f"ours {wall:.1f}s (CPU {cpu:.1f}s) {rss / 2**30:.2f} GiB; kaskada {k_wall:.1f}s "
+            f"(CPU {k_cpu:.1f}s) "
             f"{k_rss / 2**30:.2f} GiB; {rows:,} rows compared, differing: {differ or 'none'}")
         for path in (ours, theirs):
             path.unlink(missing_ok=True)
@@ -164,16 +168,17 @@ def step_kafka(args: argparse.Namespace, work: Path, results: dict[str, Any]) ->
         say(f"producing {n:,} events")
         produce_history(broker.bootstrap, config.topics.events, n)
         load = os.getloadavg()[0]
-        began = time.perf_counter()
+        began, cpu_began = time.perf_counter(), time.process_time()
         read = sum(len(b) for b in TopicHistory(config, config.topics.events).batches())
         read_seconds = time.perf_counter() - began
-        wall, rss, text = run_measured([
+        read_cpu = time.process_time() - cpu_began
+        wall, rss, text, cpu = run_measured([
             sys.executable, "-m", "streams.cli", "replay", "--config", str(path),
             "--from-kafka", "--order", "arrival", "--out", str(work / "kafka.parquet"),
             "--no-progress"], cwd=REPO)
         say(text.strip().splitlines()[-1])
         results["kafka"] = {"events": n, "read": read, "read_seconds": read_seconds,
-                            "wall": wall, "rss": rss,
+                            "read_cpu": read_cpu, "wall": wall, "rss": rss, "cpu": cpu,
                             "load": (load + os.getloadavg()[0]) / 2}
         say(f"--from-kafka: read {read / read_seconds:,.0f} records/s; whole replay "
             f"{n / wall:,.0f} records/s ({wall:.1f}s, {rss / 2**30:.2f} GiB)")
@@ -249,16 +254,22 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"{r['wall']:.1f} s ({r['events'] / r['wall']:,.0f} events/s) | "
                 f"{r['k_wall']:.1f} s | {r['k_wall'] / r['wall']:.2f}x | {r['load']:.1f} |")
             rows.append(
+                f"| same, CPU (user + system) | {r['cpu']:.1f} s | {r['k_cpu']:.1f} s | "
+                f"{r['k_cpu'] / r['cpu']:.2f}x | |")
+            rows.append(
                 f"| same, peak RSS | {r['rss'] / 2**30:.2f} GiB ({r['buckets']} bucket(s)) | "
                 f"{r['k_rss'] / 2**30:.2f} GiB | | |")
             rows.append(f"| same, values ({r['rows']:,} rows, 10 features) | differing "
                         f"columns: {differ} | | | |")
     if "kafka" in results:
         r = results["kafka"]
-        rows.append(f"| `--from-kafka` read (aiokafka getmany → Arrow), {r['read']:,} records "
-                    f"| {r['read'] / r['read_seconds']:,.0f} records/s | | | {r['load']:.1f} |")
+        rows.append(f"| `--from-kafka` read (confluent-kafka consume → Arrow), {r['read']:,} "
+                    f"records | {r['read'] / r['read_seconds']:,.0f} records/s "
+                    f"({r['read'] / r['read_cpu']:,.0f} per CPU second) | | | "
+                    f"{r['load']:.1f} |")
         rows.append(f"| `replay --from-kafka` end to end, {r['events']:,} records | "
                     f"{r['events'] / r['wall']:,.0f} records/s ({r['wall']:.1f} s, "
+                    f"{r['events'] / r['cpu']:,.0f} per CPU second, "
                     f"{r['rss'] / 2**30:.2f} GiB) | | | |")
     if "kernels" in results:
         r = results["kernels"]

@@ -36,8 +36,9 @@ def entity_bucket(entity: pd.Series | np.ndarray, buckets: int) -> np.ndarray:
     >>> entity_bucket(np.array(["u1", "u2", "u1"], dtype=object), 4).tolist()[0] == \\
     ...     entity_bucket(np.array(["u1"], dtype=object), 4).tolist()[0]
     True
-    >>> set(entity_bucket(np.array([f"u{i}" for i in range(100)], dtype=object), 3))
-    {0, 1, 2}
+    >>> sorted(set(entity_bucket(np.array([f"u{i}" for i in range(100)], dtype=object),
+    ...                          3).tolist()))
+    [0, 1, 2]
     """
     if buckets < 1:
         raise ValueError("at least one bucket")

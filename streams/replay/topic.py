@@ -44,7 +44,7 @@ def confluent_options(config: Config) -> dict[str, Any]:
         "security.protocol": security.protocol.lower(),
         "group.id": "streambed-replay", "enable.auto.commit": False,
         "enable.partition.eof": False, "fetch.max.bytes": 64 << 20,
-        "max.partition.fetch.bytes": 8 << 20, "queued.max.messages.kbytes": 256 << 10,
+        "max.partition.fetch.bytes": 8 << 20, "queued.max.messages.kbytes": 64 << 10,
         "receive.message.max.bytes": (64 << 20) + (1 << 20)}
     if security.sasl:
         assert security.password is not None  # the config validator resolved it
