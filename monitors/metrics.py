@@ -125,6 +125,13 @@ class Metrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=registry,
         )
+        self.batch_wait = Histogram(
+            "streambed_batch_wait_seconds",
+            "How long an input batch waited for more records once its first was in hand: "
+            "0 unless records arrive faster than they are processed, then at most 50 ms.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+            registry=registry,
+        )
         self.model_info = Gauge(
             "streambed_model_info",
             "The model version and feature set currently scoring (value is always 1).",

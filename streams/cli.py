@@ -231,7 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     lr.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
     lr.add_argument("--web-port", type=int, default=6067)
     lr.add_argument("--web-host", default="127.0.0.1")
-    lr.add_argument("--data-dir", help="unused: the learner keeps its state on Kafka")
     lr.add_argument("--loglevel", default="warning")
     lr.add_argument("--no-supervise", action="store_true",
                     help="run the learner in this process, without restarts")
@@ -266,11 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.report.cli import add_report_parser
 
     add_model_parser(sub, _config)
-
-    add_replay_parser(sub)
-    add_features_parser(sub)
-    add_evaluate_parser(sub)
-    add_report_parser(sub)
+    add_replay_parser(sub, _config)
+    add_features_parser(sub, _config)
+    add_evaluate_parser(sub, _config)
+    add_report_parser(sub, _config)
     return p
 
 

@@ -130,10 +130,9 @@ def _details(info: dict[str, Any], names: list[str]) -> str:
     return "\n\n".join(blocks)
 
 
-def _features(args: argparse.Namespace) -> int:
-    from streams.cli import _config
+def _features(args: argparse.Namespace, config_of: Any) -> int:
 
-    config = _config(args)
+    config = config_of(args)
     info = describe(config)
     names = getattr(args, "names", None) or []
     known = [f["name"] for f in info["features"]]
@@ -156,7 +155,8 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_features_parser(sub: Any) -> None:
+def add_features_parser(sub: Any, config_of: Any) -> None:
+    """``config_of(args)``: the validated config of the command's ``--config``."""
     from streams.replay.cli import one_line_errors
 
     f = sub.add_parser("features", help="list or show the feature definitions of a config")
@@ -170,4 +170,4 @@ def add_features_parser(sub: Any) -> None:
         a.add_argument("--json", action="store_true", help="machine-readable output")
         if action == "show":
             a.add_argument("names", nargs="*", metavar="NAME", help="features to show")
-        a.set_defaults(func=_features)
+        a.set_defaults(func=lambda args: _features(args, config_of))

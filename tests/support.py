@@ -77,7 +77,9 @@ class Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", self.role, "--config", str(self.config),
-             "--web-port", str(self.web_port), "--data-dir", str(self.data_dir),
+             "--web-port", str(self.web_port),
+             # only a scorer keeps local files (the learner keeps its state on Kafka)
+             *(["--data-dir", str(self.data_dir)] if self.role == "worker" else []),
              "--loglevel", os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
         )

@@ -34,14 +34,15 @@ def add_history_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def add_evaluate_parser(sub: Any) -> None:
+def add_evaluate_parser(sub: Any, config_of: Any) -> None:
+    """``config_of(args)``: the validated config of the command's ``--config``."""
     e = sub.add_parser("evaluate", help="backtest a candidate config's features and model "
                                         "over history, per period, beside a baseline")
     e.add_argument("--config", required=True, help="the candidate config")
     e.add_argument("--baseline", help="the current config, evaluated side by side")
     add_history_arguments(e)
     e.add_argument("--out", help="also write the tidy frame: .csv or .parquet")
-    e.set_defaults(func=_evaluate)
+    e.set_defaults(func=lambda args: _evaluate(args, config_of))
 
 
 def load_from_args(args: argparse.Namespace, config: Any) -> Any:
@@ -60,12 +61,11 @@ def load_from_args(args: argparse.Namespace, config: Any) -> Any:
         progress=not args.no_progress)
 
 
-def _evaluate(args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace, config_of: Any) -> int:
     from streams.backtest.history import metrics_of, period_of, run_backtest
-    from streams.cli import _config
     from streams.config import load_config
 
-    candidate = _config(args)
+    candidate = config_of(args)
     baseline = load_config(args.baseline, broker=args.broker) if args.baseline else None
     began = time.monotonic()
     try:

@@ -58,7 +58,7 @@ def _spawn(role: str, args: argparse.Namespace, url: str, port: int) -> tuple[
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", role, "--config", args.config,
          "--broker", url, "--web-port", str(port),
-         "--data-dir", str(args.workdir / role)],
+         *(["--data-dir", str(args.workdir / role)] if role == "worker" else [])],
         stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
         start_new_session=True,
     )

@@ -54,7 +54,8 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
     parser.error = error  # type: ignore[method-assign,assignment]
 
 
-def add_replay_parser(sub: Any) -> None:
+def add_replay_parser(sub: Any, config_of: Any) -> None:
+    """``config_of(args)``: the validated config of the command's ``--config``."""
     r = sub.add_parser(
         "replay", help="replay history into a point-in-time training set (Parquet/CSV)",
         description="Replay history (a file or the configured Kafka topics) through the "
@@ -88,7 +89,7 @@ def add_replay_parser(sub: Any) -> None:
     r.add_argument("--reference", help="also write a drift reference (.json) of the features "
                                        "(of the first part, with --split)")
     r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=_replay)
+    r.set_defaults(func=lambda args: _replay(args, config_of))
 
 
 @dataclass
@@ -203,10 +204,9 @@ def check_args(args: argparse.Namespace, config: Config) -> Plan:
     return Plan(config, since, until, warmup, outputs, split)
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from streams.cli import _config
+def _replay(args: argparse.Namespace, config_of: Any) -> int:
 
-    config = _config(args)
+    config = config_of(args)
     try:
         plan = check_args(args, config)
     except UsageError as exc:

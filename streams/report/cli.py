@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 
-def add_report_parser(sub: Any) -> None:
+def add_report_parser(sub: Any, config_of: Any) -> None:
+    """``config_of(args)``: the validated config of the command's ``--config``."""
     from streams.backtest.cli import add_history_arguments
 
     r = sub.add_parser("report", help="one self-contained HTML report: impact, drift, "
@@ -21,17 +22,16 @@ def add_report_parser(sub: Any) -> None:
     r.add_argument("--evaluation", help="a tidy frame from `streambed evaluate --out` "
                                         "(instead of backtesting again; labels not needed)")
     r.add_argument("--out", required=True, help="the HTML file to write")
-    r.set_defaults(func=_report)
+    r.set_defaults(func=lambda args: _report(args, config_of))
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, config_of: Any) -> int:
     from streams.backtest.cli import load_from_args, read_metrics
     from streams.backtest.history import History, metrics_of, period_of, run_backtest
-    from streams.cli import _config
     from streams.config import load_config
     from streams.report.build import render, report_data
 
-    config = _config(args)
+    config = config_of(args)
     began = time.monotonic()
     try:
         if args.evaluation and not args.from_kafka and not args.labels:

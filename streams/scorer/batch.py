@@ -2,14 +2,17 @@
 
 The scorer processes a batch of input records in memory and returns a :class:`BatchResult`:
 the records to produce (scored, dead letters, training examples), the changelog writes of
-its tables, and the outcome counts. The shell produces them in two steps, each without
-awaiting each send: first the records, pending predictions and held labels
-(``sends``, ``changelog``); once all of those are accepted, the entity states and
-partition positions (``progress``), which say that an event was applied. Then it applies
-the counts (:meth:`BatchResult.count_into`) and lets Faust acknowledge the input offsets.
-So a counter never counts a record whose outcome could still change, and a crash can
-never leave an entity's state past an event whose scored record and pending prediction
-were lost: after it, the event is applied again to the state before it.
+its tables by table (``writes``), every count the batch makes, and the model version that
+scored its events. :class:`~streams.scorer.publisher.TwoStepPublisher` produces them in
+the order that keeps a crash harmless (its docstring states it); only then are the counts
+applied (:meth:`BatchResult.count_into`) and the input offsets acknowledged. So a counter
+never counts a record whose outcome could still change.
+
+>>> res = BatchResult(model_version="v1")
+>>> res.events["scored"] += 2
+>>> res.decode_errors["pending"] += 1
+>>> sorted(res.events.items()), res.model_version
+([('scored', 2)], 'v1')
 """
 
 from __future__ import annotations
@@ -54,12 +57,26 @@ class ScoredObservation:
     groups: dict[str, str | None]
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why one accepted event cannot be scored: a dead-letter reason and its detail."""
+
+    reason: str
+    detail: str
+
+
 @dataclass
 class BatchResult:
     sends: list[Send] = field(default_factory=list)
-    changelog: list[ChangelogRecord] = field(default_factory=list)
-    #: Entity states and partition positions: written only after everything else landed.
-    progress: list[ChangelogRecord] = field(default_factory=list)
+    #: The tables' changelog records, by table name (the publisher orders them).
+    writes: dict[str, list[ChangelogRecord]] = field(default_factory=dict)
+    #: The champion version that scored this batch's events (None: no events scored).
+    model_version: str | None = None
+    #: Input records of an events batch (None for labels and expiry), for the batch-size
+    #: histogram.
+    batch_records: int | None = None
+    #: How long the input batch waited for more records after its first was in hand.
+    batch_wait_seconds: float | None = None
     events: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)
@@ -70,6 +87,17 @@ class BatchResult:
     newest_event_ms: int | None = None
     newest_label_ms: int | None = None
     examples: int = 0
+    #: Input records the consumer had skipped, read back and processed in this batch.
+    skipped_offsets: int = 0
+    #: Scored events that stopped waiting for a label: their TTL passed / over the cap.
+    predictions_expired: int = 0
+    predictions_evicted: int = 0
+    #: Table values that did not decode (treated as absent), by table.
+    decode_errors: Counter[str] = field(default_factory=Counter)
+
+    def changelog(self) -> list[ChangelogRecord]:
+        """Every changelog record of the batch, whatever its table."""
+        return [r for records in self.writes.values() for r in records]
 
     def dead_letter(self, dlq_topic: str, rec: InRecord, reason: str, detail: str,
                     now_ms: int, max_bytes: int, input_kind: str = "event") -> None:
@@ -89,3 +117,14 @@ class BatchResult:
             metrics.redeliveries.inc(self.redeliveries)
         if self.examples:
             metrics.training_examples.inc(self.examples)
+        if self.batch_records is not None:
+            metrics.batch_records.observe(self.batch_records)
+        if self.batch_wait_seconds is not None:
+            metrics.batch_wait.observe(self.batch_wait_seconds)
+        for name, n in (("skipped_offsets", self.skipped_offsets),
+                        ("predictions_expired", self.predictions_expired),
+                        ("predictions_evicted", self.predictions_evicted)):
+            if n:
+                getattr(metrics, name).inc(n)
+        for table, n in self.decode_errors.items():
+            metrics.state_decode_errors.labels(table=table).inc(n)

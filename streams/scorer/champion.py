@@ -15,7 +15,8 @@ counted; nothing on the topic is ever unpickled or executed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -105,6 +106,9 @@ class VersionBoard:
             return None
         return max(champions, key=lambda r: (r.status_changed_at, r.sequence))
 
+    def bootstrap_version(self) -> str:
+        return version_id(self.feature_set, self.spec, 0)
+
     def champion(self) -> Champion:
         record = self.champion_record()
         if record is None:
@@ -113,3 +117,35 @@ class VersionBoard:
             return Champion.of(record)
         except ArtifactError as exc:
             raise VersionRefused(f"{record.version}: {exc}") from None
+
+
+class ModelFollower:
+    """Takes ``model.versions`` batches (:class:`~streams.scorer.gaps.VersionFollower`) and
+    puts the champion to work: ``adopt`` is called with each new champion (it serves from
+    the next batch on); :attr:`loaded` is set once the topic was read to its end."""
+
+    def __init__(self, board: VersionBoard, serving: Callable[[], str],
+                 adopt: Callable[[Champion], None], refused: Callable[[str], None]) -> None:
+        self.board = board
+        #: The version serving now.
+        self.serving = serving
+        self.adopt = adopt
+        #: Called with the reason, per record refused or champion that cannot serve.
+        self.refused = refused
+        self.loaded = asyncio.Event()
+
+    def take(self, batch: list[bytes | None], caught_up: bool) -> None:
+        for raw in batch:
+            try:
+                self.board.add(raw)
+            except VersionRefused as exc:
+                self.refused(f"refused a record: {exc}")
+        record = self.board.champion_record()
+        wanted = record.version if record else self.board.bootstrap_version()
+        try:
+            if wanted != self.serving():
+                self.adopt(self.board.champion())
+        except VersionRefused as exc:
+            self.refused(f"cannot serve the champion: {exc}")
+        if caught_up:
+            self.loaded.set()

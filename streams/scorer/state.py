@@ -43,13 +43,13 @@ class StateDecodeError(ValueError):
     """A table value that is not a valid plain-data record of the expected kind."""
 
 
-class _Versioned(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+class Versioned(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
     """Base of every table value: encoded as a msgpack array whose first item is the version."""
 
     v: int = FORMAT_VERSION
 
 
-class EntityEntry(_Versioned, kw_only=True):
+class EntityEntry(Versioned, kw_only=True):
     features: bytes
     last_offset: int = -1
     #: The feature values as of the entity's latest event (what ``/features`` answers).
@@ -57,7 +57,7 @@ class EntityEntry(_Versioned, kw_only=True):
     latest_ts_ms: int | None = None
 
 
-class HeldLabel(_Versioned, kw_only=True):
+class HeldLabel(Versioned, kw_only=True):
     entity_id: str
     label: int
     ts_ms: int
@@ -66,7 +66,7 @@ class HeldLabel(_Versioned, kw_only=True):
     offset: int
 
 
-class Pending(_Versioned, kw_only=True):
+class Pending(Versioned, kw_only=True):
     entity_id: str
     ts_ms: int
     partition: int
@@ -85,7 +85,7 @@ class Pending(_Versioned, kw_only=True):
     label: HeldLabel | None = None
 
 
-class PartitionState(_Versioned, kw_only=True):
+class PartitionState(Versioned, kw_only=True):
     #: Highest event time seen on the events partition (None before the first event).
     watermark_ms: int | None = None
     next_offset: int = 0
@@ -100,13 +100,13 @@ class PartitionState(_Versioned, kw_only=True):
         return max(marks) if marks else None
 
 
-T = TypeVar("T", bound=_Versioned)
+T = TypeVar("T", bound=Versioned)
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODERS: dict[type, msgspec.msgpack.Decoder] = {}
 
 
-def encode(record: _Versioned) -> bytes:
+def encode(record: Versioned) -> bytes:
     return _ENCODER.encode(record)
 
 

@@ -1,4 +1,5 @@
-"""A table of plain-data bytes values whose changelog is written once per dirty key per batch.
+"""The scorer's four tables: plain-data bytes values whose changelog is written once per
+dirty key per batch, and the one place they are read and decoded.
 
 Faust writes a table's changelog on every ``table[key] = value``, one Faust send each
 (about 240 µs). The scorer instead changes values while it processes a batch and calls
@@ -31,14 +32,25 @@ b'state-2'
 [('app-entities-changelog', b'u1', b'state-2', 3)]
 >>> t.delete(b"u1", partition=3); t.flush()
 [('app-entities-changelog', b'u1', None, 3)]
+
+:class:`Tables` holds the four tables by role and decodes their values
+(:mod:`streams.scorer.state`): a value that does not decode is logged, counted by table
+(:meth:`Tables.take_decode_errors`, which each batch's result takes) and treated as absent.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
+from streams.scorer.state import StateDecodeError, Versioned, decode
+
+log = logging.getLogger(__name__)
 ChangelogRecord = tuple[str, bytes, bytes | None, int]
+T = TypeVar("T", bound=Versioned)
 
 
 class StateTable:
@@ -230,6 +242,45 @@ def state_table(name: str, store: Any, changelog: str) -> StateTable:
     if hasattr(store, "_db_for_partition"):
         return RocksStateTable(name, FaustPartitions(store), changelog)
     return StateTable(name, store, changelog)
+
+
+@dataclass
+class Tables:
+    """The scorer's tables by role; every decode of their values goes through here."""
+
+    entities: StateTable
+    pending: StateTable
+    held: StateTable
+    partitions: StateTable
+    #: Values that did not decode since the last :meth:`take_decode_errors`, by table name.
+    decode_errors: Counter[str] = field(default_factory=Counter)
+
+    def all(self) -> tuple[StateTable, ...]:
+        return (self.entities, self.pending, self.held, self.partitions)
+
+    def read(self, table: StateTable, key: bytes, kind: type[T]) -> T | None:
+        """The value at ``key`` decoded as ``kind``; None when absent or undecodable."""
+        raw = table.get(key)
+        if raw is None:
+            return None
+        try:
+            return decode(raw, kind)
+        except StateDecodeError as exc:
+            self.undecodable(table.name, key, str(exc))
+            return None
+
+    def undecodable(self, table: str, key: bytes, why: str) -> None:
+        """Count and log a value that does not decode (it is then treated as absent)."""
+        self.decode_errors[table] += 1
+        log.error("table %s key %r: %s; treated as absent", table, key[:80], why)
+
+    def take_decode_errors(self) -> Counter[str]:
+        taken, self.decode_errors = self.decode_errors, Counter()
+        return taken
+
+    def flush(self) -> dict[str, list[ChangelogRecord]]:
+        """Every table's changelog records since the last flush, by table name."""
+        return {t.name: t.flush() for t in self.all()}
 
 
 #: The scorer's tables (entities, pending, held, partitions).

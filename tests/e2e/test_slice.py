@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from kafka.structs import OffsetAndMetadata
 from features.reference import reference_features
 from streams.config import Config, load_config
 from streams.devtools.simulate import SimRecord, SimulationOptions, Simulator
+from streams.scorer.champion import Champion
 from streams.topics import ensure_topics
 from streams.validation import EventValidator, ValidEvent
 from tests.support import (
@@ -101,12 +103,20 @@ def test_slice_scores_valid_events_dead_letters_bad_ones_and_joins_labels(
 
     expected = _expected_features(config, valid)
     assert {s["event_id"] for s in scored} == set(expected)
+    # No learner runs: every event is scored by version 0, the untrained model (0.5).
+    version_0 = Champion.bootstrap(config.model.spec, config.features.identity)
     for rec in scored:
         _assert_features_equal(rec["features"], expected[rec["event_id"]], rec["event_id"])
         assert rec["feature_set"] == config.features.identity
-        assert 0 <= rec["score"] <= 1 and rec["decision"] in (0, 1)
-        assert rec["model_version"].startswith(config.features.identity)
-        assert rec["source"]["topic"] == config.topics.events and rec["source"]["offset"] >= 0
+        assert rec["score"] == 0.5 and rec["decision"] == version_0.decision(0.5)
+        assert rec["model_version"] == version_0.version
+        assert rec["source"]["topic"] == config.topics.events
+    # One outcome per input record: the sources of the scored records and dead letters
+    # are every offset of every partition the events went to, each once.
+    positions = [(r["source"]["partition"], r["source"]["offset"]) for r in scored + dead]
+    assert len(set(positions)) == len(positions) == len(events) + len(late)
+    sizes = Counter(partition for partition, _ in positions)
+    assert set(positions) == {(p, o) for p, n in sizes.items() for o in range(n)}
 
     reasons = [d["reason"] for d in dead]
     assert reasons.count("late") == len(late)

@@ -6,6 +6,7 @@ test checks names, labels and thresholds end to end, not just promtool's fixture
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,13 @@ def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(
         return expected <= seen
 
     wait_until(all_fire, 40, f"{sorted(expected)} to fire")
-    assert ("FeatureDriftHigh", "steady") not in seen
-    assert not {name for name, _ in seen} & {"WorkerDown", "DeadLetterRateHigh",
-                                              "ModelPerformanceDegraded"}
+    # Anything else these series trip would be pending or firing within a few evaluations
+    # (every second, each ``for:`` shortened to 1 s): watch them all, pending included.
+    # Only one exporter runs here: the alerts about the parts that do not (no learner, no
+    # events flowing) are about this setup, not about the data.
+    not_running = {("LearnerDown", ""), ("EventsStale", "")}
+    deadline = time.monotonic() + 6.0
+    while time.monotonic() < deadline:
+        active = {(name, label) for name, label, _ in prometheus.alerts()} - not_running
+        assert active == expected, f"unexpected alerts: {sorted(active - expected)}"
+        time.sleep(0.5)

@@ -1,0 +1,106 @@
+"""Entity states: read from the ``entities`` table, kept live for recent entities, written
+once per batch.
+
+An entity touched by a batch is an :class:`EntityWork`: its live feature state, the offset
+of its last event applied, its encoded entry when the batch began (to roll back to), and
+the batch events applied to it. :class:`Entities` loads them (from a small LRU cache of
+live states, else by decoding the table), stores them, and answers ``/features``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from features.engine import EntityState, FeatureEngine
+from streams.scorer.state import EntityEntry, decode, encode
+from streams.scorer.tables import Tables
+
+
+@dataclass(slots=True)
+class EntityWork:
+    """An entity touched by the current batch."""
+
+    state: EntityState
+    last_offset: int
+    #: Its encoded entry when the batch began (None: new), to roll back to.
+    start: bytes | None
+    #: Indexes (into the batch's accepted items) of the events applied, in order.
+    applied: list[int] = field(default_factory=list)
+    troubled: bool = False
+    #: The features as of the entity's latest event time, and that time.
+    latest: dict[str, Any] | None = None
+    latest_ts_ms: int | None = None
+
+    def saw(self, ts_ms: int, values: dict[str, Any]) -> None:
+        if self.latest_ts_ms is None or ts_ms >= self.latest_ts_ms:
+            self.latest, self.latest_ts_ms = values, ts_ms
+
+    def entry(self, features: bytes) -> EntityEntry:
+        return EntityEntry(features=features, last_offset=self.last_offset,
+                           latest=self.latest, latest_ts_ms=self.latest_ts_ms)
+
+
+class Entities:
+    """The ``entities`` table with a cache of live states (at most ``cache_size``)."""
+
+    def __init__(self, tables: Tables, engine: FeatureEngine, cache_size: int) -> None:
+        self.tables = tables
+        self.engine = engine
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, EntityWork] = OrderedDict()
+
+    def load(self, entity_id: str) -> EntityWork:
+        table = self.tables.entities
+        cached = self._cache.get(entity_id)
+        raw = table.get(entity_id.encode())
+        if cached is not None:
+            self._cache.move_to_end(entity_id)
+            return EntityWork(cached.state, cached.last_offset, raw, latest=cached.latest,
+                              latest_ts_ms=cached.latest_ts_ms)
+        entry = self.tables.read(table, entity_id.encode(), EntityEntry)
+        if entry is not None:
+            try:
+                return EntityWork(self.engine.decode_state(entry.features), entry.last_offset,
+                                  raw, latest=entry.latest, latest_ts_ms=entry.latest_ts_ms)
+            except ValueError as exc:  # features.StateDecodeError is a ValueError
+                self.tables.undecodable(table.name, entity_id.encode(),
+                                        f"feature state does not decode ({exc}); starting "
+                                        "afresh")
+        return EntityWork(self.engine.new_state(), -1, raw)
+
+    def restore(self, ent: EntityWork) -> EntityState:
+        """The entity's state as it was when the batch began."""
+        if ent.start is not None:
+            try:
+                return self.engine.decode_state(decode(ent.start, EntityEntry).features)
+            except ValueError:
+                pass
+        return self.engine.new_state()
+
+    def entry_at_start(self, ent: EntityWork) -> EntityEntry | None:
+        return decode(ent.start, EntityEntry) if ent.start is not None else None
+
+    def encode(self, ent: EntityWork) -> bytes:
+        return encode(ent.entry(self.engine.encode_state(ent.state)))
+
+    def store(self, entity_id: str, ent: EntityWork, raw: bytes, partition: int) -> None:
+        self.tables.entities.put(entity_id.encode(), raw, partition)
+        ent.applied, ent.troubled, ent.start = [], False, None
+        self._cache[entity_id] = ent
+        self._cache.move_to_end(entity_id)
+
+    def uncache(self, entity_id: str) -> None:
+        self._cache.pop(entity_id, None)
+
+    def trim(self) -> None:
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    def latest(self, entity_id: str) -> EntityEntry | None:
+        """The entity's stored entry (for ``GET /features/{entity}``)."""
+        return self.tables.read(self.tables.entities, entity_id.encode(), EntityEntry)

@@ -1,0 +1,64 @@
+"""Putting back input records the stream consumer skipped (see :mod:`streams.scorer.gaps`).
+
+:class:`GapRepair` asks :meth:`Processor.missing_before
+<streams.scorer.processor.Processor.missing_before>` (the one statement of the rule) where
+a batch, or an idle partition's tail, starts after a gap, and reads the missing records
+with a :class:`~streams.scorer.gaps.GapReader` (or anything with its ``read`` and
+``end_offset``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from streams.scorer.batch import InRecord
+
+log = logging.getLogger(__name__)
+
+
+class Positions(Protocol):
+    def missing_before(self, partition: int, offset: int, *, labels: bool = False,
+                       due: int | None = None) -> int | None: ...
+
+
+class Reader(Protocol):
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[Any]: ...
+
+    async def end_offset(self, topic: str, partition: int) -> int: ...
+
+
+class GapRepair:
+    def __init__(self, positions: Positions, reader: Reader) -> None:
+        self.positions = positions
+        self.reader = reader
+
+    async def fill(self, records: list[InRecord], *,
+                   labels: bool = False) -> tuple[list[InRecord], int]:
+        """The batch with any records skipped before them put back in place (``labels``: a
+        batch of the labels topic), and how many were put back."""
+        out: list[InRecord] = []
+        expected: dict[int, int] = {}
+        skipped = 0
+        for rec in records:
+            start = self.positions.missing_before(rec.partition, rec.offset, labels=labels,
+                                                  due=expected.get(rec.partition))
+            if start is not None:
+                found = await self.read(rec.topic, rec.partition, start, rec.offset)
+                out.extend(found)
+                skipped += len(found)
+            out.append(rec)
+            expected[rec.partition] = rec.offset + 1
+        return out, skipped
+
+    async def tail(self, topic: str, partition: int, *, labels: bool = False) -> list[InRecord]:
+        """Records skipped at the end of a partition (nothing later reveals them)."""
+        end = await self.reader.end_offset(topic, partition)
+        start = self.positions.missing_before(partition, end, labels=labels)
+        return [] if start is None else await self.read(topic, partition, start, end)
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[InRecord]:
+        log.error("%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",
+                  topic, partition, start, end - 1)
+        return [InRecord(r.value or b"", r.key, r.topic, r.partition, r.offset, r.timestamp)
+                for r in await self.reader.read(topic, partition, start, end)]

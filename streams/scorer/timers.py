@@ -1,0 +1,147 @@
+"""The scorer's timers, apart from Faust: the tail check and the expiry round.
+
+- :class:`TailCheck`: records skipped at the end of an idle partition have no later record
+  to reveal them; every ``TAIL_CHECK_SECONDS`` each assigned input partition idle for
+  ``IDLE_SECONDS`` has its end compared with the next offset due (:mod:`.readback`).
+- :class:`ExpiryRound`: every ``EXPIRY_SECONDS`` scored events and held labels past their
+  label TTL are forgotten (a batch of its own), then the table-size and lag gauges are set.
+
+Both see the consumer through a :class:`Consumer` (assignment and high watermarks), so
+tests drive them without a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from streams.scorer.batch import BatchResult, InRecord
+from streams.scorer.observe import ScorerMetrics
+from streams.scorer.readback import GapRepair
+from streams.scorer.runner import BatchRunner
+
+log = logging.getLogger(__name__)
+
+TAIL_CHECK_SECONDS = 5.0
+IDLE_SECONDS = 10.0
+EXPIRY_SECONDS = 2.0
+
+
+class Consumer(Protocol):
+    def assignment(self) -> set[Any]:
+        """TopicPartitions (``.topic``, ``.partition``) held now."""
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+
+class ScoringProcessor(Protocol):
+    def process_events(self, records: list[InRecord], now_ms: int) -> BatchResult: ...
+
+    def process_labels(self, records: list[InRecord], now_ms: int) -> BatchResult: ...
+
+    def expire(self, partitions: list[int]) -> BatchResult: ...
+
+    def next_offset(self, partition: int, *, labels: bool = False) -> int: ...
+
+
+def never_crash(timer: Any) -> Any:
+    """A timer body whose errors are logged, not raised: Faust crashes the whole app when a
+    timer raises."""
+
+    @functools.wraps(timer)
+    async def guarded(*args: Any) -> None:
+        try:
+            await timer(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("timer %s failed; it runs again at its next interval",
+                          timer.__name__)
+
+    return guarded
+
+
+class PartitionActivity:
+    """When each assigned input partition last delivered a record (or was assigned).
+
+    >>> seen = PartitionActivity()
+    >>> seen.assigned("events", [0, 1], now=100.0)
+    >>> seen.delivered("events", [1], now=108.0)
+    >>> seen.idle("events", 0, now=111.0, idle_seconds=10), seen.idle("events", 1, 111.0, 10)
+    (True, False)
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, dict[int, float]] = {}
+
+    def assigned(self, topic: str, partitions: Iterable[int], now: float) -> None:
+        """The partitions of ``topic`` now held (the others are forgotten)."""
+        held = set(partitions)
+        self._last[topic] = {p: now for p in held}
+
+    def delivered(self, topic: str, partitions: Iterable[int], now: float) -> None:
+        seen = self._last.setdefault(topic, {})
+        for p in partitions:
+            seen[p] = now
+
+    def idle(self, topic: str, partition: int, now: float, idle_seconds: float) -> bool:
+        return now - self._last.get(topic, {}).get(partition, now) >= idle_seconds
+
+
+class TailCheck:
+    def __init__(self, consumer: Consumer, activity: PartitionActivity, repair: GapRepair,
+                 runner: BatchRunner, processor: ScoringProcessor, events_topic: str,
+                 labels_topic: str, idle_seconds: float = IDLE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.activity = activity
+        self.repair = repair
+        self.runner = runner
+        self.processor = processor
+        self.topics = {events_topic: False, labels_topic: True}  # topic -> labels?
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+
+    async def check(self) -> None:
+        now = self.clock()
+        for tp in list(self.consumer.assignment()):
+            labels = self.topics.get(tp.topic)
+            if labels is None or not self.activity.idle(tp.topic, tp.partition, now,
+                                                         self.idle_seconds):
+                continue
+            records = await self.repair.tail(tp.topic, tp.partition, labels=labels)
+            if records and tp in self.consumer.assignment():
+                process = self.processor.process_labels if labels \
+                    else self.processor.process_events
+                await self.runner.run(functools.partial(process, records),
+                                      skipped_offsets=len(records))
+
+
+class ExpiryRound:
+    def __init__(self, consumer: Consumer, processor: ScoringProcessor, runner: BatchRunner,
+                 observer: ScorerMetrics, events_topic: str,
+                 table_sizes: Callable[[], tuple[int, int]]) -> None:
+        self.consumer = consumer
+        self.processor = processor
+        self.runner = runner
+        self.observer = observer
+        self.events_topic = events_topic
+        #: (pending predictions, held labels) in the tables now.
+        self.table_sizes = table_sizes
+
+    async def tick(self) -> None:
+        events = [tp for tp in self.consumer.assignment() if tp.topic == self.events_topic]
+        partitions = [tp.partition for tp in events]
+        await self.runner.run(lambda now_ms: self.processor.expire(partitions))
+        self.observer.table_sizes(*self.table_sizes())
+        for tp in self.consumer.assignment():  # as it is now, after the batch's await
+            if tp.topic != self.events_topic:
+                continue
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:  # None until the first fetch of the partition
+                self.observer.lag(tp.partition,
+                                  highwater - self.processor.next_offset(tp.partition))
