@@ -282,6 +282,20 @@ class Tables:
         """Every table's changelog records since the last flush, by table name."""
         return {t.name: t.flush() for t in self.all()}
 
+    def commit(self, acked: Mapping[tuple[str, int], int]) -> None:
+        """Changelog records landed at these offsets ((topic, partition) -> offset): each
+        table whose changelog is among them writes what it flushed (a table on disk; one in
+        memory holds it already)."""
+        for t in self.all():
+            mine = {p: offset for (topic, p), offset in acked.items() if topic == t.changelog}
+            if mine:
+                t.commit(mine)
+
+    def forget(self) -> None:
+        """Partitions moved."""
+        for t in self.all():
+            t.forget()
+
 
 #: The scorer's tables (entities, pending, held, partitions).
 TABLE_COUNT = 4
