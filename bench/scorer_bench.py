@@ -22,6 +22,12 @@ Steps (each can be skipped or scaled; see --help):
   processor   in process (no Kafka): the Processor alone over dict tables with a trained
               champion (learned on --processor-count simulated examples), batches of 1,000
               pre-built records over --entities entities; events/s, best of 3 runs.
+  restart     (state on disk) a fresh topic set; --restart-entities events over as many
+              entities scored by one worker, which is then killed (SIGKILL). Warm: a new
+              worker on the same data directory, a few fresh events already waiting; seconds
+              from its process start to its first scored record, and its VmRSS then. Cold:
+              the same on an empty data directory (the tables restored from their
+              changelogs: changelog records / seconds).
   rss         a fresh topic set; --rss-count events over --rss-entities entities produced
               while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
               every event is scored.
@@ -77,7 +83,7 @@ from streams.devtools.sinks import Pacer  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 from tests.support import Worker, free_port, port_is_free  # noqa: E402
 
-STEPS = ("throughput", "latency", "state", "processor", "rss", "pair")
+STEPS = ("throughput", "latency", "state", "processor", "restart", "rss", "pair")
 PARTITIONS = 4
 #: The quickstart's simulated rate: mean event-time gap between consecutive events.
 QUICKSTART_GAP_MS = SimulationOptions().mean_gap_ms
@@ -595,6 +601,77 @@ def step_processor(b: Bench, r: dict[str, Any]) -> None:
         f"{', '.join(f'{x:,.0f}' for x in cpu_rates)}")
 
 
+def changelog_records(bootstrap: str, config: Config) -> int:
+    """Records on the scorer's four changelog topics (the sum of their end offsets)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        total = 0
+        for table in ("entities", "pending", "held", "partitions"):
+            topic = f"streambed-{config.name}-{table}-changelog"
+            parts = consumer.partitions_for_topic(topic) or set()
+            total += sum(consumer.end_offsets([TopicPartition(topic, p)
+                                               for p in parts]).values())
+        return total
+    finally:
+        consumer.close()
+
+
+def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path,
+                             timeout: float = 600) -> tuple[float, Worker]:
+    """Start a worker on ``data_dir``; seconds from its process start to its first scored
+    record (events for it must already wait on the topic)."""
+    w = Worker(cfg_path, free_port(), data_dir)
+    began = time.monotonic()
+    w.start(ready_timeout_seconds=timeout)
+    while done_count([w]) < 1:
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"restart: nothing scored within {timeout:.0f}s")
+        time.sleep(0.05)
+    return time.monotonic() - began, w
+
+
+def step_restart(b: Bench, r: dict[str, Any]) -> None:
+    a = b.args
+    n = a.restart_entities
+    cfg_path, config = b.config("rst")
+    say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
+    data = b.work / "worker-restart"
+    w = Worker(cfg_path, free_port(), data)
+    w.start(ready_timeout_seconds=180)
+    try:
+        wait_assigned([w])
+        produce(b.bootstrap, config.topics.events, events(config, n, n, seed=9),
+                what="restart produce")
+        drain([w], n, 300 + n / 100, "restart scorer")
+        time.sleep(3)  # the last batch's commit, a timer round
+        assert w.proc is not None
+        loaded = rss_kib(w.proc.pid)
+    finally:
+        w.kill()
+    records = changelog_records(b.bootstrap, config)
+    out: dict[str, Any] = {"entities": n, "changelog": records,
+                           "rss_loaded": loaded["VmRSS"]}
+    for kind, where in (("warm", data), ("cold", b.work / "worker-restart-cold")):
+        produce(b.bootstrap, config.topics.events,
+                events(config, 20, n, seed=10 + len(out)), what=f"{kind} fresh events")
+        took, w = first_scored_after_start(b, cfg_path, where)
+        try:
+            assert w.proc is not None
+            out[kind] = took
+            out[f"rss_{kind}"] = rss_kib(w.proc.pid)["VmRSS"]
+        finally:
+            w.kill()
+        say(f"  {kind}: first scored record {took:.1f} s after the process started "
+            f"(VmRSS {out[f'rss_{kind}'] / 1024:,.0f} MiB)")
+    out["restore_rate"] = records / out["cold"]
+    r["restart"] = out
+    say(f"  {records:,} changelog records: cold restore {out['restore_rate']:,.0f} records/s "
+        f"(start-up included); VmRSS with {n:,} entities loaded "
+        f"{loaded['VmRSS'] / 1024:,.0f} MiB")
+
+
 def step_rss(b: Bench, r: dict[str, Any]) -> None:
     a = b.args
     cfg_path, config = b.config("rss")
@@ -785,6 +862,14 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
         rows.append((f"Processor alone in process, {a.processor_count:,} events",
                      f"{fmt(r['processor'], ' events/s')} wall, "
                      f"{fmt(r['processor_cpu'], ' events per CPU second')}"))
+    if "restart" in r:
+        m = r["restart"]
+        rows.append((f"restart to first scored record, {m['entities']:,} entities on disk",
+                     f"warm {m['warm']:.1f} s, cold {m['cold']:.1f} s "
+                     f"({m['changelog']:,} changelog records, {m['restore_rate']:,.0f}/s)"))
+        rows.append(("worker VmRSS: loaded / warm restart / cold restart",
+                     f"{m['rss_loaded'] / 1024:,.0f} / {m['rss_warm'] / 1024:,.0f} / "
+                     f"{m['rss_cold'] / 1024:,.0f} MiB"))
     if "rss" in r:
         m = r["rss"]
         rows.append((f"worker RSS after {a.rss_count:,} events / {a.rss_entities:,} entities",
@@ -846,6 +931,7 @@ def main() -> None:
     p.add_argument("--one-entity-count", type=int, default=5_000)
     p.add_argument("--processor-count", type=int, default=50_000)
     p.add_argument("--processor-examples", type=int, default=2_000)
+    p.add_argument("--restart-entities", type=int, default=1_000_000)
     p.add_argument("--rss-count", type=int, default=1_000_000)
     p.add_argument("--rss-entities", type=int, default=100_000)
     p.add_argument("--pair-count", type=int, default=100_000)
@@ -886,6 +972,8 @@ def main() -> None:
                 step_latency(b, r)
             if "pair" not in skip:
                 step_pair(b, r)
+            if "restart" not in skip:
+                step_restart(b, r)
             if "rss" not in skip:
                 step_rss(b, r)
             if a.profile:

@@ -237,6 +237,27 @@ class FaustPartitions:
         return self._active
 
 
+class DirectoryPartitions:
+    """Partition databases opened directly under a directory, as faust-streaming's store
+    opens them (raw mode, ``<name>-<partition>.db``): for benchmarks and tests in process,
+    without an app."""
+
+    offset_key = b"__faust\0offset__"
+
+    def __init__(self, root: Any, name: str, partitions: list[int]) -> None:
+        from rocksdict import AccessType, Options, Rdict
+
+        self.dbs = {p: Rdict(str(root / f"{name}-{p}.db"), options=Options(raw_mode=True),
+                             access_type=AccessType.read_write()) for p in partitions}
+
+    def active(self) -> Mapping[int, Any]:
+        return self.dbs
+
+    def close(self) -> None:
+        for db in self.dbs.values():
+            db.close()
+
+
 def state_table(name: str, store: Any, changelog: str) -> StateTable:
     """The table for a Faust table's store: on disk for ``rocksdb://``, else in memory."""
     if hasattr(store, "_db_for_partition"):

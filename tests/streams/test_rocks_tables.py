@@ -3,36 +3,16 @@ changelog record is acknowledged, with the acknowledged changelog offset beside 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from rocksdict import AccessType, Options, Rdict
-
-from streams.scorer.tables import RocksStateTable
+from streams.scorer.tables import DirectoryPartitions, RocksStateTable
 
 OFFSET_KEY = b"__faust\0offset__"
 
 
-class Partitions:
-    """Partition databases opened as faust-streaming's store opens them (raw mode)."""
-
-    offset_key = OFFSET_KEY
-
+class Partitions(DirectoryPartitions):
     def __init__(self, root: Path, partitions: list[int]) -> None:
-        self.root = root
-        self.dbs = {p: self.open(p) for p in partitions}
-
-    def open(self, partition: int) -> Any:
-        return Rdict(str(self.root / f"entities-{partition}.db"), options=Options(raw_mode=True),
-                     access_type=AccessType.read_write())
-
-    def active(self) -> Mapping[int, Any]:
-        return self.dbs
-
-    def close(self) -> None:
-        for db in self.dbs.values():
-            db.close()
+        super().__init__(root, "entities", partitions)
 
 
 def test_each_key_lands_in_the_database_of_its_partition(tmp_path: Path) -> None:
