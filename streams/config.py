@@ -123,7 +123,7 @@ class StateLimits(_Section):
     #: memory does not grow with entities and a restart replays only the changelog past
     #: what each database persisted. ``memory``: on the Python heap, restored from the
     #: changelogs from their beginning at every start.
-    store: Literal["memory", "rocksdb"] = "memory"
+    store: Literal["memory", "rocksdb"] = "rocksdb"
     #: RocksDB's memory, every table and partition database together: each of the
     #: ``4 tables x topics.partitions`` databases a worker may open (actives and
     #: standbys) gets an equal share, half for its block cache and half for its two

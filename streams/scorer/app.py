@@ -111,6 +111,10 @@ def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> f
         # 10 s (Faust's default is 60 s) before its partitions move to another scorer.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Every table partition is kept up to date on one other worker (its changelog is
+        # read continuously), which takes it over without a recovery from the start
+        # (docs/operations.md, "State on disk").
+        table_standby_replicas=1,
     )
     app.conf.web_enabled = True
     return app
