@@ -636,6 +636,9 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     a = b.args
     n = a.restart_entities
     cfg_path, config = b.config("rst")
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw.setdefault("state", {})["store"] = "rocksdb"
+    cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
     data = b.work / "worker-restart"
     w = Worker(cfg_path, free_port(), data)
