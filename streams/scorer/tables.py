@@ -185,9 +185,11 @@ class RocksStateTable(StateTable):
             return
         active = self.dbs.active()
         batches: dict[int, Any] = {}
+        skipped = 0
         for key, (value, partition) in flushed.items():
             db = active.get(partition)
             if db is None:
+                skipped += 1
                 continue
             batch = batches.get(partition)
             if batch is None:
@@ -208,6 +210,10 @@ class RocksStateTable(StateTable):
             active[partition].write(batch)
         for key in flushed:
             del self._writes[key]
+        if skipped:
+            log.warning("table %s: %d writes for partitions this worker no longer serves "
+                        "(active: %s) left to their changelog", self.name, skipped,
+                        sorted(active))
 
     def forget(self) -> None:
         """Partitions moved: counts are taken again when next asked. Writes not yet
