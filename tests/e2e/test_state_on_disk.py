@@ -19,7 +19,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from rocksdict import AccessType, Options, Rdict
 
-from streams.config import load_config
+from streams.config import Config, load_config
 from streams.scorer.app import group_instance_id
 from streams.topics import ensure_topics
 from tests.e2e.test_slice import _assert_features_equal, _expected_features, _valid_events
@@ -36,6 +36,14 @@ def _on_disk(path: Path) -> Path:
     raw.setdefault("state", {})["store"] = "rocksdb"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def _events_on_disk(topic_config: Path, count: int, seed: int) -> tuple[Config, list, list]:
+    """The config on the RocksDB store, its topics, and ``count`` valid events in halves."""
+    config = load_config(_on_disk(topic_config))
+    ensure_topics(config)
+    valid = _valid_events(config, count=count, seed=seed)
+    return config, valid[:count * 2 // 3], valid[count * 2 // 3:]
 
 
 def _persisted(data_dir: Path, table: str) -> dict[int, int]:
@@ -68,10 +76,8 @@ def _changelog_ends(bootstrap: str, topic: str) -> dict[int, int]:
 def test_a_killed_worker_restarts_from_its_databases_with_features_equal_to_replay(
     kafka_bootstrap: str, topic_config: Path, tmp_path: Path
 ) -> None:
-    config = load_config(_on_disk(topic_config))
-    ensure_topics(config)
-    valid = _valid_events(config, count=300, seed=41)
-    before, after = valid[:200], valid[200:]
+    config, before, after = _events_on_disk(topic_config, 300, 41)
+    valid = before + after
     data_dir = tmp_path / "worker"
     worker = Worker(topic_config, free_port(), data_dir)
     worker.start()
@@ -151,10 +157,8 @@ def test_a_restarted_worker_rejoins_as_the_same_static_member(
 def test_killing_one_of_two_workers_hands_its_partitions_to_the_other(
     kafka_bootstrap: str, topic_config: Path, tmp_path: Path
 ) -> None:
-    config = load_config(_on_disk(topic_config))
-    ensure_topics(config)
-    valid = _valid_events(config, count=400, seed=43)
-    first, second = valid[:200], valid[200:]
+    config, first, second = _events_on_disk(topic_config, 300, 43)
+    valid = first + second
     one = Worker(topic_config, free_port(), tmp_path / "one")
     two = Worker(topic_config, free_port(), tmp_path / "two")
     one.start()
