@@ -224,23 +224,28 @@ class RocksStateTable(StateTable):
 
 class FaustPartitions:
     """The databases of faust-streaming's RocksDB store (``table.data`` of a table on
-    ``rocksdb://``) for the partitions this worker serves actively, not its standbys."""
+    ``rocksdb://``) for the partitions this worker serves actively, not its standbys.
+
+    Only the partition numbers are kept between calls (per consumer generation); the
+    database objects are looked up in the store every time. Holding one would keep a
+    database Faust closed on a revocation open, and its lock would stop Faust from opening
+    it again when the partition comes back (it retries for 30 s, the worker stalled).
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
         self.offset_key: bytes = store.offset_key
         self._generation: Any = object()
-        self._active: dict[int, Any] = {}
+        self._partitions: list[int] = []
 
     def active(self) -> Mapping[int, Any]:
         app = self.store.app
-        generation = (app.consumer_generation_id, len(self.store._dbs))
-        if generation != self._generation:
+        if app.consumer_generation_id != self._generation:
             topic = self.store.table.changelog_topic_name
-            self._active = {tp.partition: self.store._db_for_partition(tp.partition)
-                            for tp in app.assignor.assigned_actives() if tp.topic == topic}
-            self._generation = generation
-        return self._active
+            self._partitions = sorted(tp.partition for tp in app.assignor.assigned_actives()
+                                      if tp.topic == topic)
+            self._generation = app.consumer_generation_id
+        return {p: self.store._db_for_partition(p) for p in self._partitions}
 
 
 class DirectoryPartitions:
