@@ -122,9 +122,8 @@ class StateLimits(_Section):
     #: partition under the worker's data directory (faust-streaming's ``rocksdb://``), so
     #: memory does not grow with entities and a restart replays only the changelog past
     #: what each database persisted. ``memory``: on the Python heap, restored from the
-    #: changelogs from their beginning at every start. The default stays ``memory`` until
-    #: the read-back test of skipped labels passes on RocksDB (docs/operations.md).
-    store: Literal["memory", "rocksdb"] = "memory"
+    #: changelogs from their beginning at every start.
+    store: Literal["memory", "rocksdb"] = "rocksdb"
     #: RocksDB's memory, every table and partition database together: each of the
     #: ``4 tables x topics.partitions`` databases a worker may open (actives and
     #: standbys) gets an equal share, half for its block cache and half for its two
