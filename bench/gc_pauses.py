@@ -2,21 +2,24 @@
 
 The decoded entity-state cache (``state.entity_cache``) keeps about 57 GC-tracked objects
 per entity; Python's full (generation 2) collections walk every one of them. This drives
-the Processor over dict tables, as ``bench/scorer_bench.py``'s state step does, times each
-generation-2 collection through ``gc.callbacks`` and prints the pauses::
+the Processor over in-memory tables (``--store memory``, dicts) or over RocksDB databases
+in a temporary directory (``--store rocksdb``, as a worker with ``state.store: rocksdb``
+keeps them: encoded bytes outside the Python heap, each batch committed as after its
+acknowledgement), times each generation-2 collection through ``gc.callbacks`` and prints
+the pauses, the GC-tracked objects and the process's VmRSS::
 
     .venv/bin/python bench/gc_pauses.py --count 300000 --entities 100000
-    .venv/bin/python bench/gc_pauses.py --count 300000 --entities 100000 --entity-cache 10000
+    .venv/bin/python bench/gc_pauses.py --store rocksdb --entity-cache 1000 --count 300000 \\
+        --entities 100000
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import sys
+import tempfile
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,23 @@ sys.path.insert(0, str(REPO / "bench"))
 import scorer_bench  # noqa: E402
 
 from streams.config import load_config  # noqa: E402
-from streams.scorer.batch import InRecord  # noqa: E402
 from streams.scorer.champion import Champion  # noqa: E402
-from streams.scorer.processor import Processor, Tables  # noqa: E402
-from streams.scorer.tables import StateTable  # noqa: E402
+from streams.scorer.processor import Processor  # noqa: E402
+from streams.scorer.tables import (  # noqa: E402
+    DirectoryPartitions,
+    RocksStateTable,
+    StateTable,
+    Tables,
+)
+
+NAMES = ("entities", "pending", "held", "partitions")
+
+
+def vm_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
@@ -38,42 +54,51 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=300_000)
     ap.add_argument("--entities", type=int, default=100_000)
     ap.add_argument("--entity-cache", type=int, help="state.entity_cache (default: config's)")
+    ap.add_argument("--store", choices=("memory", "rocksdb"), default="memory")
     a = ap.parse_args()
     config = load_config(REPO / "examples" / "quickstart.yaml")
     if a.entity_cache is not None:
         config = config.model_copy(update={"state": config.state.model_copy(
             update={"entity_cache": a.entity_cache})})
-    tables = Tables(*(StateTable(n, {}, f"cl-{n}")
-                      for n in ("entities", "pending", "held", "partitions")))
+    root = Path(tempfile.mkdtemp(prefix="gc-pauses-"))
+    parts = list(range(scorer_bench.PARTITIONS))
+    if a.store == "rocksdb":
+        tables = Tables(*(RocksStateTable(n, DirectoryPartitions(root, n, parts), f"cl-{n}")
+                          for n in NAMES))
+    else:
+        tables = Tables(*(StateTable(n, {}, f"cl-{n}") for n in NAMES))
     p = Processor(config, tables, Champion.bootstrap(config.model.spec,
                                                      config.features.identity))
     pauses: list[float] = []
-    began = [0.0]
+    cpu: list[float] = []
+    began = [0.0, 0.0]
 
     def timer(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            began[0] = time.perf_counter()
+            began[:] = time.perf_counter(), time.thread_time()
         elif info["generation"] == 2:
             pauses.append(time.perf_counter() - began[0])
+            # On a shared machine a pause by the wall clock includes turns other processes
+            # took on the core; the thread's CPU time during the collection does not.
+            cpu.append(time.thread_time() - began[1])
 
+    batches = scorer_bench.in_process_batches(config, a.count, a.entities, seed=5)
+    gc.collect()
+    gc.freeze()  # what start-up made (as the worker does once its tables are recovered)
     gc.callbacks.append(timer)
-    offsets: dict[int, int] = {}
-    chunk: list[InRecord] = []
     t0 = time.perf_counter()
-    for key, value in scorer_bench.events(config, a.count, a.entities, seed=5):
-        part = zlib.crc32(key) % 4
-        chunk.append(InRecord(value, key, "events", part, offsets.get(part, 0),
-                              json.loads(value)["ts"] + 1))
-        offsets[part] = offsets.get(part, 0) + 1
-        if len(chunk) == 1000:
-            p.process_events(chunk, chunk[-1].timestamp_ms)
-            chunk = []
+    for offset, batch in enumerate(batches):
+        res = p.process_events(batch, batch[-1].timestamp_ms)
+        # What the publisher does once the broker acknowledged the batch's changelog.
+        tables.commit({(w[0], w[3]): offset for ws in res.writes.values() for w in ws})
     took = time.perf_counter() - t0
     gc.callbacks.remove(timer)
-    print(f"{a.count:,} events over {a.entities:,} entities, entity_cache "
+    print(f"{a.count:,} events over {a.entities:,} entities, store {a.store}, entity_cache "
           f"{config.state.entity_cache:,}: {a.count / took:,.0f} events/s; "
           f"{len(gc.get_objects()):,} GC-tracked objects; {len(pauses)} full collections, "
-          f"longest {max(pauses, default=0.0):.2f} s, {sum(pauses):.1f} s of {took:.0f} s")
+          f"longest {max(pauses, default=0.0) * 1000:,.0f} ms by the wall clock "
+          f"({max(cpu, default=0.0) * 1000:,.0f} ms of CPU), {sum(pauses):.1f} s of "
+          f"{took:.0f} s; VmRSS {vm_rss_mib():,.0f} MiB")
 
 
 if __name__ == "__main__":

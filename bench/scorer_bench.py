@@ -19,6 +19,15 @@ Steps (each can be skipped or scaled; see --help):
               encoded bytes of each entity's table value (and of its feature-engine state)
               at the quickstart's rate (mean event gap 30 s over --entities entities), and
               for one entity receiving every event, every 500 events up to 5,000.
+  processor   in process (no Kafka): the Processor alone over dict tables with a trained
+              champion (learned on --processor-count simulated examples), batches of 1,000
+              pre-built records over --entities entities; events/s, best of 3 runs.
+  restart     (state on disk) a fresh topic set; --restart-entities events over as many
+              entities scored by one worker, which is then killed (SIGKILL). Warm: a new
+              worker on the same data directory, a few fresh events already waiting; seconds
+              from its process start to its first scored record, and its VmRSS then. Cold:
+              the same on an empty data directory (the tables restored from their
+              changelogs: changelog records / seconds).
   rss         a fresh topic set; --rss-count events over --rss-entities entities produced
               while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
               every event is scored.
@@ -74,7 +83,7 @@ from streams.devtools.sinks import Pacer  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 from tests.support import Worker, free_port, port_is_free  # noqa: E402
 
-STEPS = ("throughput", "latency", "state", "rss", "pair")
+STEPS = ("throughput", "latency", "state", "processor", "restart", "rss", "pair")
 PARTITIONS = 4
 #: The quickstart's simulated rate: mean event-time gap between consecutive events.
 QUICKSTART_GAP_MS = SimulationOptions().mean_gap_ms
@@ -527,6 +536,145 @@ def step_state(b: Bench, r: dict[str, Any]) -> None:
     say("  " + ", ".join(f"{k / 1000:g}k: {v:,} B" for k, v in sizes.items()))
 
 
+def in_process_batches(config: Config, count: int, entities: int, seed: int,
+                       batch: int = 1000) -> list[list[Any]]:
+    """Quickstart events as the Processor receives them (4 partitions, contiguous offsets,
+    Kafka timestamps just after event time), in batches."""
+    from streams.scorer.batch import InRecord
+
+    offsets: dict[int, int] = {}
+    out: list[list[Any]] = [[]]
+    for key, value in events(config, count, entities, seed=seed):
+        part = zlib.crc32(key) % PARTITIONS
+        out[-1].append(InRecord(value, key, "events", part, offsets.get(part, 0),
+                                json.loads(value)["ts"] + 1))
+        offsets[part] = offsets.get(part, 0) + 1
+        if len(out[-1]) == batch:
+            out.append([])
+    return [b for b in out if b]
+
+
+def trained_champion(config: Config, examples: int) -> Any:
+    """A champion learned on simulated labelled events (features from a fresh engine), so
+    scoring does the work a served model does (the untrained one scales nothing)."""
+    from features.engine import FeatureEngine
+    from governance import LogisticModel
+    from streams.scorer.champion import Champion
+
+    engine = FeatureEngine(config.features, config.event.allowed_lateness_ms)
+    model = LogisticModel(config.model.spec)
+    states: dict[str, Any] = {}
+    opts = SimulationOptions(count=examples, seed=11, entities=200, label_ratio=0.0)
+    for i, rec in enumerate(Simulator(config, opts).records()):
+        ev = json.loads(rec.value)
+        state = states.setdefault(ev["entity_id"], engine.new_state())
+        attrs = {k: ev.get(k) for k in (config.event.group_field, *config.event.attributes)}
+        model.learn(engine.apply(state, ev["ts"], attrs), i % 3 == 0)
+    return Champion(model, "bench-trained")
+
+
+def step_processor(b: Bench, r: dict[str, Any]) -> None:
+    """The Processor alone, in process: what per-event Python costs, Kafka aside."""
+    from streams.scorer.processor import Processor, Tables
+    from streams.scorer.tables import StateTable
+
+    a = b.args
+    config = load_config(REPO / "examples" / "quickstart.yaml")
+    champion = trained_champion(config, a.processor_examples)
+    batches = in_process_batches(config, a.processor_count, a.entities, seed=3)
+    say(f"processor: {a.processor_count:,} events over {a.entities:,} entities in process, "
+        f"champion learned on {a.processor_examples:,} examples, best of 3")
+    rates, cpu_rates = [], []
+    for _ in range(3):
+        t = Tables(*(StateTable(name, {}, f"cl-{name}")
+                     for name in ("entities", "pending", "held", "partitions")))
+        p = Processor(config, t, champion)
+        began, cpu = time.perf_counter(), time.process_time()
+        for batch in batches:
+            p.process_events(batch, batch[-1].timestamp_ms)
+        rates.append(a.processor_count / (time.perf_counter() - began))
+        cpu_rates.append(a.processor_count / (time.process_time() - cpu))
+    # On a shared machine the wall clock counts other processes' turns on the cores; the
+    # process's own CPU time does not (it is the figure to compare across loaded runs).
+    r["processor"], r["processor_cpu"] = max(rates), max(cpu_rates)
+    say(f"  wall {', '.join(f'{x:,.0f}' for x in rates)} events/s; per CPU second "
+        f"{', '.join(f'{x:,.0f}' for x in cpu_rates)}")
+
+
+def changelog_records(bootstrap: str, config: Config) -> int:
+    """Records on the scorer's four changelog topics (the sum of their end offsets)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        total = 0
+        for table in ("entities", "pending", "held", "partitions"):
+            topic = f"streambed-{config.name}-{table}-changelog"
+            parts = consumer.partitions_for_topic(topic) or set()
+            total += sum(consumer.end_offsets([TopicPartition(topic, p)
+                                               for p in parts]).values())
+        return total
+    finally:
+        consumer.close()
+
+
+def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path,
+                             timeout: float = 600) -> tuple[float, Worker]:
+    """Start a worker on ``data_dir``; seconds from its process start to its first scored
+    record (events for it must already wait on the topic)."""
+    w = Worker(cfg_path, free_port(), data_dir)
+    began = time.monotonic()
+    w.start(ready_timeout_seconds=timeout)
+    while done_count([w]) < 1:
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"restart: nothing scored within {timeout:.0f}s")
+        time.sleep(0.05)
+    return time.monotonic() - began, w
+
+
+def step_restart(b: Bench, r: dict[str, Any]) -> None:
+    a = b.args
+    n = a.restart_entities
+    cfg_path, config = b.config("rst")
+    raw = yaml.safe_load(cfg_path.read_text())
+    raw.setdefault("state", {})["store"] = "rocksdb"
+    cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
+    data = b.work / "worker-restart"
+    w = Worker(cfg_path, free_port(), data)
+    w.start(ready_timeout_seconds=180)
+    try:
+        wait_assigned([w])
+        produce(b.bootstrap, config.topics.events, events(config, n, n, seed=9),
+                what="restart produce")
+        drain([w], n, 300 + n / 100, "restart scorer")
+        time.sleep(3)  # the last batch's commit, a timer round
+        assert w.proc is not None
+        loaded = rss_kib(w.proc.pid)
+    finally:
+        w.kill()
+    records = changelog_records(b.bootstrap, config)
+    out: dict[str, Any] = {"entities": n, "changelog": records,
+                           "rss_loaded": loaded["VmRSS"]}
+    for kind, where in (("warm", data), ("cold", b.work / "worker-restart-cold")):
+        produce(b.bootstrap, config.topics.events,
+                events(config, 20, n, seed=10 + len(out)), what=f"{kind} fresh events")
+        took, w = first_scored_after_start(b, cfg_path, where)
+        try:
+            assert w.proc is not None
+            out[kind] = took
+            out[f"rss_{kind}"] = rss_kib(w.proc.pid)["VmRSS"]
+        finally:
+            w.kill()
+        say(f"  {kind}: first scored record {took:.1f} s after the process started "
+            f"(VmRSS {out[f'rss_{kind}'] / 1024:,.0f} MiB)")
+    out["restore_rate"] = records / out["cold"]
+    r["restart"] = out
+    say(f"  {records:,} changelog records: cold restore {out['restore_rate']:,.0f} records/s "
+        f"(start-up included); VmRSS with {n:,} entities loaded "
+        f"{loaded['VmRSS'] / 1024:,.0f} MiB")
+
+
 def step_rss(b: Bench, r: dict[str, Any]) -> None:
     a = b.args
     cfg_path, config = b.config("rss")
@@ -713,6 +861,18 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
         rows.append(("one entity, every event (30 s gap)",
                      ", ".join(f"{k / 1000:g}k {one[k] / 1000:.1f} KB" for k in one
                                if k in (1000, 2000, 3000, 4000, 5000))))
+    if "processor" in r:
+        rows.append((f"Processor alone in process, {a.processor_count:,} events",
+                     f"{fmt(r['processor'], ' events/s')} wall, "
+                     f"{fmt(r['processor_cpu'], ' events per CPU second')}"))
+    if "restart" in r:
+        m = r["restart"]
+        rows.append((f"restart to first scored record, {m['entities']:,} entities on disk",
+                     f"warm {m['warm']:.1f} s, cold {m['cold']:.1f} s "
+                     f"({m['changelog']:,} changelog records, {m['restore_rate']:,.0f}/s)"))
+        rows.append(("worker VmRSS: loaded / warm restart / cold restart",
+                     f"{m['rss_loaded'] / 1024:,.0f} / {m['rss_warm'] / 1024:,.0f} / "
+                     f"{m['rss_cold'] / 1024:,.0f} MiB"))
     if "rss" in r:
         m = r["rss"]
         rows.append((f"worker RSS after {a.rss_count:,} events / {a.rss_entities:,} entities",
@@ -772,6 +932,9 @@ def main() -> None:
                    help="events/s for the latency step (default: half of (c))")
     p.add_argument("--state-count", type=int, default=50_000)
     p.add_argument("--one-entity-count", type=int, default=5_000)
+    p.add_argument("--processor-count", type=int, default=50_000)
+    p.add_argument("--processor-examples", type=int, default=2_000)
+    p.add_argument("--restart-entities", type=int, default=1_000_000)
     p.add_argument("--rss-count", type=int, default=1_000_000)
     p.add_argument("--rss-entities", type=int, default=100_000)
     p.add_argument("--pair-count", type=int, default=100_000)
@@ -796,7 +959,9 @@ def main() -> None:
     r: dict[str, Any] = {}
     if "state" not in skip:  # no broker needed: first, while the machine is fresh
         step_state(Bench(a, Path("."), ""), r)
-    needs_broker = bool(set(STEPS) - skip - {"state"}) or a.profile
+    if "processor" not in skip:
+        step_processor(Bench(a, Path("."), ""), r)
+    needs_broker = bool(set(STEPS) - skip - {"state", "processor"}) or a.profile
     if needs_broker:
         work = Path(tempfile.mkdtemp(prefix="streambed-bench-"))
         broker = BrokerOptions(port=free_broker_port(), data_dir=work / "kafka", heap_mb=768)
@@ -810,6 +975,8 @@ def main() -> None:
                 step_latency(b, r)
             if "pair" not in skip:
                 step_pair(b, r)
+            if "restart" not in skip:
+                step_restart(b, r)
             if "rss" not in skip:
                 step_rss(b, r)
             if a.profile:

@@ -118,6 +118,17 @@ class StateLimits(_Section):
     #: Decoded entity states kept live between batches (least recently used beyond it are
     #: decoded again from the table when next needed).
     entity_cache: int = Field(default=100_000, ge=1)
+    #: Where the scorer keeps its tables. ``rocksdb``: one RocksDB database per table and
+    #: partition under the worker's data directory (faust-streaming's ``rocksdb://``), so
+    #: memory does not grow with entities and a restart replays only the changelog past
+    #: what each database persisted. ``memory``: on the Python heap, restored from the
+    #: changelogs from their beginning at every start.
+    store: Literal["memory", "rocksdb"] = "rocksdb"
+    #: RocksDB's memory, every table and partition database together: each of the
+    #: ``4 tables x topics.partitions`` databases a worker may open (actives and
+    #: standbys) gets an equal share, half for its block cache and half for its two
+    #: write buffers (memtables). 256 MiB: 16 MiB per database at 4 partitions.
+    rocksdb_memory_bytes: int = Field(default=256 * 2**20, ge=16 * 2**20)
 
 
 class ModelConfig(ModelSpec):

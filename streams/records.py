@@ -71,6 +71,46 @@ class ScoredRecord(_Record):
     scored_at: int = Field(description="Wall-clock time the record was produced, epoch ms UTC")
 
 
+class _SourceWire(msgspec.Struct):
+    topic: str
+    partition: int
+    offset: int
+
+
+class ScoredWire(msgspec.Struct):
+    """A :class:`ScoredRecord` as the hot path encodes it: a msgspec struct with the same
+    fields in the same order (a test holds them equal), encoded without a dict per record
+    or a pydantic validation per record; :func:`scored_record_bytes` makes its JSON."""
+
+    event_id: str
+    entity_id: str
+    ts: int
+    group: str | None
+    features: dict[str, FeatureValue]
+    score: float
+    decision: int
+    model_version: str
+    feature_set: str
+    source: _SourceWire
+    scored_at: int
+
+
+def scored_record_bytes(event_id: str, entity_id: str, ts_ms: int, group: str | None,
+                        features: dict[str, FeatureValue], score: float, decision: int,
+                        model_version: str, feature_set: str, source: tuple[str, int, int],
+                        scored_at: int) -> bytes:
+    """The JSON bytes of one record on ``scored``.
+
+    >>> raw = scored_record_bytes("e1", "u1", 5, None, {"n": 1}, 0.5, 1, "v1", "fs",
+    ...                           ("events", 0, 7), 9)
+    >>> ScoredRecord.model_validate_json(raw).source.offset
+    7
+    """
+    return _JSON.encode(ScoredWire(event_id, entity_id, ts_ms, group, features, score,
+                                   decision, model_version, feature_set,
+                                   _SourceWire(*source), scored_at))
+
+
 DlqReason = Literal[
     "too_large",
     "malformed_json",

@@ -20,15 +20,18 @@ from the bounded set :data:`streams.records.DLQ_REASONS` and a detail naming the
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from streams import rejections as why
 from streams.config import Attribute, EventSchema
+from streams.rejections import Rejection, is_number, unit_hint
+
+__all__ = ["EventValidator", "LabelValidator", "Rejection", "ValidEvent", "ValidLabel",
+           "check_time_bounds", "parse_event_time", "parse_json", "unit_hint"]
 
 _JSON = msgspec.json.Decoder()
 #: Integers beyond int64 do not survive plain-data encodings (or a float) intact.
@@ -45,19 +48,15 @@ class ValidEvent:
     attrs: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    reason: str
-    detail: str
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Reject(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
+    """A refusal of ``kind`` (see :data:`streams.rejections.TEXTS`) raised where found."""
+
+    def __init__(self, kind: str, name: str = "", value: Any = None, **extra: Any) -> None:
+        self.rejection = why.rejection(kind, name, value, **extra)
+        super().__init__(self.rejection.detail)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -69,86 +68,152 @@ def parse_json(raw: bytes) -> Any:
     try:
         return _JSON.decode(raw)
     except msgspec.ValidationError as exc:  # a number literal beyond float range
-        raise _Reject("out_of_range", f"not representable: {exc}") from None
+        raise _Reject("number_not_representable", message=str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise _Reject("malformed_json", f"not valid JSON: {exc}{_near(raw, str(exc))}") from None
+        raise _Reject("malformed_json", message=str(exc), near=why.near(raw, str(exc))) from None
     except UnicodeDecodeError as exc:  # msgspec raises it for a string that is not UTF-8
-        raise _Reject("malformed_json", f"not valid UTF-8 at byte {exc.start}") from None
+        raise _Reject("not_utf8", at=exc.start) from None
     except RecursionError:
-        raise _Reject("malformed_json", "not valid JSON: nested too deeply") from None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        raise _Reject("nested_too_deeply") from None
 
 
 def _coerce(name: str, attr: Attribute, value: Any) -> Any:
     if attr.type == "float":
-        if not _is_number(value):
-            raise _Reject("wrong_type", f"{name}: expected a number, got {type(value).__name__}")
+        if not is_number(value):
+            raise _Reject("expected_number", name, value)
         try:
             value = float(value)
         except OverflowError:
-            raise _Reject("out_of_range", f"{name}: {value} does not fit a float") from None
+            raise _Reject("float_overflow", name, value) from None
     elif attr.type == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Reject("wrong_type", f"{name}: expected an integer, got {_short(value)}")
+            raise _Reject("expected_integer", name, value)
         if abs(value) > _INT64:
-            raise _Reject("out_of_range", f"{name}: {_short(value)} does not fit 64 bits")
+            raise _Reject("int_overflow", name, value)
     elif attr.type == "bool":
         if not isinstance(value, bool):
-            raise _Reject("wrong_type", f"{name}: expected true or false, got {value!r}")
+            raise _Reject("expected_bool", name, value)
     elif not isinstance(value, str):
-        raise _Reject("wrong_type", f"{name}: expected a string, got {type(value).__name__}")
-    if attr.values is not None and value not in attr.values:
-        raise _Reject("out_of_range", f"{name}: {value!r} is not one of {attr.values}")
-    if attr.minimum is not None and value < attr.minimum:
-        raise _Reject("out_of_range", f"{name}: {value!r} is below the minimum {attr.minimum}")
-    if attr.maximum is not None and value > attr.maximum:
-        raise _Reject("out_of_range", f"{name}: {value!r} is above the maximum {attr.maximum}")
+        raise _Reject("expected_string", name, value)
+    _check_range(name, attr, value)
     return value
 
 
+def _check_range(name: str, attr: Attribute, value: Any) -> None:
+    if attr.values is not None and value not in attr.values:
+        raise _Reject("not_allowed", name, value, values=attr.values)
+    if attr.minimum is not None and value < attr.minimum:
+        raise _Reject("below_minimum", name, value, minimum=attr.minimum)
+    if attr.maximum is not None and value > attr.maximum:
+        raise _Reject("above_maximum", name, value, maximum=attr.maximum)
+
+
 class EventValidator:
-    """Turns raw bytes into a :class:`ValidEvent` or a :class:`Rejection`."""
+    """Turns raw bytes into a :class:`ValidEvent` or a :class:`Rejection`.
+
+    Two paths, one verdict. The fast path decodes into a typed msgspec struct generated
+    from the schema (:func:`typed_event`: one C-level pass checks JSON, field names and
+    types) and then checks what a type cannot say (id length, times, allowed values,
+    bounds). Anything the fast path does not accept goes through the reference path (plain
+    JSON, then field by field, in a fixed order), which alone words rejections: the fast
+    path only ever accepts, and what it accepts the reference accepts with the same values
+    (tests/streams/test_validation.py holds the two to each other on random records).
+    """
 
     def __init__(self, schema: EventSchema) -> None:
         self.schema = schema
         self._known = {schema.id_field, schema.entity_field, schema.time_field,
                        schema.group_field, *schema.attributes}
+        self._decoder = msgspec.json.Decoder(typed_event(schema))
+        self._names = (schema.group_field, *schema.attributes)
+        #: (index, allowed values, minimum, maximum) of each attribute with a range.
+        self._ranged = tuple(
+            (1 + i, None if a.values is None else frozenset(a.values), a.minimum, a.maximum)
+            for i, a in enumerate(schema.attributes.values())
+            if a.values is not None or a.minimum is not None or a.maximum is not None)
+        self._required = tuple(1 + i for i, attr in enumerate(schema.attributes.values())
+                               if attr.required)
+        self._ms = schema.time_format == "epoch_ms"
 
     def validate(self, raw: bytes, now_ms: int) -> ValidEvent | Rejection:
+        fast = self._fast(raw, now_ms)
+        if fast is not None:
+            return fast
         try:
             return self._validate(raw, now_ms)
         except _Reject as r:
-            return Rejection(r.reason, r.detail)
+            return r.rejection
 
-    def _validate(self, raw: bytes, now_ms: int) -> ValidEvent:
+    def _fast(self, raw: bytes, now_ms: int) -> ValidEvent | None:
+        """The event, when the typed decode and the checks after it all pass; else None."""
         s = self.schema
         if len(raw) > s.max_payload_bytes:
-            raise _Reject("too_large",
-                          f"{len(raw)} bytes exceeds max_payload_bytes={s.max_payload_bytes}")
+            return None
+        try:
+            event_id, entity_id, ts, *values = msgspec.structs.astuple(
+                self._decoder.decode(raw))
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            return None
+        if type(event_id) is int:
+            event_id = str(event_id)
+            if len(event_id) > 256:
+                return None
+        if type(entity_id) is int:
+            entity_id = str(entity_id)
+            if len(entity_id) > 256:
+                return None
+        if self._ms:
+            if ts is None or not (s.min_time_ms <= ts <= now_ms + s.max_future_ms):
+                return None
+            ts_ms = ts
+        else:
+            try:
+                ts_ms = parse_event_time(ts, s.time_format, s.time_field)
+                check_time_bounds(s, s.time_field, ts, ts_ms, now_ms)
+            except _Reject:
+                return None
+        for i in self._required:
+            if values[i] is None:
+                return None
+        try:
+            for i, allowed, low, high in self._ranged:
+                x = values[i]
+                if x is not None and ((allowed is not None and x not in allowed)
+                                      or (low is not None and x < low)
+                                      or (high is not None and x > high)):
+                    return None
+        except TypeError:  # a bound that cannot compare with the value: the reference says
+            return None
+        return ValidEvent(event_id, entity_id, ts_ms, values[0],
+                          dict(zip(self._names, values, strict=True)))
+
+    def _validate(self, raw: bytes, now_ms: int) -> ValidEvent:
+        """The reference path: every check in order, each failure worded in
+        :mod:`streams.rejections`."""
+        s = self.schema
+        if len(raw) > s.max_payload_bytes:
+            raise _Reject("too_large", size=len(raw), limit=s.max_payload_bytes)
         obj = parse_json(raw)
         if not isinstance(obj, dict):
-            raise _Reject("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+            raise _Reject("not_an_object", value=obj)
         if not s.allow_unknown_fields:
             unknown = sorted(set(obj) - self._known)
             if unknown:
-                raise _Reject("unknown_field", f"{', '.join(unknown)}: not in the event schema")
+                raise _Reject("unknown_fields", ", ".join(unknown), what="not in the event schema")
         event_id = self._identifier(obj, s.id_field)
         entity_id = self._identifier(obj, s.entity_field)
         ts_ms = self._time(obj, now_ms)
         group = obj.get(s.group_field)
         if group is not None and not isinstance(group, str):
-            raise _Reject("wrong_type", f"{s.group_field}: expected a string, got {group!r}")
+            raise _Reject("group_not_a_string", s.group_field, group)
         attrs: dict[str, Any] = {s.group_field: group}
         for name, attr in s.attributes.items():
             value = obj.get(name)
             if value is None:
                 if attr.required:
-                    raise _Reject("missing_field", f"{name}: field required")
+                    raise _Reject("missing_field", name)
                 attrs[name] = None
             else:
                 attrs[name] = _coerce(name, attr, value)
@@ -158,22 +223,60 @@ class EventValidator:
     def _identifier(obj: dict[str, Any], name: str) -> str:
         value = obj.get(name)
         if value is None:
-            raise _Reject("missing_field", f"{name}: field required")
+            raise _Reject("missing_field", name)
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise _Reject("wrong_type", f"{name}: expected a string or integer id, got {value!r}")
+            raise _Reject("not_an_id", name, value)
         value = str(value)
         if not value or len(value) > 256:
-            raise _Reject("out_of_range", f"{name}: an id must have 1 to 256 characters")
+            raise _Reject("id_length", name)
         return value
 
     def _time(self, obj: dict[str, Any], now_ms: int) -> int:
         s = self.schema
         value = obj.get(s.time_field)
         if value is None:
-            raise _Reject("missing_field", f"{s.time_field}: field required")
+            raise _Reject("missing_field", s.time_field)
         ts_ms = parse_event_time(value, s.time_format, s.time_field)
         check_time_bounds(s, s.time_field, value, ts_ms, now_ms)
         return ts_ms
+
+
+_ID = Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | int
+_TYPES: dict[str, Any] = {
+    "float": float,
+    "int": Annotated[int, msgspec.Meta(ge=-_INT64, le=_INT64)],
+    "bool": bool,
+    "str": str,
+}
+
+
+def typed_event(schema: EventSchema) -> type[msgspec.Struct]:
+    """A msgspec struct for the events a schema accepts, fields in the order id, entity,
+    time, group, then the attributes as declared (renamed to the configured names).
+
+    Every field but the id and entity may be absent or null (a required attribute that is
+    missing is caught after the decode, so the reference path can say which); a float
+    attribute takes integers as floats, as the reference does. Unknown fields fail the
+    decode unless the schema allows them.
+
+    >>> from streams.config import EventSchema, Attribute
+    >>> Event = typed_event(EventSchema(attributes={"n": Attribute(type="int")}))
+    >>> msgspec.json.decode(b'{"event_id":"e","entity_id":7,"ts":5,"n":2}', type=Event)
+    Event(f0='e', f1=7, f2=5, f3=None, f4=2)
+    """
+    time_type: Any = {"epoch_ms": int}.get(schema.time_format, Any)
+    fields: list[tuple[str, Any, Any]] = [
+        ("f0", _ID, msgspec.NODEFAULT), ("f1", _ID, msgspec.NODEFAULT),
+        ("f2", time_type | None, None), ("f3", str | None, None),
+        *((f"f{4 + i}", _TYPES[attr.type] | None, None)
+          for i, attr in enumerate(schema.attributes.values())),
+    ]
+    names = [schema.id_field, schema.entity_field, schema.time_field, schema.group_field,
+             *schema.attributes]
+    return msgspec.defstruct(
+        "Event", fields, kw_only=True,
+        rename={f"f{i}": name for i, name in enumerate(names)},
+        forbid_unknown_fields=not schema.allow_unknown_fields)
 
 
 def check_time_bounds(schema: EventSchema, field: str, value: Any, ts_ms: int,
@@ -182,93 +285,36 @@ def check_time_bounds(schema: EventSchema, field: str, value: Any, ts_ms: int,
 
     ``time_format`` is the format ``value`` was written in (default: the event schema's).
     """
-    hint = unit_hint(value, time_format or schema.time_format)
+    fmt = time_format or schema.time_format
     if ts_ms < schema.min_time_ms:
-        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is before min_time_ms{hint}")
+        raise _Reject("before_min_time", field, value, time_format=fmt)
     if ts_ms > now_ms + schema.max_future_ms:
-        raise _Reject("bad_timestamp",
-                      f"{field}: {_short(value)} is more than max_future ahead of receipt{hint}")
-
-
-#: Epoch numbers by magnitude: from 1e8 (1973 in seconds) each unit is 1000 times the last.
-_UNITS = ((1e8, "seconds"), (1e11, "milliseconds"), (1e14, "microseconds"),
-          (1e17, "nanoseconds"), (1e20, None))
-_FORMAT_UNIT = {"epoch_seconds": "seconds", "epoch_ms": "milliseconds"}
-
-
-def unit_hint(value: Any, time_format: str) -> str:
-    """``" (looks like seconds, time_format is epoch_ms)"`` when a time looks written in
-    another unit or format than the configured one; ``""`` otherwise.
-
-    >>> unit_hint(1767225600, "epoch_ms")
-    ' (looks like seconds, time_format is epoch_ms)'
-    >>> unit_hint("2026-01-01T00:00:00", "epoch_ms")
-    ' (looks like ISO-8601, time_format is epoch_ms)'
-    >>> unit_hint(1767225600000, "epoch_ms")
-    ''
-    """
-    looks = None
-    if _is_number(value) and math.isfinite(value):
-        for (low, unit), (high, _) in pairwise(_UNITS):
-            if low <= abs(value) < high:
-                looks = f"epoch {unit}" if time_format == "iso8601" else unit
-        if looks == _FORMAT_UNIT.get(time_format):
-            looks = None
-    elif isinstance(value, str) and time_format != "iso8601":
-        text = value.strip()
-        if text.lstrip("-").replace(".", "", 1).isdigit():
-            looks = "a number written as text"
-        else:
-            try:
-                datetime.fromisoformat(text.replace("Z", "+00:00"))
-                looks = "ISO-8601"
-            except ValueError:
-                looks = None
-    return f" (looks like {looks}, time_format is {time_format})" if looks else ""
+        raise _Reject("too_far_ahead", field, value, time_format=fmt)
 
 
 def parse_event_time(value: Any, time_format: str, field: str = "ts") -> int:
     """An event's time in integer epoch milliseconds UTC, per the configured format."""
     if time_format == "iso8601":
         if not isinstance(value, str):
-            raise _Reject("wrong_type", f"{field}: expected an ISO-8601 string, got {value!r}"
-                                        f"{unit_hint(value, time_format)}")
+            raise _Reject("expected_iso", field, value, time_format="iso8601")
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise _Reject("bad_timestamp", f"{field}: {value!r} is not ISO-8601") from None
+            raise _Reject("not_iso", field, value) from None
         if dt.tzinfo is None:
-            raise _Reject("bad_timestamp",
-                          f"{field}: {value!r} has no UTC offset (add Z or +HH:MM)")
+            raise _Reject("no_utc_offset", field, value)
         return (dt - _EPOCH) // timedelta(milliseconds=1)
-    if not _is_number(value):
-        raise _Reject("wrong_type",
-                      f"{field}: expected a number ({time_format}), got {_short(value)}"
-                      f"{unit_hint(value, time_format)}")
+    if not is_number(value):
+        raise _Reject("expected_time_number", field, value, time_format=time_format)
     if abs(value) > _INT64 // 1000:  # before isfinite: a huge int overflows a float
-        raise _Reject("bad_timestamp", f"{field}: {_short(value)} is not a plausible time")
+        raise _Reject("implausible_time", field, value)
     if not math.isfinite(value):
-        raise _Reject("wrong_type", f"{field}: expected a finite number, got {value!r}")
+        raise _Reject("not_finite", field, value)
     if time_format == "epoch_ms":
         if isinstance(value, float) and not value.is_integer():
-            raise _Reject("wrong_type", f"{field}: epoch_ms must be a whole number, got {value!r}")
+            raise _Reject("epoch_ms_not_whole", field, value)
         return int(value)
     return round(value * 1000)
-
-
-def _near(raw: bytes, message: str) -> str:
-    """The text around the byte a decode error names, so the detail shows what is wrong."""
-    found = re.search(r"\(byte (\d+)\)", message)
-    if found is None:
-        return ""
-    at = int(found.group(1))
-    return f" near {raw[max(0, at - 12):at + 12].decode('utf-8', 'replace')!r}"
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    """``repr`` cut to ``limit`` characters: details name values, not megabytes of them."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,28 +350,27 @@ class LabelValidator:
         try:
             return self._validate(raw, now_ms)
         except _Reject as r:
-            return Rejection(r.reason, r.detail)
+            return r.rejection
 
     def _validate(self, raw: bytes, now_ms: int) -> ValidLabel:
         if len(raw) > self.schema.max_payload_bytes:
-            raise _Reject("too_large", f"{len(raw)} bytes exceeds max_payload_bytes="
-                                       f"{self.schema.max_payload_bytes}")
+            raise _Reject("too_large", size=len(raw), limit=self.schema.max_payload_bytes)
         obj = parse_json(raw)
         if not isinstance(obj, dict):
-            raise _Reject("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+            raise _Reject("not_an_object", value=obj)
         unknown = sorted(set(obj) - _LABEL_FIELDS)
         if unknown:
-            raise _Reject("unknown_field", f"{', '.join(unknown)}: not a label field")
+            raise _Reject("unknown_fields", ", ".join(unknown), what="not a label field")
         event_id = EventValidator._identifier(obj, "event_id")
         entity_id = EventValidator._identifier(obj, "entity_id")
         label = obj.get("label")
         if label is None:
-            raise _Reject("missing_field", "label: field required")
+            raise _Reject("missing_field", "label")
         if label not in (0, 1) or isinstance(label, float):
-            raise _Reject("wrong_type", f"label: expected 0, 1, true or false, got {_short(label)}")
+            raise _Reject("not_a_label", value=label)
         ts = obj.get("ts")
         if ts is None:
-            raise _Reject("missing_field", "ts: field required")
+            raise _Reject("missing_field", "ts")
         ts_ms = parse_event_time(ts, "epoch_ms", "ts")
         check_time_bounds(self.schema, "ts", ts, ts_ms, now_ms, "epoch_ms")
         return ValidLabel(event_id, entity_id, int(label), ts_ms)

@@ -14,14 +14,21 @@ pending predictions; the model follower adopts each new champion between batches
 (faust-streaming #606: with more, an offset can be committed past a message still in
 flight).
 
-Tables hold plain-data bytes (:mod:`streams.scorer.state`) in memory and are restored from
-their changelog topics on restart; their changelogs are written once per dirty key per
-batch (:mod:`streams.scorer.tables`).
+Tables hold plain-data bytes (:mod:`streams.scorer.state`); their changelogs are written
+once per dirty key per batch (:mod:`streams.scorer.tables`). With ``state.store: rocksdb``
+they live in RocksDB under the data directory and a restart replays only the changelog
+past what each partition database persisted; with ``memory`` they are restored from their
+changelogs from the beginning. Each worker joins its group as a static member (a group
+instance id from its host and data directory), so a worker restarted after a crash takes
+its partitions back at once instead of after the session timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import gc
+import hashlib
 import logging
 import socket
 import time
@@ -44,7 +51,7 @@ from streams.scorer.processor import Processor
 from streams.scorer.publisher import ProducerSender, TwoStepPublisher
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner, now_ms
-from streams.scorer.tables import StateTable, Tables
+from streams.scorer.tables import Tables, rocksdb_options, state_table
 from streams.scorer.timers import (
     EXPIRY_SECONDS,
     TAIL_CHECK_SECONDS,
@@ -65,14 +72,25 @@ def in_record(message: Any) -> InRecord:
                     message.offset, int(stamp * 1000) if stamp else now_ms())
 
 
+def group_instance_id(app_id: str, data_dir: Path) -> str:
+    """A stable static-membership id: one per worker (its host and data directory, which
+    no two workers share), the same across its restarts."""
+    where = f"{socket.gethostname()}:{data_dir.resolve()}"
+    return f"{app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+
+
 def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> faust.App:
     """The Faust app with the scorer's settings (nothing connects until it runs)."""
+    app_id = f"streambed-{config.name}"
     app = faust.App(
-        f"streambed-{config.name}",
+        app_id,
         broker=config.broker,
         broker_credentials=faust_credentials(config),
-        store="memory://",
+        store="rocksdb://" if config.state.store == "rocksdb" else "memory://",
         datadir=str(data_dir),
+        # Static membership: a restarted worker rejoins as itself and gets its partitions
+        # back without a rebalance that waits for the session timeout.
+        consumer_group_instance_id=group_instance_id(app_id, data_dir),
         # Other scorers reach this one (table routing) at web_host: when it binds every
         # interface (in a container), they reach it by its host name.
         web_host=socket.gethostname() if web_host == "0.0.0.0" else web_host,
@@ -93,6 +111,10 @@ def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> f
         # 10 s (Faust's default is 60 s) before its partitions move to another scorer.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Every table partition is kept up to date on one other worker (its changelog is
+        # read continuously), which takes it over without a recovery from the start
+        # (docs/operations.md, "State on disk").
+        table_standby_replicas=1,
     )
     app.conf.web_enabled = True
     return app
@@ -114,10 +136,12 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw", partitions=topics.partitions)
 
+    options = (rocksdb_options(config.state.rocksdb_memory_bytes, topics.partitions)
+               if config.state.store == "rocksdb" else None)
     faust_tables = {name: app.Table(name, default=None, key_type=bytes, value_type=bytes,
-                                    partitions=topics.partitions)
+                                    partitions=topics.partitions, options=options)
                     for name in ("entities", "pending", "held", "partitions")}
-    tables = Tables(*(StateTable(name, t.data, t.changelog_topic.get_topic_name())
+    tables = Tables(*(state_table(name, t.data, t.changelog_topic.get_topic_name())
                       for name, t in faust_tables.items()))
 
     board = VersionBoard(config.features.identity, config.model.spec)
@@ -142,8 +166,8 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
 
     follower = ModelFollower(board, lambda: processor.champion.version, adopt, refused,
                              adopt_shadows, config.model.promotion.max_shadows)
-    runner = BatchRunner(TwoStepPublisher(ProducerSender(app), observer.produce_refused),
-                         observer)
+    runner = BatchRunner(TwoStepPublisher(ProducerSender(app), observer.produce_refused,
+                                          on_landed=tables.commit), observer)
     gap_reader = GapReader(aiokafka_options(config))
     repair = GapRepair(processor, gap_reader)
     activity = PartitionActivity()
@@ -156,10 +180,12 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     @app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
         processor.forget_cache()
+        tables.forget()
 
     @app.on_partitions_assigned.connect
     async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
         processor.forget_cache()
+        tables.forget()
         now = time.monotonic()
         for topic in (topics.events, topics.labels):
             activity.assigned(topic, (tp.partition for tp in assigned if tp.topic == topic),
@@ -196,6 +222,19 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     @app.agent(raw_topic(topics.labels), concurrency=1)
     async def join_labels(stream: Any) -> None:
         await take(stream, labels=True)
+
+    @app.task
+    async def freeze_after_recovery() -> None:
+        """Once the tables are recovered, move what the start-up made (modules, config,
+        the recovery's garbage collected first) out of the cyclic GC's reach: full
+        collections then walk only what the scorer makes while it serves."""
+        recovery = app.tables.recovery
+        while True:
+            await recovery.completed.wait()
+            gc.collect()
+            gc.freeze()
+            while recovery.completed.is_set():
+                await asyncio.sleep(1.0)
 
     @app.timer(interval=TAIL_CHECK_SECONDS)
     @never_crash

@@ -24,12 +24,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from features.engine import EntityState, FeatureEngine
 from features.watermark import is_late
 from monitors.impact import group_of
 from streams.config import Config
+from streams.records import scored_record_bytes
+from streams.rejections import rejection
 from streams.scorer.batch import BatchResult, Failure, InRecord, ScoredObservation
 from streams.scorer.champion import Champion
 from streams.scorer.entities import Entities, EntityWork
@@ -41,7 +41,6 @@ from streams.scorer.tables import Tables
 from streams.validation import EventValidator, Rejection, ValidEvent
 
 log = logging.getLogger(__name__)
-_JSON = msgspec.json.Encoder()
 
 
 @dataclass(slots=True)
@@ -152,16 +151,16 @@ class EventPath:
             prior, pending = pending, None
         if seen is not None or pending is not None:
             where = seen or (pending.partition, pending.offset)  # type: ignore[union-attr]
-            self._reject(b, rec, Failure(
-                "duplicate_event_id", f"{self.id_field}={checked.event_id[:80]!r} was "
-                f"already scored (partition {where[0]}, offset {where[1]})"))
+            said = rejection("duplicate_event_id", self.id_field, checked.event_id,
+                             partition=where[0], offset=where[1])
+            self._reject(b, rec, Failure(said.reason, said.detail))
             return
         # Accepted once at this position: the watermark may include later events of the
         # same lost batch, but it was not late when it came.
         if prior is None and is_late(checked.ts_ms, part.watermark_ms, self.lateness_ms):
-            self._reject(b, rec, Failure("late", (
-                f"{self.time_field}={checked.ts_ms} is more than allowed_lateness behind the "
-                f"partition watermark {part.watermark_ms}")))
+            said = rejection("late", self.time_field, checked.ts_ms,
+                             watermark_ms=part.watermark_ms)
+            self._reject(b, rec, Failure(said.reason, said.detail))
             return
         try:
             values = self.engine.apply(ent.state, checked.ts_ms, checked.attrs)
@@ -328,13 +327,9 @@ class EventPath:
 
     def _scored_bytes(self, ev: ValidEvent, values: dict[str, Any], score: float,
                       decision: int, version: str, rec: InRecord, scored_at: int) -> bytes:
-        return _JSON.encode({
-            "event_id": ev.event_id, "entity_id": ev.entity_id, "ts": ev.ts_ms,
-            "group": ev.group, "features": values, "score": score, "decision": decision,
-            "model_version": version, "feature_set": self.feature_set,
-            "source": {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset},
-            "scored_at": scored_at,
-        })
+        return scored_record_bytes(ev.event_id, ev.entity_id, ev.ts_ms, ev.group, values,
+                                   score, decision, version, self.feature_set,
+                                   (rec.topic, rec.partition, rec.offset), scored_at)
 
 
 def _score_or_none(model: Champion, row: dict[str, Any]) -> float | None:

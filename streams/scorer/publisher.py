@@ -9,10 +9,14 @@ record of the step is accepted:
 2. once all of those landed, the changelog writes of the ``entities`` states and the
    ``partitions`` positions, which say that an event was applied.
 
-Only then does the caller count the batch's outcomes and let Faust acknowledge its input
-offsets. A crash between the two steps leaves no entity state past an event whose scored
-record and pending prediction were lost: the redelivered event is applied again to the
-state before it. A table not named in either step is refused (a new table must be placed).
+After each step, ``on_landed`` is told the highest offset the broker acknowledged per
+topic-partition (the base offset of the last producer batch there: never past a record
+that landed), so tables on disk write what landed with the changelog offset it landed at
+(:meth:`streams.scorer.tables.Tables.commit`). Only then does the caller count the batch's
+outcomes and let Faust acknowledge its input offsets. A crash between the two steps
+leaves no entity state past an event whose scored record and pending prediction were
+lost: the redelivered event is applied again to the state before it. A table not named in
+either step is refused (a new table must be placed).
 
 :class:`ProducerSender` is the real sender (the app's aiokafka producer, one producer
 batch per topic-partition); tests pass their own :class:`Sender`.
@@ -38,9 +42,19 @@ THEN_TABLES = ("entities", "partitions")
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 10.0
 
 
+#: (topic, partition) -> an offset at or below the last record acknowledged there.
+Acked = dict[tuple[str, int], int]
+
+
 class Sender(Protocol):
     async def send_all(self, records: list[OutRecord]) -> list[tuple[OutRecord, BaseException]]:
         """Send every record; return those refused, with why."""
+
+
+def _acked(sender: Sender) -> Acked:
+    """What the sender's last ``send_all`` saw acknowledged (empty for a sender that does
+    not say)."""
+    return dict(getattr(sender, "acked", {}))
 
 
 def steps(res: BatchResult) -> tuple[list[OutRecord], list[OutRecord]]:
@@ -69,8 +83,10 @@ class TwoStepPublisher:
     """Publishes a batch in its two steps (see the module docstring)."""
 
     def __init__(self, sender: Sender, on_refused: Callable[[str], None] = lambda topic: None,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 on_landed: Callable[[Acked], None] = lambda acked: None) -> None:
         self.sender = sender
+        self.on_landed = on_landed
         #: Called per refused record with its topic (the produce-error counter: it must
         #: rise while a batch still retries, so it cannot wait for the batch's counts).
         self.on_refused = on_refused
@@ -78,15 +94,18 @@ class TwoStepPublisher:
 
     async def publish(self, res: BatchResult) -> None:
         first, then = steps(res)
-        await self._until_accepted(first)
-        await self._until_accepted(then)
+        self.on_landed(await self._until_accepted(first))
+        self.on_landed(await self._until_accepted(then))
 
-    async def _until_accepted(self, records: list[OutRecord]) -> None:
+    async def _until_accepted(self, records: list[OutRecord]) -> Acked:
         delay = RETRY_FIRST_SECONDS
+        acked: Acked = {}
         while records:
             failed = await self.sender.send_all(records)
+            for tp, offset in _acked(self.sender).items():
+                acked[tp] = max(offset, acked.get(tp, offset))
             if not failed:
-                return
+                break
             for record, _ in failed:
                 self.on_refused(record[0])
             # Nothing is acknowledged until every record is accepted: retry only what
@@ -96,6 +115,7 @@ class TwoStepPublisher:
             records = [r for r, _ in failed]
             await self.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
+        return acked
 
 
 class ProducerSender:
@@ -104,6 +124,8 @@ class ProducerSender:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        #: What the last send_all saw acknowledged (see :data:`Acked`).
+        self.acked: Acked = {}
 
     async def send_all(self, records: list[OutRecord]) -> list[tuple[OutRecord, BaseException]]:
         aio = self.app.producer._ensure_producer()  # the app's aiokafka producer
@@ -135,7 +157,11 @@ class ProducerSender:
                 futures.append((await aio.send_batch(batch, topic, partition=partition), held))
         results = await asyncio.gather(*(f for f, _ in futures), return_exceptions=True)
         failed = []
+        self.acked = {}
         for (_, members), result in zip(futures, results, strict=True):
             if isinstance(result, BaseException):
                 failed.extend((records[i], result) for i in members)
+            else:  # RecordMetadata: a producer batch's base offset
+                tp = (result.topic, result.partition)
+                self.acked[tp] = max(result.offset, self.acked.get(tp, result.offset))
         return failed

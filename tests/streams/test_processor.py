@@ -159,6 +159,11 @@ class _Fussy(Champion):
             raise FloatingPointError("cannot score 666")
         return super().score_one(features)
 
+    def score_many(self, rows: Any) -> list[float]:  # a batch fails as a whole
+        for row in rows:
+            self.score_one(row)
+        return super().score_many(rows)
+
 
 def test_a_record_the_model_cannot_score_is_a_processing_error_and_leaves_no_trace() -> None:
     fussy = _Fussy(Champion.bootstrap(CONFIG.model.spec, CONFIG.features.identity).model,

@@ -84,3 +84,13 @@ def test_the_metric_knows_every_dead_letter_reason() -> None:
     from streams.records import DLQ_REASONS
 
     assert set(REJECTION_REASONS) == set(DLQ_REASONS)
+
+
+def test_the_hot_path_scored_record_has_the_wire_model_fields_in_order() -> None:
+    from streams.records import ScoredRecord, ScoredWire, scored_record_bytes
+
+    assert ScoredWire.__struct_fields__ == tuple(ScoredRecord.model_fields)
+    raw = scored_record_bytes("e1", "u1", 5, "A", {"n": 1, "x": None, "t": "web"}, 0.25, 0,
+                              "v1", "fs", ("events", 3, 7), 9)
+    record = ScoredRecord.model_validate_json(raw)
+    assert json.loads(raw) == record.model_dump(mode="json")

@@ -357,7 +357,7 @@ def test_readiness_names_the_first_thing_it_waits_for(assigned: bool, recovering
 # -- the app's wiring ------------------------------------------------------------------------
 
 
-def test_the_app_wires_two_agents_a_task_and_three_timers_without_connecting(
+def test_the_app_wires_two_agents_two_tasks_and_three_timers_without_connecting(
     tmp_path: Any,
 ) -> None:
     from streams.scorer.app import create_app
@@ -366,5 +366,6 @@ def test_the_app_wires_two_agents_a_task_and_three_timers_without_connecting(
     assert sorted(a.split(".")[-1] for a in app.agents) == ["join_labels", "score_events"]
     assert sorted(app.tables) == ["entities", "held", "partitions", "pending"]
     assert sorted(t.__name__ for t in app._app_tasks) == [
-        "expire_pending", "follow_model_versions", "refresh_monitors", "repair_tail_gaps"]
+        "expire_pending", "follow_model_versions", "freeze_after_recovery",
+        "refresh_monitors", "repair_tail_gaps"]
     assert not hasattr(app, "streambed"), "no side door into the app's internals"
