@@ -167,6 +167,9 @@ class _Broken(Champion):
             raise ValueError("cannot score this one")
         return 0.25
 
+    def score_many(self, rows: Any) -> list[float]:  # the batch fails as its worst row does
+        return [self.score_one(row) for row in rows]
+
 
 def test_a_shadow_that_cannot_score_an_event_never_changes_its_outcome() -> None:
     p = make()
