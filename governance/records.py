@@ -244,6 +244,15 @@ class ModelVersionRecord(_Record):
                                   "favourable outcome); null only in records before issue 14")
     policy_sha256: str | None = None
     environment: Environment | None = None
+    drift_reference: dict[str, Any] | None = Field(
+        default=None, description="What this version learned from, for drift: "
+        "monitors.sketch.DriftReference.to_json() ({format: streambed-drift-reference, "
+        "version: 1, examples, features, score, impact}), its own or, cut from too few "
+        "examples, its parent's; fixed size (monitors.sketch.max_encoded_bytes). Scorers "
+        "compare live traffic with the champion's. Null in records before issue 15")
+    drift_baseline: dict[str, Any] | None = Field(
+        default=None, description="A reference pinned by a person (same shape), compared "
+                                  "beside drift_reference so slow drift is not absorbed")
 
 
 class AuditRecord(_Record):

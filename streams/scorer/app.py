@@ -165,7 +165,9 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
         observer.shadows(len(shadows))
 
     follower = ModelFollower(board, lambda: processor.champion.version, adopt, refused,
-                             adopt_shadows, config.model.promotion.max_shadows)
+                             adopt_shadows, config.model.promotion.max_shadows,
+                             observer.drift_references,
+                             config.monitors.drift.reference.min_examples)
     runner = BatchRunner(TwoStepPublisher(ProducerSender(app), observer.produce_refused,
                                           on_landed=tables.commit), observer)
     gap_reader = GapReader(aiokafka_options(config))
@@ -263,7 +265,8 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
 
     views = ScorerViews(processor, monitoring, registry, config.features.identity, ready,
                         lambda: [tp.partition for tp in app.consumer.assignment()
-                                 if tp.topic == topics.events])
+                                 if tp.topic == topics.events],
+                        observer.reference_info)
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:

@@ -18,12 +18,22 @@ beside the champion, without being served: their scores travel with the pending
 prediction into the training example (``shadow_scores``), where the learner judges them
 on the same events as the champion. A shadow whose status changes (its verdict) is no
 longer scored from the next batch on. :class:`ModelFollower` keeps both up to date.
+
+Drift compares live traffic with the champion's reference, read from its version record
+(:func:`drift_references`): its ``drift_reference``, or its parent's when it has none or
+was cut from fewer than ``monitors.drift.reference.min_examples`` examples
+(:func:`monitors.sketch.reference_at_cut`), and the ``drift_baseline`` a person pinned.
+The follower hands them over at start and whenever the champion or its references change;
+a stored reference that does not decode is refused and counted like a refused record, and
+drift stays on what it had (the first events, until a reference is set).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -37,6 +47,7 @@ from governance import (
     artifact_sha256,
     version_id,
 )
+from monitors.sketch import DriftReference, reference_at_cut
 
 
 class Champion:
@@ -143,6 +154,86 @@ class VersionBoard:
             raise VersionRefused(f"{record.version}: {exc}") from None
 
 
+def evaluation_roc_auc(record: ModelVersionRecord | None) -> float | None:
+    """The version's own ROC AUC when it was judged: its ``roc_auc`` gate's value (the
+    candidate's estimate), or in records before shadow judging its evaluation window's."""
+    evaluation = record.evaluation if record is not None else None
+    if evaluation is None:
+        return None
+    for gate in evaluation.gates:
+        if gate.gate == "roc_auc" and gate.attribute is None and gate.value is not None:
+            return gate.value
+    performance = evaluation.candidate_performance
+    return performance.roc_auc if performance is not None else None
+
+
+@dataclass(frozen=True)
+class DriftReferences:
+    """What the champion's record says drift compares with, and where it came from."""
+
+    #: The champion (the bootstrap version when none is on record).
+    champion: str
+    reference: DriftReference | None = None
+    #: The version whose record held ``reference``: the champion or its parent.
+    reference_from: str | None = None
+    baseline: DriftReference | None = None
+    evaluation_roc_auc: float | None = None
+    #: Why a stored reference could not be used (each counted as a refused record).
+    refused: tuple[str, ...] = ()
+
+    @property
+    def reference_sha256(self) -> str | None:
+        return None if self.reference is None else _sha256(self.reference)
+
+    @property
+    def baseline_sha256(self) -> str | None:
+        return None if self.baseline is None else _sha256(self.baseline)
+
+    def key(self) -> tuple[Any, ...]:
+        """Equal keys: nothing for the monitors to change."""
+        return (self.champion, self.reference_from, self.reference_sha256,
+                self.baseline_sha256, self.evaluation_roc_auc)
+
+
+def _sha256(reference: DriftReference) -> str:
+    """The identity of a reference: SHA-256 of its compact encoding."""
+    return hashlib.sha256(reference.encode()).hexdigest()
+
+
+def _decode(data: dict[str, Any] | None, what: str,
+            refused: list[str]) -> DriftReference | None:
+    if data is None:
+        return None
+    try:
+        return DriftReference.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        refused.append(f"{what} does not decode: {exc}")
+        return None
+
+
+def drift_references(board: VersionBoard, min_examples: int) -> DriftReferences:
+    """The champion's drift references as its record (and its parent's) hold them."""
+    record = board.champion_record()
+    if record is None:
+        return DriftReferences(board.bootstrap_version())
+    refused: list[str] = []
+    own = _decode(record.drift_reference, f"{record.version}: drift_reference", refused)
+    parent_record = board.records.get(record.parent) if record.parent else None
+    parent = None
+    if parent_record is not None and (own is None or own.examples < min_examples):
+        parent = _decode(parent_record.drift_reference,
+                         f"{parent_record.version} (parent of {record.version}): "
+                         "drift_reference", refused)
+    reference, source = own, record.version if own is not None else None
+    if parent is not None and parent_record is not None:
+        reference = parent if own is None else reference_at_cut(own, parent, min_examples)
+        if reference is parent:
+            source = parent_record.version
+    baseline = _decode(record.drift_baseline, f"{record.version}: drift_baseline", refused)
+    return DriftReferences(record.version, reference, source, baseline,
+                           evaluation_roc_auc(record), tuple(refused))
+
+
 class ModelFollower:
     """Takes ``model.versions`` batches (:class:`~streams.scorer.gaps.VersionFollower`) and
     puts the models to work: ``adopt`` is called with each new champion and
@@ -152,7 +243,9 @@ class ModelFollower:
     def __init__(self, board: VersionBoard, serving: Callable[[], str],
                  adopt: Callable[[Champion], None], refused: Callable[[str], None],
                  adopt_shadows: Callable[[tuple[Champion, ...]], None] = lambda s: None,
-                 max_shadows: int = 0) -> None:
+                 max_shadows: int = 0,
+                 adopt_references: Callable[[DriftReferences], None] = lambda r: None,
+                 reference_min_examples: int = 500) -> None:
         self.board = board
         #: The version serving now.
         self.serving = serving
@@ -162,6 +255,11 @@ class ModelFollower:
         self.refused = refused
         self.adopt_shadows = adopt_shadows
         self.max_shadows = max_shadows
+        #: Called with the champion's drift references once the topic was read to its
+        #: end, then whenever they change (another champion, a baseline pinned).
+        self.adopt_references = adopt_references
+        self.reference_min_examples = reference_min_examples
+        self._references: tuple[Any, ...] | None = None
         self.loaded = asyncio.Event()
         self._shadows: dict[tuple[str, str], Champion] = {}
         self._wanted: list[tuple[str, str]] = []
@@ -182,6 +280,17 @@ class ModelFollower:
         self._follow_shadows()
         if caught_up:
             self.loaded.set()
+        if self.loaded.is_set():
+            self._follow_references()
+
+    def _follow_references(self) -> None:
+        references = drift_references(self.board, self.reference_min_examples)
+        if references.key() == self._references:
+            return
+        self._references = references.key()
+        for why in references.refused:
+            self.refused(f"drift reference refused: {why}")
+        self.adopt_references(references)
 
     def _follow_shadows(self) -> None:
         records = self.board.shadow_records(self.max_shadows)

@@ -5,15 +5,23 @@
 scored observations for the monitors, tagged with the model version that scored them
 (carried by the result, never read back from the processor after the publish); the shell's
 timers and rebalances set the gauges through it.
+
+It also hands the champion's drift references (:func:`~streams.scorer.champion.drift_references`)
+to the monitors (``monitors.drift.reference.source: champion``) with the champion's own
+evaluation ROC AUC (what ModelStale compares with), and says which reference drift
+compares with (:meth:`ScorerMetrics.reference_info`, shown by ``/monitoring``): its
+version and the SHA-256 of its compact encoding, the same in every scorer and restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from monitors.metrics import Metrics
 from monitors.monitoring import Monitoring
 from streams.scorer.batch import BatchResult
+from streams.scorer.champion import DriftReferences
 
 
 class ScorerMetrics:
@@ -24,6 +32,33 @@ class ScorerMetrics:
         self.monitoring = monitoring
         self.feature_set = feature_set
         self._lag_series: set[int] = set()
+        #: What drift compares with: first events until a champion's reference is set.
+        self._reference: dict[str, Any] | None = None
+        self._refused: list[str] = []
+
+    def drift_references(self, references: DriftReferences) -> None:
+        """The champion (or its references) changed: compare with its reference, and
+        judge staleness against its own evaluation."""
+        self.monitoring.set_champion_evaluation(references.evaluation_roc_auc)
+        self._refused = list(references.refused)
+        if (self.monitoring.config.drift.reference.source != "champion"
+                or references.reference is None):
+            return
+        self.monitoring.set_reference(references.reference, model_version=references.champion,
+                                      baseline=references.baseline)
+        self._reference = {
+            "source": "champion", "version": references.reference_from,
+            "champion": references.champion, "sha256": references.reference_sha256,
+            "examples": references.reference.examples,
+            "baseline_sha256": references.baseline_sha256,
+        }
+
+    def reference_info(self) -> dict[str, Any]:
+        """The reference drift compares with now, and any refused on the last change."""
+        reference = self._reference or {
+            "source": self.monitoring.config.drift.reference.source, "version": None,
+            "champion": None, "sha256": None, "examples": None, "baseline_sha256": None}
+        return {**reference, "refused": list(self._refused)}
 
     def batch_published(self, res: BatchResult, acked_s: float) -> None:
         """A batch whose sends were all accepted at ``acked_s`` (epoch seconds)."""

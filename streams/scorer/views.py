@@ -48,13 +48,15 @@ def readiness(*, assigned: bool, recovering: bool, champion_loaded: bool) -> tup
 class ScorerViews:
     def __init__(self, processor: Serving, monitoring: Snapshots, registry: CollectorRegistry,
                  feature_set: str, ready: Callable[[], tuple[bool, str]],
-                 events_partitions: Callable[[], list[int]]) -> None:
+                 events_partitions: Callable[[], list[int]],
+                 drift_reference: Callable[[], Body] = dict) -> None:
         self.processor = processor
         self.monitoring = monitoring
         self.registry = registry
         self.feature_set = feature_set
         self.ready = ready
         self.events_partitions = events_partitions
+        self.drift_reference = drift_reference
 
     def metrics_text(self) -> str:
         return generate_latest(self.registry).decode()
@@ -78,4 +80,5 @@ class ScorerViews:
         snap = dict(self.monitoring.snapshot())
         snap["model_version"] = self.processor.champion.version
         snap["feature_set"] = self.feature_set
+        snap["drift_reference"] = self.drift_reference()
         return snap, 200

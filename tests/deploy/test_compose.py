@@ -251,7 +251,7 @@ def test_alertmanager_config_is_valid_and_mounted() -> None:
 @pytest.mark.parametrize(("labels", "receiver"), [
     (["alertname=WorkerDown", "severity=critical"], "oncall-pager"),
     (["alertname=ProduceErrors", "severity=critical"], "oncall-pager"),
-    (["alertname=FeatureDriftHigh", "severity=warning", "feature=amount"], "team-chat"),
+    (["alertname=FeatureDriftDetected", "severity=warning", "feature=amount"], "team-chat"),
     (["alertname=Something", "severity=info"], "team-chat"),
 ])
 def test_alerts_are_routed_by_severity(labels: list[str], receiver: str) -> None:

@@ -22,24 +22,27 @@ pytestmark = pytest.mark.prometheus
 
 
 def drifted_worker() -> CollectorRegistry:
-    """A Monitoring whose amount feature, score and group decisions have all shifted."""
+    """A Monitoring whose amount feature, score and group decisions have all shifted: the
+    first 200 events are the reference, 4 stationary 10-second windows give the drift
+    test its dispersion, the last 3 windows are shifted, and the refresh judges the last."""
     registry = CollectorRegistry()
     config = MonitorsConfig.model_validate({
         "sensitive_attributes": {"group": ["A", "B"]},
-        "drift": {"reference": {"events": 200}, "min_window_events": 50},
+        "drift": {"reference": {"events": 200}, "min_window_events": 50,
+                  "window_seconds": 10, "window_buckets": 2},
         "impact": {"min_group_size": 30},
     })
     m = Monitoring(config, ["amount", "steady"], Metrics(registry))
     rng = np.random.default_rng(0)
     now = 1_000.0
-    for i in range(800):
-        shift = 0.0 if i < 200 else 2.0
+    for i in range(900):
+        shift = 0.0 if i < 600 else 2.0
         amount = float(rng.normal(loc=shift))
         group = "AB"[i % 2]
-        score = float(1 / (1 + np.exp(-amount))) * (0.2 if group == "B" and i >= 200 else 1)
-        m.on_scored(features={"amount": amount, "steady": float(i % 7)}, score=score,
-                    decision=int(score >= 0.5), groups={"group": group}, model_version="v1",
-                    now=now)
+        score = float(1 / (1 + np.exp(-amount))) * (0.2 if group == "B" and i >= 600 else 1)
+        m.on_scored(features={"amount": amount, "steady": float(rng.integers(7))},
+                    score=score, decision=int(score >= 0.5), groups={"group": group},
+                    model_version="v1", now=now)
         now += 0.1
     m.refresh(now)
     return registry
@@ -66,7 +69,8 @@ def firing(prom: Prometheus) -> set[tuple[str, str]]:
 def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(
     prometheus: Prometheus,
 ) -> None:
-    expected = {("FeatureDriftHigh", "amount"), ("PredictionDriftHigh", ""),
+    expected = {("FeatureDriftDetected", "amount"), ("PredictionDriftDetected", ""),
+                ("FeatureDriftHigh", "amount"), ("PredictionDriftHigh", ""),
                 ("GroupImpactDisparity", "group")}
     seen: set[tuple[str, str]] = set()
 
