@@ -88,6 +88,7 @@ from governance.records import (
     Environment,
     Evaluation,
     GateOutcome,
+    GroupQualityStats,
     ImpactStats,
     Look,
     ModelVersionRecord,
@@ -97,7 +98,7 @@ from governance.records import (
     VersionStatus,
 )
 from governance.shadow import ShadowEvidence
-from governance.sizes import bounded_gates
+from governance.sizes import bounded_gates, bounded_quality
 
 __all__ = ["DUPLICATE_WINDOW", "GovernanceError", "LearnerCore", "Output", "RecentIds",
            "learnable", "lineage_of", "version_id"]
@@ -497,7 +498,8 @@ class LearnerCore:
             candidate=candidate, champion=champion.version, examples=len(paired),
             from_offset=first, to_offset=last, seed=paired.seed, look=look,
             final=judgement.final, looks=[Look.model_validate(x) for x in evidence.looks],
-            gates=verdicts, outcome=judgement.outcome)
+            gates=verdicts, outcome=judgement.outcome,
+            group_quality=bounded_quality(_group_quality(judgement)))
         self._versions[candidate] = record = record.model_copy(
             update={"evaluation": evaluation})
         outcome = judgement.outcome
@@ -707,3 +709,19 @@ def _require_person(by: str, reason: str) -> None:
         raise GovernanceError(f"--by must name a person (not empty, not {POLICY!r})")
     if not reason.strip():
         raise GovernanceError("--reason must say why")
+
+
+def _group_quality(judgement: gates.Judgement) -> dict[str, dict[str, GroupQualityStats]]:
+    """Both models' per-group AUC and calibration error, side by side (reported only)."""
+    out: dict[str, dict[str, GroupQualityStats]] = {}
+    for attribute, groups in judgement.candidate_quality.items():
+        champion = judgement.champion_quality.get(attribute, {})
+        out[attribute] = {
+            g: GroupQualityStats(
+                examples=q.examples, positives=q.positives, candidate_roc_auc=q.roc_auc,
+                champion_roc_auc=champion[g].roc_auc if g in champion else None,
+                candidate_calibration_error=q.calibration_error,
+                champion_calibration_error=(champion[g].calibration_error
+                                            if g in champion else None))
+            for g, q in groups.items()}
+    return out

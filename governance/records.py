@@ -165,6 +165,19 @@ class Look(_Record):
                                description="Gates that did not pass (at most 8 named)")
 
 
+class GroupQualityStats(_Record):
+    """One group's ranking and calibration for both models on the paired evidence:
+    reported for people, not gated (null where a group lacks two of each class)."""
+
+    examples: int
+    positives: int
+    candidate_roc_auc: float | None
+    champion_roc_auc: float | None
+    candidate_calibration_error: float | None = Field(
+        description="Expected calibration error over ten equal-width score bins")
+    champion_calibration_error: float | None
+
+
 class Evaluation(_Record):
     """A candidate against the champion on the events both scored at event time (the
     candidate in shadow, after its cut; labels that came later). Records written before
@@ -183,6 +196,10 @@ class Evaluation(_Record):
     gates: list[GateVerdict]
     outcome: GateOutcome = Field(description="fail if any gate fails, else hold if any "
                                              "holds, else pass")
+    group_quality: dict[str, dict[str, GroupQualityStats]] = Field(
+        default_factory=dict,
+        description="Attribute -> group -> AUC and calibration error of both models (the "
+                    "largest groups of each attribute; not gated)")
     # Legacy (prequential evaluation, before issue 14): read, never written.
     champion_scores_served: int | None = None
     champion_scores_recomputed: int | None = None

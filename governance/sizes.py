@@ -8,7 +8,9 @@ a record carries is cut to a fixed size here, before it is recorded:
 
 - ``sample_sizes``: the :data:`MAX_SAMPLE_SIZES` smallest entries (the groups that hold a
   gate are the small ones), plus one entry ``"(N more, smallest M)"`` counting the rest;
-- ``detail`` and ``method``: at most :data:`MAX_TEXT_CHARS` characters.
+- ``detail`` and ``method``: at most :data:`MAX_TEXT_CHARS` characters;
+- per-group quality (reported, not gated): the :data:`MAX_SAMPLE_SIZES` largest groups of
+  each attribute (:func:`bounded_quality`).
 
 A verdict is then at most about 2 KB, and a record at most about 2 KB per gate: with 4
 attributes of 100 groups and one intersection, well under 100 KB
@@ -16,7 +18,7 @@ attributes of 100 groups and one intersection, well under 100 KB
 :data:`RECORD_BUDGET_BYTES` is the bound the tests hold every record to: a quarter of the
 broker's default limit.
 
->>> from governance.records import GateVerdict
+>>> from governance.records import GateVerdict, GroupQualityStats
 >>> v = GateVerdict(gate="g", outcome="hold", value=None, threshold=None, detail="x" * 900,
 ...                 sample_sizes={f"G{i}": i for i in range(100, 0, -1)})
 >>> (b,) = bounded_gates([v])
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from governance.records import GateVerdict
+from governance.records import GateVerdict, GroupQualityStats
 
 MAX_SAMPLE_SIZES = 16
 MAX_TEXT_CHARS = 400
@@ -61,3 +63,20 @@ def bounded_gate(verdict: GateVerdict) -> GateVerdict:
 
 def bounded_gates(verdicts: Sequence[GateVerdict]) -> list[GateVerdict]:
     return [bounded_gate(v) for v in verdicts]
+
+
+def bounded_quality(quality: dict[str, dict[str, GroupQualityStats]]
+                    ) -> dict[str, dict[str, GroupQualityStats]]:
+    """Each attribute's :data:`MAX_SAMPLE_SIZES` largest groups (ties by name).
+
+    >>> q = {"a": {f"G{i}": GroupQualityStats(examples=i, positives=0, candidate_roc_auc=None,
+    ...      champion_roc_auc=None, candidate_calibration_error=None,
+    ...      champion_calibration_error=None) for i in range(40)}}
+    >>> sorted(bounded_quality(q)["a"], key=lambda g: int(g[1:]))[0]
+    'G24'
+    """
+    out = {}
+    for attribute, groups in quality.items():
+        ranked = sorted(groups.items(), key=lambda kv: (-kv[1].examples, kv[0]))
+        out[attribute] = dict(ranked[:MAX_SAMPLE_SIZES])
+    return out

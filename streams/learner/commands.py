@@ -124,6 +124,11 @@ def evidence_lines(ev: Evaluation | None) -> list[str]:
             lines.append(f"      method: {g.method}")
         if g.detail:
             lines.append(f"      {g.detail}")
+    for attribute, groups in ev.group_quality.items():
+        lines.append(f"  per-group quality [{attribute}] (reported, not gated): " + "; ".join(
+            f"{g} n={q.examples} AUC {_num(q.candidate_roc_auc, 3)} vs "
+            f"{_num(q.champion_roc_auc, 3)}, ECE {_num(q.candidate_calibration_error, 3)} vs "
+            f"{_num(q.champion_calibration_error, 3)}" for g, q in groups.items()))
     if ev.looks:
         lines.append("looks so far: " + "; ".join(
             f"#{k.look} n={k.examples} {k.outcome.value}"

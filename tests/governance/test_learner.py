@@ -125,6 +125,12 @@ def test_gated_mode_promotes_a_fair_better_candidate_and_retires_the_champion() 
     assert ev is not None and ev.champion == v(0) and ev.look is not None
     assert all(g.lower is not None or g.upper is not None for g in promote.gates)
     assert "every gate passed at look" in promote.reason
+    # per-group AUC and calibration of both models are reported beside the gates
+    quality = ev.group_quality["group"]
+    assert quality and sum(q.examples for q in quality.values()) == ev.examples
+    assert all(q.candidate_roc_auc is not None and 0 <= q.candidate_roc_auc <= 1
+               and q.champion_roc_auc == 0.5 and q.candidate_calibration_error is not None
+               for q in quality.values())   # v0 scores everyone 0.5: AUC 0.5 exactly
     assert (0, "retired") in statuses(outputs) and (1, "champion") in statuses(outputs)
     record = core.version(v(1))
     assert (record.parent, record.training.from_offset, record.training.to_offset,

@@ -41,6 +41,9 @@ def test_records_stay_bounded_at_100_groups_per_attribute_and_the_largest_eviden
     assert verdict.evaluation is not None and verdict.evaluation.examples == N
     assert {g.attribute for g in verdict.gates} >= {*GROUPS, "attr0×attr1"}
     assert all(len(g.sample_sizes) <= MAX_SAMPLE_SIZES + 1 for g in verdict.gates)
+    quality = verdict.evaluation.group_quality     # reported per group, largest groups only
+    assert set(quality) >= {*GROUPS, "attr0×attr1"}
+    assert all(0 < len(q) <= MAX_SAMPLE_SIZES for q in quality.values())
     largest = max(len(dumps(o)) for o in outputs)
     assert largest < RECORD_BUDGET_BYTES / 4, largest          # ~26 KB measured
     assert Topics().max_message_bytes >= 4 * RECORD_BUDGET_BYTES
