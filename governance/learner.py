@@ -355,7 +355,7 @@ class LearnerCore:
             return (f"its gates were judged against {evaluation.champion}, the champion is "
                     f"now {self.champion}")
         if evaluation.outcome is not GateOutcome.PASS:
-            return f"gates did not pass: {', '.join(evaluation.failing())}"
+            return f"gates did not pass: {evaluation.not_passed()}"
         return ""
 
     def rollback(self, to_version: str | None = None, *, by: str, reason: str,
@@ -515,7 +515,7 @@ class LearnerCore:
                                  evaluation, override=False)
         else:
             status, decision = VersionStatus.HELD, Decision.HOLD
-            reason = f"gates {outcome.value} at {where}: {', '.join(evaluation.failing())}"
+            reason = f"gates {outcome.value} at {where}: {evaluation.not_passed()}"
         return [self._set_status(candidate, status, now_ms),
                 self._audit(now_ms, candidate, decision, POLICY, reason,
                             previous=self.champion, evaluation=evaluation)]

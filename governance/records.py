@@ -213,6 +213,17 @@ class Evaluation(_Record):
         return [g.gate + (f"[{g.attribute}]" if g.attribute else "")
                 for g in self.gates if g.outcome is not GateOutcome.PASS]
 
+    def not_passed(self) -> str:
+        """The gates that failed and those still holding, named apart:
+        ``fail: roc_auc; hold: equalized_odds_difference[group]``."""
+        parts = []
+        for outcome in (GateOutcome.FAIL, GateOutcome.HOLD):
+            names = [g.gate + (f"[{g.attribute}]" if g.attribute else "")
+                     for g in self.gates if g.outcome is outcome]
+            if names:
+                parts.append(f"{outcome.value}: {', '.join(names)}")
+        return "; ".join(parts)
+
 
 class Environment(_Record):
     """Where a version was cut or a decision made: what a rebuild must match."""

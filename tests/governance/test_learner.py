@@ -147,6 +147,10 @@ def test_gated_mode_holds_a_candidate_that_selects_one_group_far_less_often() ->
     failed = [g for g in first.gates if g.attribute == "group"
               and g.outcome is GateOutcome.FAIL]
     assert failed and all(f"{g.gate}[group]" in first.reason for g in failed)
+    holding = [f"{g.gate}[{g.attribute}]" if g.attribute else g.gate for g in first.gates
+               if g.outcome is GateOutcome.HOLD]
+    fails = first.reason.split("fail: ", 1)[1].split("; hold:")[0]
+    assert not any(h in fails.split(", ") for h in holding), "a holding gate is not a failure"
     assert all(g.lower is not None and g.upper is not None for g in failed)
     assert {g.look for g in first.gates} == {first.evaluation.look}  # type: ignore[union-attr]
     assert core.champion == v(0)      # nothing harmful serves
