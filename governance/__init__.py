@@ -4,7 +4,8 @@
   :class:`PromotionConfig` (``model.promotion``: when versions are cut, the gates).
 - :mod:`governance.artifact`: the model as plain JSON data and back (:class:`LogisticModel`).
 - :mod:`governance.records`: wire records (``training``, ``model.versions``, ``model.audit``).
-- :mod:`governance.evaluation` and :mod:`governance.gates`: candidate vs champion.
+- :mod:`governance.evaluation`: point statistics (AUC, log loss, group rates) for records.
+- :mod:`governance.gates`: candidate vs champion, judged on intervals (gates on evidence).
 - :mod:`governance.learner`: :class:`LearnerCore`, the state machine the learner shell drives.
 - :mod:`governance.lineage`: version ids, which examples a lineage learns, repeats dropped.
 - :mod:`governance.shadow`: a candidate's shadow evidence (what it scored at event time).
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
         artifact_sha256,
         read_artifact,
     )
-    from governance.evaluation import compare, impact, performance
+    from governance.evaluation import impact, performance
     from governance.gates import Judgement, judge, look_at, overall
     from governance.learner import (
         GovernanceError,
@@ -72,7 +73,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
 _LAZY = {
     "governance.artifact": ["RIVER_VERSION", "ArtifactError", "LogisticArtifact",
                             "LogisticModel", "artifact_sha256", "read_artifact"],
-    "governance.evaluation": ["compare", "impact", "performance"],
+    "governance.evaluation": ["impact", "performance"],
     "governance.gates": ["Judgement", "judge", "look_at", "overall"],
     "governance.learner": ["GovernanceError", "LearnerCore", "Output", "learnable",
                            "lineage_of", "version_id"],
@@ -130,7 +131,6 @@ __all__ = [
     "VersionStatus",
     "artifact_sha256",
     "canonical_json",
-    "compare",
     "impact",
     "json_schemas",
     "judge",

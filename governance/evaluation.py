@@ -1,10 +1,8 @@
-"""Prequential evaluation: a candidate and the champion on the same recent examples.
+"""Point statistics of one model's scores on labelled examples, as the records report them.
 
-Every example in the window carries, for each of the two models, the score that model
-gave (or would have given) *before it learned that example*: for the candidate, the
-learner's score just before learning it (prequential, "test then train", Dawid 1984);
-for the champion, the score it gave at scoring time. From those scores, the labels and
-the sensitive groups this module computes, per model:
+From a model's scores (or decisions), the labels and the sensitive groups this module
+computes (for the backtest, the metric frame and the learner's records; the gates judge
+on intervals, :mod:`governance.gates`):
 
 - performance: ROC AUC and log loss (:func:`monitors.performance.roc_auc` and
   :func:`~monitors.performance.log_loss`, the same definitions the monitors export);
@@ -32,10 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from governance.config import PromotionConfig
-from governance.gates import overall
-from governance.point_gates import judge_point_estimates
-from governance.records import Evaluation, GroupRates, ImpactStats, PerformanceStats
+from governance.records import GroupRates, ImpactStats, PerformanceStats
 from monitors.config import OTHER_GROUP, UNKNOWN_GROUP
 from monitors.impact import demographic_parity_ratio, equalized_odds_difference, group_of
 from monitors.performance import log_loss, roc_auc
@@ -108,32 +103,3 @@ def impact(decisions: Sequence[int], labels: Sequence[int],
         )
     return out
 
-
-def compare(*, candidate: str, champion: str | None,
-            candidate_scores: Sequence[float], candidate_decisions: Sequence[int],
-            champion_scores: Sequence[float], champion_decisions: Sequence[int],
-            labels: Sequence[int], groups: Sequence[Mapping[str, str]],
-            attributes: Mapping[str, Sequence[str]], config: PromotionConfig,
-            offsets: tuple[int | None, int | None] = (None, None),
-            champion_scores_served: int = 0) -> Evaluation:
-    """Evaluate a candidate against the champion on the same examples and judge the gates.
-
-    The gates (:func:`governance.point_gates.judge_point_estimates`) look at the
-    candidate's impact and at the candidate's performance relative to the champion's.
-    """
-    n = len(labels)
-    cand_perf = performance(candidate_scores, labels)
-    champ_perf = performance(champion_scores, labels)
-    cand_impact = impact(candidate_decisions, labels, groups, attributes,
-                         config.min_group_examples)
-    champ_impact = impact(champion_decisions, labels, groups, attributes,
-                          config.min_group_examples)
-    gates = judge_point_estimates(cand_perf, champ_perf, cand_impact, champ_impact, config)
-    return Evaluation(
-        candidate=candidate, champion=champion, examples=n,
-        from_offset=offsets[0], to_offset=offsets[1],
-        champion_scores_served=champion_scores_served,
-        champion_scores_recomputed=n - champion_scores_served,
-        candidate_performance=cand_perf, champion_performance=champ_perf,
-        candidate_impact=cand_impact, champion_impact=champ_impact,
-        gates=gates, outcome=overall(gates))

@@ -20,7 +20,9 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.config import Topics
 from streams.devtools.sinks import Pacer
+from streams.learner.fetch import fetch_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -153,12 +155,15 @@ def produce_to(bootstrap: str, records: list[tuple[str, str, bytes]],
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_seconds: float = 90.0,
-               done: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+               done: Callable[[list[Any]], bool] | None = None,
+               max_message_bytes: int = Topics().max_message_bytes) -> list[Any]:
     """Read a topic from the start until ``expected`` records arrived (or ``done`` says so)
-    or time runs out."""
+    or time runs out. Fetch sizes fit records of ``max_message_bytes`` (the broker's limit;
+    kafka-python's defaults refuse a full 1 MiB fetch with ``Invalid frame length``)."""
     done = done or (lambda out: len(out) >= expected)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest")
+                             auto_offset_reset="earliest",
+                             **fetch_options(max_message_bytes))
     out: list[Any] = []
     deadline = time.monotonic() + timeout_seconds
     try:

@@ -1,12 +1,25 @@
-"""``make demo``: the whole slice on a real broker, start to finish, in about a minute.
+"""``make demo``: the whole slice on a real broker, start to finish, in about two minutes.
 
 Starts a fresh local Kafka broker, one scorer, one learner, and the simulator (with
 malformed records, and feature drift plus a group disparity injected part-way through);
-shows progress from their own /metrics; waits until every record is accounted for and the
-learner has read the whole training log; prints drift, parity, latency, every lifecycle
-decision with its reason (promotions and holds), and a summary whose last line reads
+shows progress from their own /metrics (with the versions the scorer scores in shadow);
+waits until every record is accounted for and the learner has read the whole training
+log; prints drift (the scorer's verdicts), parity, latency, every version cut into shadow
+and every look at it, every lifecycle decision (promotions and holds) with each gate's
+estimate, interval and bound, and a summary whose last line reads
 ``demo: events=N scored=N rejected=N labels=N joined=N model_version=V``; and stops
 everything it started, even on failure or Ctrl-C. The two roles run as two processes.
+
+The promotion policy is the config's (the quickstart's: the default gates). Under it a
+look needs 1,000 paired examples (events a candidate scored in shadow, labelled since),
+and a candidate better than the champion is promoted after a median ~4,000 to 8,000:
+hence 24,000 events, labels about a minute of event time after their event, and the
+drift and disparity injected at 65%, after the first verdicts. A candidate judged on
+events after the disparity fails the parity gate, its interval beyond the bound: the
+hold. Applicants are drawn from a million entities, so nearly every one applies once:
+lifetime counts and gaps since the previous application stay as they were when a
+candidate was cut (a frozen candidate's scaler would otherwise see them grow out of
+range, and its log loss with them).
 """
 
 from __future__ import annotations
@@ -23,14 +36,15 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from governance import AuditRecord
+from governance import AuditRecord, Evaluation, GateVerdict, ModelVersionRecord
 from streams.config import Config, load_config
 from streams.devtools.kafka_local import BrokerOptions, start, stop
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.devtools.sinks import KafkaSink, Pacer
-from streams.topics import ensure_topics
+from streams.topics import ensure_topics, read_all
 
-DEADLINE_SECONDS = 150.0
+#: After the last record is sent: how long the scorer and the learner may take to catch up.
+DEADLINE_SECONDS = 120.0
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -68,8 +82,8 @@ def _spawn(role: str, args: argparse.Namespace, url: str, port: int) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default="examples/quickstart.yaml")
-    p.add_argument("--count", type=int, default=4000)
-    p.add_argument("--rate", type=float, default=250.0)
+    p.add_argument("--count", type=int, default=24_000)
+    p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--port", type=int, default=29092)
     p.add_argument("--web-port", type=int, default=6066)
     p.add_argument("--learner-port", type=int, default=6067)
@@ -93,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: scorer metrics at http://127.0.0.1:{args.web_port}/metrics, learner "
               f"at http://127.0.0.1:{args.learner_port}/metrics", flush=True)
 
-        opts = SimulationOptions(count=args.count, seed=42, entities=300,
-                                 malformed_ratio=0.03, drift_at=0.6, disparity_at=0.6,
-                                 mean_gap_ms=20_000, label_delay_ms=600_000)
+        opts = SimulationOptions(count=args.count, seed=42, entities=1_000_000,
+                                 malformed_ratio=0.03, drift_at=0.65, disparity_at=0.65,
+                                 mean_gap_ms=20_000, label_delay_ms=60_000)
         sent = {"events": 0, "labels": 0}
         pacer = Pacer(args.rate)
         last_report = time.monotonic()
@@ -109,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                     last_report = time.monotonic()
                     _progress(sent, _scrape(args.web_port), _scrape(args.learner_port))
 
-        deadline = began + DEADLINE_SECONDS
+        deadline = time.monotonic() + DEADLINE_SECONDS
         while time.monotonic() < deadline:
             metrics, learned = _scrape(args.web_port), _scrape(args.learner_port)
             seen = sum(_get(metrics, "streambed_events_total", outcome=o)
@@ -155,8 +169,8 @@ def _progress(sent: dict[str, int], m: dict, learner: dict) -> None:
           f"{_get(m, 'streambed_events_total', outcome='scored'):.0f} rejected="
           f"{_get(m, 'streambed_events_total', outcome='rejected'):.0f} joined="
           f"{_get(m, 'streambed_labels_total', outcome='joined'):.0f} | learner learned="
-          f"{_get(learner, 'streambed_learner_examples_total', outcome='learned'):.0f}",
-          flush=True)
+          f"{_get(learner, 'streambed_learner_examples_total', outcome='learned'):.0f} | in "
+          f"shadow {_get(m, 'streambed_shadow_versions'):.0f}", flush=True)
 
 
 def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
@@ -167,24 +181,25 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
     joined = _get(m, "streambed_labels_total", outcome="joined")
     count = _get(m, "streambed_event_latency_seconds_count")
     total = _get(m, "streambed_event_latency_seconds_sum")
+    drifted = sorted(dict(lab)["feature"] for (n, lab), v in m.items()
+                     if n == "streambed_feature_drift_detected" and v == 1)
     print("demo: drift psi by feature: " + ", ".join(
         f"{dict(lab)['feature']}={v:.2f}" for (n, lab), v in sorted(m.items())
-        if n == "streambed_feature_drift_psi"), flush=True)
-    print("demo: demographic parity ratio (learner, all partitions): " + ", ".join(
+        if n == "streambed_feature_drift_psi")
+        + f"; drift detected: {', '.join(drifted) or 'none'}", flush=True)
+    print("demo: demographic parity ratio (learner, served, all partitions): " + ", ".join(
         f"{dict(lab)['attribute']}={v:.2f}" for (n, lab), v in sorted(learner.items())
         if n == "streambed_demographic_parity_ratio"), flush=True)
+    print("demo: labels " + " ".join(
+        f"{o}={_get(m, 'streambed_labels_total', outcome=o):.0f}"
+        for o in ("joined", "unmatched", "duplicate", "expired", "invalid")), flush=True)
     print(f"demo: mean event latency (produce to acknowledged) {1000 * total / max(count, 1):.1f}"
           f" ms over {count:.0f} records; took {took:.0f}s", flush=True)
-    from streams.learner.commands import evidence_lines, versions
+    from streams.learner.commands import versions
 
+    for line in _lifecycle(config):
+        print(f"demo: {line}", flush=True)
     decisions = _decisions(config)
-    for record in decisions:
-        if record.decision.value in ("promote", "hold", "rollback", "bootstrap"):
-            print(f"demo: {record.decision.value:9} {record.version}: {record.reason}",
-                  flush=True)
-            if record.evaluation is not None:
-                for line in evidence_lines(record.evaluation):
-                    print(f"demo:     {line}", flush=True)
     counts = {d: sum(r.decision.value == d for r in decisions)
               for d in ("promote", "hold")}
     cuts = [v for v in versions(config).values() if v.sequence >= 1]
@@ -193,8 +208,67 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
           f"promoted={counts['promote']} held={counts['hold']} champion={_model_version(m)}",
           flush=True)
     print(f"demo: events={sent['events']} scored={scored:.0f} rejected={rejected + late:.0f} "
-          f"late={late:.0f} labels={sent['labels']} joined={joined:.0f} "
-          f"model_version={_model_version(m)}", flush=True)
+          f"labels={sent['labels']} joined={joined:.0f} model_version={_model_version(m)}",
+          flush=True)
+
+
+def _lifecycle(config: Config) -> list[str]:
+    """Every version cut into shadow, every look at it, and every decision, in order."""
+    from streams.learner.commands import audit_records
+
+    lines: list[str] = []
+    seen: set[tuple[str, int | None]] = set()
+    for record in _version_history(config):
+        ev = record.evaluation
+        if record.status.value == "shadow" and ev is None and (record.version, None) not in seen:
+            seen.add((record.version, None))
+            lines.append(f"shadow    {record.version}: cut after {record.examples_learned} "
+                         "examples; scored in shadow beside the champion, not served")
+        elif (record.status.value == "shadow" and ev is not None and ev.look is not None
+              and (record.version, ev.look) not in seen):
+            seen.add((record.version, ev.look))
+            open_gates = [g for g in ev.gates if g.outcome.value != "pass"]
+            lines.append(f"look      {record.version}: #{ev.look} on {ev.examples} paired "
+                         f"examples vs {ev.champion}: {ev.outcome.value}, stays in shadow; "
+                         f"not yet shown: " + "; ".join(_gate(g) for g in open_gates))
+    for audit in sorted(audit_records(config),
+                        key=lambda r: int(r.audit_id.rsplit(":", 1)[-1])):
+        if audit.decision.value not in ("promote", "hold", "rollback", "bootstrap"):
+            continue
+        ev = audit.evaluation
+        look = (f" (look {ev.look}{', final' if ev.final else ''}, {ev.examples} paired "
+                f"examples vs {ev.champion})" if ev is not None and ev.look else "")
+        lines.append(f"{audit.decision.value:9} {audit.version}: {audit.reason}{look}")
+        if ev is not None:
+            lines += _gate_lines(ev)
+    return lines
+
+
+def _gate_lines(ev: Evaluation) -> list[str]:
+    """One line per gate: outcome, estimate, interval, bound and the champion's value."""
+    return [f"    {g.outcome.value:4}  {_gate(g)}  champion {_num(g.champion_value)}"
+            for g in ev.gates]
+
+
+def _gate(g: GateVerdict) -> str:
+    name = g.gate + (f"[{g.attribute}]" if g.attribute else "")
+    return (f"{name} {_num(g.value)} [{_num(g.lower)}, {_num(g.upper)}] "
+            f"bound {_num(g.threshold)}")
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _version_history(config: Config) -> list[ModelVersionRecord]:
+    """Every record on model.versions in the order published (republished on each look)."""
+    from streams.learner.commands import read_version
+
+    out = []
+    for _, _, value, _ in read_all(config, config.topics.model_versions, 60.0):
+        if value is not None:
+            out.append(read_version(value))
+    return out
 
 
 def _decisions(config: Config) -> list[AuditRecord]:
