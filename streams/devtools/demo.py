@@ -47,8 +47,14 @@ from streams.topics import ensure_topics, read_all
 DEADLINE_SECONDS = 120.0
 
 
+#: A scrape may wait this long: a busy worker answers /metrics between batches (Prometheus
+#: itself waits 10 s by default), and the demo must not die of one slow answer.
+SCRAPE_TIMEOUT_SECONDS = 30.0
+
+
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                timeout=SCRAPE_TIMEOUT_SECONDS) as resp:
         text = resp.read().decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for fam in text_string_to_metric_families(text) for s in fam.samples}
