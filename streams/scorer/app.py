@@ -72,10 +72,14 @@ def in_record(message: Any) -> InRecord:
                     message.offset, int(stamp * 1000) if stamp else now_ms())
 
 
-def group_instance_id(app_id: str, data_dir: Path) -> str:
-    """A stable static-membership id: one per worker (its host and data directory, which
-    no two workers share), the same across its restarts."""
-    where = f"{socket.gethostname()}:{data_dir.resolve()}"
+def group_instance_id(app_id: str, data_dir: Path, web_port: int) -> str:
+    """A stable static-membership id: one per worker (its host, data directory and web
+    port), the same across its restarts. The port is part of it because a static member
+    that rejoins is handed its previous assignment, and faust's assignor refuses one made
+    for another URL (``assert metadata.url == self._url``): a worker restarted on another
+    port must join as a new member, or its coordinator routine dies and it never gets a
+    partition."""
+    where = f"{socket.gethostname()}:{data_dir.resolve()}:{web_port}"
     return f"{app_id}-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
 
@@ -90,7 +94,7 @@ def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> f
         datadir=str(data_dir),
         # Static membership: a restarted worker rejoins as itself and gets its partitions
         # back without a rebalance that waits for the session timeout.
-        consumer_group_instance_id=group_instance_id(app_id, data_dir),
+        consumer_group_instance_id=group_instance_id(app_id, data_dir, web_port),
         # Other scorers reach this one (table routing) at web_host: when it binds every
         # interface (in a container), they reach it by its host name.
         web_host=socket.gethostname() if web_host == "0.0.0.0" else web_host,

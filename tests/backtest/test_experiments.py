@@ -176,12 +176,17 @@ def test_model_export_registers_versions_that_score_exactly_as_the_scorer(
     latest: dict[str, ModelVersionRecord] = {}
     for record in run.run.versions:
         latest[record.version] = record
+    learned = sorted((r for r in latest.values() if r.sequence > 0), key=lambda r: r.sequence)
+    assert len(learned) >= 2, "the history should cut at least two learned versions"
+    # This small history is too short for the gates to promote on evidence (the first look
+    # needs 1,000 shadow-scored labels): the newest cut serves as a person's promotion
+    # would leave it, the old champion retired.
+    champion = learned[-1].model_copy(update={"status": VersionStatus.CHAMPION})
+    older = learned[0]
+    retired = [r.model_copy(update={"status": VersionStatus.RETIRED})
+               for r in latest.values() if r.status is VersionStatus.CHAMPION]
     produce_to(kafka_bootstrap, [(config.topics.model_versions, r.version, dumps(r))
-                                 for r in run.run.versions])
-    champion = next(r for r in latest.values() if r.status is VersionStatus.CHAMPION)
-    assert champion.sequence > 0, "the history should promote a learned version"
-    older = next(r for r in latest.values()
-                 if r.status is not VersionStatus.CHAMPION and r.sequence > 0)
+                                 for r in [*run.run.versions, *retired, champion]])
     uri = f"sqlite:///{tmp_path / 'registry.db'}"
     env = {**without_tracking_env(), "MLFLOW_TRACKING_URI": uri}
     name = f"streambed-{config.name}"

@@ -79,7 +79,8 @@ def test_a_killed_worker_restarts_from_its_databases_with_features_equal_to_repl
     config, before, after = _events_on_disk(topic_config, 300, 41)
     valid = before + after
     data_dir = tmp_path / "worker"
-    worker = Worker(topic_config, free_port(), data_dir)
+    port = free_port()
+    worker = Worker(topic_config, port, data_dir)
     worker.start()
     try:
         produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in before])
@@ -97,8 +98,8 @@ def test_a_killed_worker_restarts_from_its_databases_with_features_equal_to_repl
     for partition, end in ends.items():
         if end:  # persisted at or below the last record, never past it (faust #158)
             assert 0 <= persisted.get(partition, -1) < end, (partition, persisted, ends)
-    # Restart on the same data directory: the state comes from the databases.
-    again = Worker(topic_config, free_port(), data_dir)
+    # Restart on the same data directory and port: the state comes from the databases.
+    again = Worker(topic_config, port, data_dir)
     again.start()
     try:
         produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in after])
@@ -130,8 +131,9 @@ def test_a_restarted_worker_rejoins_as_the_same_static_member(
     ensure_topics(config)
     group = f"streambed-{config.name}"
     data_dir = tmp_path / "worker"
-    instance = group_instance_id(group, data_dir)
-    worker = Worker(topic_config, free_port(), data_dir)
+    port = free_port()    # restarted on the same port, as its supervisor does
+    instance = group_instance_id(group, data_dir, port)
+    worker = Worker(topic_config, port, data_dir)
     worker.start()
     try:
         wait_until(lambda: worker.metric("streambed_assigned_partitions") > 0, 60,
@@ -141,7 +143,7 @@ def test_a_restarted_worker_rejoins_as_the_same_static_member(
     finally:
         worker.kill()
     killed = time.monotonic()
-    again = Worker(topic_config, free_port(), data_dir)
+    again = Worker(topic_config, port, data_dir)
     again.start()
     try:
         wait_until(lambda: again.metric("streambed_assigned_partitions")
