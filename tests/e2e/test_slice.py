@@ -287,4 +287,6 @@ def test_labels_committed_past_but_never_processed_are_read_back(
     by_id: dict[str, dict] = {}
     for e in examples:
         assert by_id.setdefault(e["event_id"], e) == e, "a repeated example differs"
+    wait_until(lambda: worker.metric("streambed_skipped_offsets_total") >= len(second), 15,
+               "the read-back batch to be counted")
     assert worker.metric("streambed_skipped_offsets_total") == len(second)
