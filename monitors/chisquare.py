@@ -37,7 +37,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,12 +108,17 @@ def chi2_quantile(p: float, df: int) -> float:
     """The ``p`` quantile of chi-square(``df``), by bisection on the survival function."""
     if not 0.0 < p < 1.0 or df < 1:
         raise ValueError("need 0 < p < 1 and df >= 1")
-    low, high = 0.0, max(1.0, float(df))
-    while chi2_cdf(high, df) < p:
+    return _quantile_by_bisection(lambda x: chi2_cdf(x, df), p, start=max(1.0, float(df)))
+
+
+def _quantile_by_bisection(cdf: Callable[[float], float], p: float, start: float) -> float:
+    """The ``p`` quantile of a distribution on [0, inf) with the continuous ``cdf``."""
+    low, high = 0.0, start
+    while cdf(high) < p:
         high *= 2.0
     for _ in range(200):
         mid = (low + high) / 2.0
-        if chi2_cdf(mid, df) < p:
+        if cdf(mid) < p:
             low = mid
         else:
             high = mid
@@ -177,18 +182,7 @@ def f_quantile(p: float, d1: float, d2: float) -> float:
     """
     if not 0.0 < p < 1.0:
         raise ValueError("need 0 < p < 1")
-    low, high = 0.0, 1.0
-    while 1.0 - f_sf(high, d1, d2) < p:
-        high *= 2.0
-    for _ in range(200):
-        mid = (low + high) / 2.0
-        if 1.0 - f_sf(mid, d1, d2) < p:
-            low = mid
-        else:
-            high = mid
-        if high - low < 1e-10 * max(1.0, high):
-            break
-    return (low + high) / 2.0
+    return _quantile_by_bisection(lambda x: 1.0 - f_sf(x, d1, d2), p, start=1.0)
 
 
 @dataclass(frozen=True)
