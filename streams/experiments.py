@@ -46,6 +46,7 @@ import pandas as pd
 
 from governance.config import ModelSpec, sha256_hex
 from streams.config import Config
+from streams.learner.environment import dependency_set
 
 #: The experiment runs go to unless ``--experiment`` says otherwise.
 DEFAULT_EXPERIMENT = "streambed"
@@ -153,9 +154,9 @@ def environment() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    installed = sorted({f"{d.metadata['Name'].lower()}=={d.version}"
-                        for d in metadata.distributions() if d.metadata["Name"]})
-    versions["dependencies_sha256"] = hashlib.sha256("\n".join(installed).encode()).hexdigest()
+    # The same digest as the learner's records, so a run and a version compare directly.
+    versions["dependencies_sha256"] = hashlib.sha256(
+        "\n".join(dependency_set()).encode()).hexdigest()
     return versions
 
 

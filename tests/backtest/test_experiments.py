@@ -17,6 +17,7 @@ from governance.records import ModelVersionRecord, VersionStatus, dumps
 from streams.backtest import load_history, run_backtest
 from streams.config import load_config
 from streams.experiments import config_sha256, history_sha256, model_config_hash
+from streams.learner.environment import current_environment
 from streams.scorer.champion import Champion
 from streams.topics import ensure_topics
 from tests.support import REPO, produce_to
@@ -91,6 +92,9 @@ def test_evaluate_records_a_run_in_the_default_local_store(history: Path, tmp_pa
     for name in ("python", "river", "pandas", "numpy", "pyarrow", "mlflow-skinny",
                  "streambed", "dependencies_sha256"):
         assert params[f"version.{name}"] not in ("", "not installed"), name
+    # the run's dependency digest is the one the learner writes on every version it cuts
+    assert params["version.dependencies_sha256"] == \
+        current_environment().dependencies_sha256
     metrics = run.data.metrics
     auc, low, high = (metrics[f"candidate/roc_auc{s}"] for s in ("", "/ci_low", "/ci_high"))
     assert 0 <= low <= auc <= high <= 1
