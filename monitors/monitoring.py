@@ -244,6 +244,16 @@ class Monitoring:
             self._baseline[""].observe_many(scores, now)
         self._count_decisions([(o.score, int(o.decision), o.groups) for o in observations], now)
 
+    def on_labelled(self, *, score: float, decision: int, label: int,
+                    model_version: str) -> None:
+        """A scorer's joined label: performance only (realised AUC, ADWIN, the calibration
+        check of the estimate and its gap to what labels realise). The impact counts stay
+        the learner's (:meth:`on_example`), which sees every partition's examples: counted
+        on scorers too, each group's outcomes would be alerted on twice."""
+        if self._performance.observe(score=score, decision=int(decision), label=int(label),
+                                     model_version=model_version):
+            self.metrics.performance_drift_detections.inc()
+
     def on_label(
         self,
         *,
@@ -256,10 +266,8 @@ class Monitoring:
     ) -> None:
         """Count a joined label into performance, ADWIN and the group confusion matrices."""
         decision, label = int(decision), int(label)
-        if self._performance.observe(
-            score=score, decision=decision, label=label, model_version=model_version
-        ):
-            self.metrics.performance_drift_detections.inc()
+        self.on_labelled(score=score, decision=decision, label=label,
+                         model_version=model_version)
         outcome = outcome_of(decision, label)
         groups = with_intersections(groups, self.config.intersections)
         for attribute, impact in self._impact.items():

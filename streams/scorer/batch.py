@@ -87,6 +87,9 @@ class BatchResult:
     newest_event_ms: int | None = None
     newest_label_ms: int | None = None
     examples: int = 0
+    #: (score, decision, label, model version) of each example sent: the scorer's check of
+    #: its performance estimate against what labels realise.
+    labelled: list[tuple[float, int, int, str]] = field(default_factory=list)
     #: Input records the consumer had skipped, read back and processed in this batch.
     skipped_offsets: int = 0
     #: Scored events that stopped waiting for a label: their TTL passed / over the cap.

@@ -119,6 +119,8 @@ class LabelJoin:
         res.sends.append((self.topics.training, key,
                           self._example_bytes(key.decode(), pending, pending.label), 0))
         res.examples += 1
+        res.labelled.append((pending.score, pending.decision, pending.label.label,
+                             pending.model_version))
 
     def _example_bytes(self, event_id: str, p: Pending, label: HeldLabel) -> bytes:
         return _JSON.encode({

@@ -72,6 +72,9 @@ class ScorerMetrics:
                                             now=acked_s)
         if res.newest_event_ms is not None:
             self.metrics.last_event_timestamp.set(res.newest_event_ms / 1000)
+        for score, decision, label, version in res.labelled:
+            self.monitoring.on_labelled(score=score, decision=decision, label=label,
+                                        model_version=version)
         if res.examples:
             self.metrics.last_label_timestamp.set(acked_s)
 

@@ -54,10 +54,15 @@ async def _no_sleep(seconds: float) -> None:
 class FakeMonitoring:
     def __init__(self) -> None:
         self.batches: list[tuple[int, str]] = []
+        self.labelled: list[tuple[float, int, int, str]] = []
 
     def on_scored_batch(self, observations: list[Any], *, model_version: str,
                         now: float) -> None:
         self.batches.append((len(observations), model_version))
+
+    def on_labelled(self, *, score: float, decision: int, label: int,
+                    model_version: str) -> None:
+        self.labelled.append((score, decision, label, model_version))
 
     def snapshot(self) -> dict[str, Any]:
         return {"drift": {}}
@@ -162,6 +167,28 @@ def test_counts_reach_the_metrics_after_the_publish_and_skipped_offsets_with_the
     assert _count(metrics, "streambed_events_total", outcome="scored") == 1
     assert _count(metrics, "streambed_skipped_offsets_total") == 3
     assert _count(metrics, "streambed_batch_records_count") == 1
+
+
+def test_a_joined_label_reaches_the_performance_monitor_after_the_publish() -> None:
+    """The scorer checks its estimate against realised labels: each joined example's
+    score, decision, label and scoring version, once its batch is published."""
+    p = make()
+    observer, _, monitoring = _observer()
+    heard_during: list[int] = []
+
+    class Publisher:
+        async def publish(self, res: BatchResult) -> None:
+            heard_during.append(len(monitoring.labelled))
+
+    runner = BatchRunner(Publisher(), observer)  # type: ignore[arg-type]
+    scored_res = asyncio.run(runner.run(
+        lambda now: p.process_events([rec(event(1, NOW_MS), 0)], now)))
+    score = scored(scored_res)[0]
+    asyncio.run(runner.run(lambda now: p.process_labels(
+        [rec(label(1, NOW_MS + 5, value=0), 0, topic="labels")], now)))
+    assert heard_during == [0, 0]
+    assert monitoring.labelled == [(score["score"], score["decision"], 0,
+                                    score["model_version"])]
 
 
 def test_expiry_and_eviction_counts_travel_in_the_result() -> None:
