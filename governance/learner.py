@@ -521,8 +521,8 @@ class LearnerCore:
     def _watch_drift(self, example: TrainingExample, now_ms: int) -> list[Output]:
         """Feed one learned example to the drift watch (scored and decided by the
         champion itself); pause or resume automatic promotion when a window says so."""
-        if self.promotion.on_drift != "pause":
-            return []
+        if self.promotion.on_drift != "pause" or self.promotion.mode != "gated":
+            return []  # nothing is promoted automatically in manual mode: nothing to pause
         watch = self._current_watch()
         if watch is None:
             return []

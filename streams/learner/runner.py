@@ -9,7 +9,8 @@ the next offset it covers; it never relies on the group's committed offset.
 For each training record, in offset order: :meth:`governance.LearnerCore.learn` (score,
 learn, and every N examples cut and judge a version); versions go to ``model.versions``
 (keyed by version id), decisions to ``model.audit`` (keyed by audit id). People's
-commands (``streambed model promote|rollback``) arrive on ``model.commands`` and are
+commands (``streambed model promote|rollback|resume|pin-baseline``) arrive on
+``model.commands`` and are
 answered by an audit record with their request id, or by a :class:`CommandAnswer` on
 ``model.commands`` when they cannot be carried out. After anything was published, and at
 least every ``SNAPSHOT_EVERY_SECONDS``, the learner snapshots its state, then flushes.
@@ -97,7 +98,8 @@ class Learner:
             sensitive_attributes=monitors.sensitive_attributes,
             intersections=monitors.intersections,
             favourable_outcome=monitors.favourable_outcome,
-            training_topic=self.topics.training, environment=self.environment)
+            training_topic=self.topics.training, environment=self.environment,
+            drift=monitors.drift)
         probe = LearnerCore(**core_kwargs)
         state = latest_state(lineage_state, probe.lineage)
         if state is not None:
@@ -161,7 +163,8 @@ class Learner:
         if not core.evidence_complete():
             log.error("learner: the training log no longer holds every example of the "
                       "shadows' evidence (was it trimmed?); they are judged on what remains")
-        log.warning("learner: read the shadows' evidence back from training offset %d", start)
+        log.warning("learner: read the shadows' evidence and the next drift reference's "
+                    "examples back from training offset %d", start)
 
     def _restore_gauges(self) -> None:
         """Gauges that describe the lifecycle, set again from the restored state."""
@@ -178,6 +181,7 @@ class Learner:
                 and r.sequence > champion.sequence
                 and r.status in (VersionStatus.HELD, VersionStatus.CANDIDATE)]
         self.metrics.model_held_since_promotion.set(len(held))
+        self.metrics.promotion_paused.set(int(core.paused))
 
     def deactivate(self) -> None:
         if self.core is not None:
@@ -314,6 +318,15 @@ class Learner:
                                            reason=command.reason, now_ms=record.timestamp,
                                            override=command.override,
                                            request_id=command.request_id)
+                elif command.action == "resume":
+                    outputs = core.resume(by=command.by, reason=command.reason,
+                                          now_ms=record.timestamp,
+                                          request_id=command.request_id)
+                elif command.action == "pin_baseline":
+                    outputs = core.pin_baseline(command.version, by=command.by,
+                                                reason=command.reason,
+                                                now_ms=record.timestamp,
+                                                request_id=command.request_id)
                 else:
                     outputs = core.rollback(command.version, by=command.by,
                                             reason=command.reason, now_ms=record.timestamp,
@@ -347,6 +360,8 @@ class Learner:
             self.dirty = True
             if core is not None and core.champion:
                 self.metrics.set_model(core.champion, self.config.features.identity)
+            if core is not None:
+                self.metrics.promotion_paused.set(int(core.paused))
             self.save(force=True)
 
     def save(self, force: bool = False) -> None:

@@ -6,8 +6,10 @@ log makes the same decisions."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from governance import (
     AuditRecord,
@@ -24,8 +26,10 @@ from governance.rebuild import replay_decisions
 from monitors.chisquare import family_alpha
 from monitors.config import DriftConfig
 from monitors.sketch import DriftReference, VariableSketch
+from streams.config import ConfigError, load_config
 from tests.governance.test_learner import SMALL, SPEC, as_json_text, v
 from tests.governance.training_streams import FEATURE_SET, GROUPS, run
+from tests.support import REPO
 
 #: Windows of 300 examples; references of the last 600 examples at a cut.
 DRIFT = DriftConfig(watch_examples=300, min_window_events=50,
@@ -233,3 +237,40 @@ def test_a_pinned_baseline_is_carried_by_every_version_and_watched() -> None:
     assert pause.drift is not None and pause.drift.baseline_version == v(1)
     assert pause.drift.statistics == 2 * 7, "every statistic against both references"
     assert {f.statistic for f in pause.drift.flags} & {"feature x3", "baseline feature x3"}
+
+
+@pytest.mark.parametrize(("path", "value", "named", "says"), [
+    (("model", "promotion", "on_drift"), "stop", "model.promotion.on_drift",
+     "'pause' or 'continue'"),
+    (("monitors", "drift", "watch_examples"), 50, "monitors.drift:",
+     "watch_examples (50) must be at least min_window_events (100)"),
+    (("monitors", "drift", "reference", "min_examples"), 5000, "monitors.drift.reference:",
+     "min_examples (5000) cannot exceed examples (2000)"),
+])
+def test_a_bad_drift_setting_is_refused_naming_its_path(
+        tmp_path: Path, path: tuple[str, ...], value: object, named: str, says: str) -> None:
+    raw = yaml.safe_load((REPO / "examples" / "quickstart.yaml").read_text())
+    section = raw
+    for key in path[:-1]:
+        section = section.setdefault(key, {})
+    section[path[-1]] = value
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    assert named in str(error.value) and says in str(error.value), str(error.value)
+
+
+def test_the_quickstart_pauses_by_default_and_the_settings_are_on_record() -> None:
+    config = load_config(REPO / "examples" / "quickstart.yaml")
+    assert config.model.promotion.on_drift == "pause"
+    core = LearnerCore(spec=config.model.spec, promotion=config.model.promotion,
+                       feature_set=config.features.identity,
+                       sensitive_attributes=config.monitors.sensitive_attributes,
+                       drift=config.monitors.drift)
+    policy = core.policy.on_record()
+    assert policy["promotion"]["on_drift"] == "pause"
+    assert policy["drift"]["features"] == config.monitors.drift.features
+    assert policy["drift"]["watch_examples"] == 1000
+    assert "window_seconds" not in policy["drift"], "the scorers' window is not the policy"
+    assert "source" not in policy["drift"]["reference"]
