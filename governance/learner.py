@@ -115,7 +115,7 @@ from governance.records import (
 from governance.shadow import ShadowEvidence
 from governance.sizes import bounded_gates, bounded_quality
 from monitors.config import DriftConfig
-from monitors.drift_watch import DriftState, DriftWatch, reference_from_examples
+from monitors.drift_watch import DriftState, DriftWatch, Flag, reference_from_examples
 from monitors.sketch import DriftReference, reference_at_cut
 
 __all__ = ["DUPLICATE_WINDOW", "GovernanceError", "LearnerCore", "Output", "RecentIds",
@@ -248,7 +248,8 @@ class LearnerCore:
     def start(self, now_ms: int, incumbent: ModelVersionRecord | None = None, *,
               catch_up_to: int | None = None,
               policy_on_record: Mapping[str, Any] | None = None,
-              stale_shadows: Sequence[ModelVersionRecord] = ()) -> list[Output]:
+              stale_shadows: Sequence[ModelVersionRecord] = (),
+              drift_paused: DriftFinding | None = None) -> list[Output]:
         """Begin the lineage; [] if already started.
 
         Without ``incumbent``: publish the untrained version 0 as the first champion (the
@@ -260,10 +261,23 @@ class LearnerCore:
         last audit record (another lineage's); a different one is recorded as
         ``policy_changed`` first. ``stale_shadows``: versions of another lineage still in
         shadow, which can no longer be judged here: held, each with its audit record.
+        ``drift_paused``: the finding of the last drift ``pause`` on the audit log when no
+        ``resume`` followed it (another lineage's, its champion still serving): automatic
+        promotion stays paused, said on the bootstrap record.
         """
         if self.sequence >= 0:
             return []
         self.catch_up_to = catch_up_to
+        note = ""
+        if drift_paused is not None and drift_paused.drifted:
+            self._drift_state = DriftState(
+                True, drift_paused.drifted,
+                tuple(Flag(f.statistic, f.value, f.threshold, f.p_value, f.events)
+                      for f in drift_paused.flags), 0, 0,
+                drift_paused.family_false_alarm_rate, drift_paused.level,
+                drift_paused.statistics)
+            note = (f"; automatic promotion stays paused by drift ({drift_paused.drifted}), "
+                    f"as the audit log left it")
         out: list[Output] = []
         if policy_on_record is not None:
             self.policy_on_record = dict(policy_on_record)
@@ -276,8 +290,8 @@ class LearnerCore:
             out += [record, self._audit(
                 now_ms, record.version, Decision.BOOTSTRAP, POLICY,
                 "version 0 is the untrained model: it scores every example 0.5 and treats "
-                "every group alike" + self._catch_up_note(), previous=None,
-                catch_up_to=catch_up_to)]
+                "every group alike" + self._catch_up_note() + note, previous=None,
+                catch_up_to=catch_up_to, drift=drift_paused if note else None)]
         else:
             if incumbent.lineage == self.lineage:
                 raise GovernanceError(f"{incumbent.version} is of this lineage: restore the "
@@ -291,8 +305,9 @@ class LearnerCore:
             out.append(self._audit(
                 now_ms, incumbent.version, Decision.BOOTSTRAP, POLICY,
                 f"lineage {self.lineage} begins; the serving champion {incumbent.version} "
-                f"stays and judges its first version" + self._catch_up_note(),
-                previous=incumbent.version, catch_up_to=catch_up_to))
+                f"stays and judges its first version" + self._catch_up_note() + note,
+                previous=incumbent.version, catch_up_to=catch_up_to,
+                drift=drift_paused if note else None))
         for stale in stale_shadows:
             if stale.lineage == self.lineage or stale.status is not VersionStatus.SHADOW:
                 continue
@@ -567,7 +582,8 @@ class LearnerCore:
             min_effect_psi=drift.min_effect_psi,
             flags=[DriftFlag(statistic=f.statistic, value=f.value, threshold=f.threshold,
                              p_value=f.p_value, events=f.events)
-                   for f in (state.flags if state else ())][:16])
+                   for f in (state.flags if state else ())][:16],
+            drifted=state.reason if state else None)
 
     def _reference(self, parent: str | None) -> dict[str, Any] | None:
         """The drift reference of the version being cut (the challenger now): its last

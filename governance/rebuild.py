@@ -202,7 +202,7 @@ def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
              and a.training_offset == boot.training_offset and a.version in versions
              and versions[a.version].lineage != lineage]
     replayed = core.start(boot.time, incumbent=incumbent, catch_up_to=boot.catch_up_to,
-                          stale_shadows=stale)
+                          stale_shadows=stale, drift_paused=boot.drift)
     schedule: dict[int, list[AuditRecord]] = {}
     for a in unique[1:]:
         if a.decision is Decision.POLICY_CHANGED or (a.by != POLICY and a.decision in _PEOPLE):

@@ -259,6 +259,8 @@ class DriftFinding(_Record):
     min_effect_psi: float = Field(description="A window is flagged only with this PSI or more")
     flags: list[DriftFlag] = Field(default_factory=list,
                                    description="The statistics that flagged (at most 16)")
+    drifted: str | None = Field(default=None, description="What drifted, in words "
+                                "('feature amount_last drifted, score drifted'); null when clean")
 
 
 class Environment(_Record):

@@ -24,7 +24,8 @@ against it (named ``baseline feature x`` ...): the family is then twice as large
 test's Šidák level smaller, so the family-wise rate stays as stated.
 
 The state is ``paused`` from the first window that flags anything until either
-``drift.resume_after`` clean windows in a row (resumption by policy) or a person resumes
+``drift.resume_after`` clean windows in a row (resumption by policy; a window on which
+no statistic could be tested yet is not clean) or a person resumes
 (:meth:`DriftWatch.resume`, recorded by the lifecycle with a name and a reason). Training
 examples exist only once labels arrive, so the pause lags the drift in the events by the
 label delay (at most ``model.label_ttl``); the scorers' gauges see it at event time.
@@ -240,14 +241,18 @@ class DriftWatch:
 
     def _judge(self, now: float) -> DriftState:
         flags = []
+        tested = False
         for name, monitor in self._monitors.items():
             verdict: DriftVerdict = monitor.verdict(now, self.level)
+            tested = tested or verdict.statistic == verdict.statistic  # not NaN
             if verdict.detected:
                 flags.append(Flag(name, verdict.statistic, verdict.threshold, verdict.p_value,
                                   verdict.events))
         self._judged += 1
         previous = self.state
-        clean = 0 if flags else previous.clean_windows + 1
+        # A window on which no statistic could be tested (too few examples, the
+        # dispersion not known yet) is not clean: it must not lift a pause.
+        clean = 0 if flags else previous.clean_windows + int(tested)
         if flags:
             paused = True
             reason = ", ".join(f"{f.statistic} drifted" for f in flags)

@@ -10,6 +10,17 @@ estimate, interval and bound, and a summary whose last line reads
 ``demo: events=N scored=N rejected=N labels=N joined=N model_version=V``; and stops
 everything it started, even on failure or Ctrl-C. The two roles run as two processes.
 
+Drift is judged as the quickstart would, on shorter windows: the demo runs the
+quickstart's config with ``monitors.drift.window_seconds: 10`` (the scorer's disjoint
+windows; the quickstart's 60 s would give a first verdict only after four complete
+windows, four minutes, longer than the demo) and ``watch_examples: 500`` (the learner's
+windows of training examples), written to ``var/demo/config.yaml``. The learner pauses
+automatic promotion when the drift reaches its training examples; once everything is
+accounted for, the demo prints the pause and resumes it as an operator would
+(``streambed model resume --by "Demo Operator" --reason ...``), then prints the
+champion's AUC estimated before labels (CBPE, with its interval) beside the AUC its
+labels realised.
+
 The promotion policy is the config's (the quickstart's: the default gates). Under it a
 look needs 1,000 paired examples (events a candidate scored in shadow, labelled since),
 and a candidate better than the champion is promoted after a median ~4,000 to 8,000:
@@ -34,6 +45,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from governance import AuditRecord, Evaluation, GateVerdict, ModelVersionRecord
@@ -41,6 +53,7 @@ from streams.config import Config, load_config
 from streams.devtools.kafka_local import BrokerOptions, start, stop
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.devtools.sinks import KafkaSink, Pacer
+from streams.learner.commands import drift_lines
 from streams.topics import ensure_topics, read_all
 
 #: After the last record is sent: how long the scorer and the learner may take to catch up.
@@ -101,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True)
     broker = BrokerOptions(port=args.port, data_dir=args.workdir / "kafka")
     url = f"kafka://{broker.bootstrap}"
+    args.config = str(_demo_config(Path(args.config), args.workdir))
     config = load_config(args.config, broker=url)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -144,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         time.sleep(3)  # let the monitors' timers refresh the gauges once more
         _report(sent, _scrape(args.web_port), _scrape(args.learner_port), config,
-                time.monotonic() - began)
+                time.monotonic() - began, args, url)
         return 0
     finally:
         for proc in procs:
@@ -155,6 +169,20 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
         stop(broker, log=lambda line: print(f"demo: {line}", flush=True))
+
+
+#: The demo's drift windows (see the module docstring).
+DEMO_DRIFT = {"window_seconds": 10, "window_buckets": 10, "watch_examples": 500}
+
+
+def _demo_config(path: Path, workdir: Path) -> Path:
+    """The config with the demo's shorter drift windows, written beside the demo's data."""
+    raw = yaml.safe_load(path.read_text())
+    raw.setdefault("monitors", {}).setdefault("drift", {}).update(DEMO_DRIFT)
+    out = workdir / "config.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    print(f"demo: config {path} with monitors.drift {DEMO_DRIFT} ({out})", flush=True)
+    return out
 
 
 def _wait_for_worker(port: int, worker: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -180,7 +208,7 @@ def _progress(sent: dict[str, int], m: dict, learner: dict) -> None:
 
 
 def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
-            took: float) -> None:
+            took: float, args: argparse.Namespace, url: str) -> None:
     scored = _get(m, "streambed_events_total", outcome="scored")
     rejected = _get(m, "streambed_events_total", outcome="rejected")
     late = _get(m, "streambed_events_total", outcome="late")
@@ -205,14 +233,18 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
 
     for line in _lifecycle(config):
         print(f"demo: {line}", flush=True)
+    _resume_if_paused(config, args, url)
+    for line in _auc_lines(m, learner, config):
+        print(f"demo: {line}", flush=True)
     decisions = _decisions(config)
     counts = {d: sum(r.decision.value == d for r in decisions)
-              for d in ("promote", "hold")}
+              for d in ("promote", "hold", "await_review", "pause", "resume")}
     cuts = [v for v in versions(config).values() if v.sequence >= 1]
     in_shadow = [v.version for v in cuts if v.status.value == "shadow"]
     print(f"demo: versions cut={len(cuts)} in shadow={len(in_shadow)} "
-          f"promoted={counts['promote']} held={counts['hold']} champion={_model_version(m)}",
-          flush=True)
+          f"promoted={counts['promote']} held={counts['hold']} awaiting review="
+          f"{counts['await_review']} paused={counts['pause']} resumed={counts['resume']} "
+          f"champion={_model_version(m)}", flush=True)
     print(f"demo: events={sent['events']} scored={scored:.0f} rejected={rejected + late:.0f} "
           f"labels={sent['labels']} joined={joined:.0f} model_version={_model_version(m)}",
           flush=True)
@@ -239,15 +271,62 @@ def _lifecycle(config: Config) -> list[str]:
                          f"not yet shown: " + "; ".join(_gate(g) for g in open_gates))
     for audit in sorted(audit_records(config),
                         key=lambda r: int(r.audit_id.rsplit(":", 1)[-1])):
-        if audit.decision.value not in ("promote", "hold", "rollback", "bootstrap"):
+        if audit.decision.value not in ("promote", "hold", "rollback", "bootstrap",
+                                        "await_review", "pause", "resume"):
             continue
         ev = audit.evaluation
         look = (f" (look {ev.look}{', final' if ev.final else ''}, {ev.examples} paired "
                 f"examples vs {ev.champion})" if ev is not None and ev.look else "")
-        lines.append(f"{audit.decision.value:9} {audit.version}: {audit.reason}{look}")
+        lines.append(f"{audit.decision.value:9} {audit.version}: {audit.reason}{look}"
+                     f"{'' if audit.by == 'policy' else f' [by {audit.by}]'}")
         if ev is not None:
             lines += _gate_lines(ev)
+        lines += [f"    {line}" for line in drift_lines(audit)]
     return lines
+
+
+def _resume_if_paused(config: Config, args: argparse.Namespace, url: str) -> None:
+    """If drift paused automatic promotion, resume it as an operator would: by name, with
+    a reason, through the CLI (recorded on model.audit)."""
+    last = [a for a in _decisions(config) if a.decision.value in ("pause", "resume")]
+    if not last or last[-1].decision.value != "pause":
+        print("demo: automatic promotion is not paused now"
+              + (" (it resumed by policy)" if last else " (no drift reached the learner)"),
+              flush=True)
+        return
+    print(f"demo: automatic promotion is paused since training offset "
+          f"{last[-1].training_offset}: {last[-1].reason}", flush=True)
+    command = [sys.executable, "-m", "streams.cli", "model", "resume", "--config",
+               args.config, "--broker", url, "--by", "Demo Operator", "--reason",
+               "reviewed: the drift is the simulator's injection at 65%"]
+    print("demo: $ streambed model resume --by 'Demo Operator' --reason 'reviewed: the drift "
+          "is the simulator's injection at 65%'", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"demo: {line}", flush=True)
+
+
+def _auc_lines(m: dict, learner: dict, config: Config) -> list[str]:
+    """The champion's ROC AUC estimated before labels (the scorer's CBPE over its recent
+    events, with the interval) beside the AUC the labels realised (the learner's)."""
+    champion = _model_version(m)
+    est = {b: _get(m, "streambed_estimated_roc_auc_ratio", bound=b)
+           for b in ("estimate", "lower", "upper")}
+    reliable = _get(m, "streambed_performance_estimate_reliable") == 1
+    realised = _get(learner, "streambed_model_roc_auc_ratio", model_version=champion)
+    labels = _get(learner, "streambed_model_window_labels", model_version=champion)
+    gap = _get(m, "streambed_estimated_roc_auc_gap")
+    covered = _get(m, "streambed_estimated_roc_auc_covered") == 1
+    return [
+        f"champion {champion} ROC AUC estimated before labels (CBPE over its last "
+        f"{config.monitors.performance.estimate_events} scored events, scorer): "
+        f"{est['estimate']:.3f} [{est['lower']:.3f}, {est['upper']:.3f}] (95%), "
+        f"{'reliable' if reliable else 'UNRELIABLE: calibration failed on recent labels'}",
+        f"champion {champion} ROC AUC realised on its labels: {realised:.3f} over its last "
+        f"{labels:.0f} labelled examples (learner); on the scorer's labelled examples the "
+        f"estimate minus the realised AUC is {gap:+.3f}, "
+        f"{'inside' if covered else 'OUTSIDE'} the estimate's interval",
+    ]
 
 
 def _gate_lines(ev: Evaluation) -> list[str]:

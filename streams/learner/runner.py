@@ -120,7 +120,8 @@ class Learner:
             outputs = self.core.start(_now_ms(), incumbent=incumbent,
                                       catch_up_to=catch_up_to,
                                       policy_on_record=self._last_policy(),
-                                      stale_shadows=stale)
+                                      stale_shadows=stale,
+                                      drift_paused=self._drift_paused())
             self.publish(outputs)
             log.warning("learner: lineage %s begins (champion %s); versions are cut once it "
                         "has learned up to training offset %d", self.core.lineage,
@@ -231,6 +232,22 @@ class Learner:
             return None
         finally:
             reader.close()
+
+    def _drift_paused(self) -> Any:
+        """The finding of the last drift pause on model.audit if no resume followed it
+        (derived from the audit log, as the incumbent is from model.versions)."""
+        last = None
+        for _, _, value, _ in read_all(self.config, self.topics.model_audit, 60.0):
+            try:
+                record = AuditRecord.model_validate_json(value or b"")
+            except (ValidationError, ValueError):
+                continue
+            if record.decision.value in ("pause", "resume") or (
+                    record.decision.value == "bootstrap" and record.drift is not None):
+                last = record
+        if last is None or last.decision.value == "resume":
+            return None
+        return last.drift
 
     def _end_of_commands(self) -> int:
         return self.commands.end_offsets([self._commands_tp]).get(self._commands_tp, 0)

@@ -274,3 +274,28 @@ def test_the_quickstart_pauses_by_default_and_the_settings_are_on_record() -> No
     assert policy["drift"]["watch_examples"] == 1000
     assert "window_seconds" not in policy["drift"], "the scorers' window is not the policy"
     assert "source" not in policy["drift"]["reference"]
+
+
+def test_a_new_lineage_keeps_a_pause_the_audit_log_left_and_replays_it() -> None:
+    old = drift_learner()
+    outputs, log = run(old, 5500, seed=4, shift=SHIFT)
+    (pause,) = audits(outputs, Decision.PAUSE)
+    incumbent = old.version(old.champion or "")
+    new = LearnerCore(spec=SPEC.model_copy(update={"learning_rate": 0.04}),
+                      promotion=old.promotion, feature_set=FEATURE_SET,
+                      sensitive_attributes=GROUPS, training_topic="training", drift=DRIFT)
+    boot = new.start(now_ms=9, incumbent=incumbent, drift_paused=pause.drift)
+    (record,) = audits(boot)
+    assert new.paused and new.lineage != old.lineage
+    assert "automatic promotion stays paused by drift (feature x3 drifted)" in record.reason
+    assert record.drift == pause.drift
+    more = []
+    for offset, example in log[:1500]:
+        more += new.learn(offset, example, now_ms=1_000 * offset + 500)
+    assert new.paused
+    versions = {o.version: o for o in boot + more if isinstance(o, ModelVersionRecord)}
+    versions[incumbent.version] = incumbent
+    first = next(v for v in versions.values() if v.lineage == new.lineage)
+    result = replay_decisions([(o, 1_000 * o + 500, e) for o, e in log[:1500]],
+                              audits(boot + more), versions, first)
+    assert result.ok, result.describe()
