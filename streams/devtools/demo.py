@@ -44,6 +44,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,6 +57,8 @@ from streams.devtools.sinks import KafkaSink, Pacer
 from streams.learner.commands import drift_lines
 from streams.topics import ensure_topics, read_all
 
+#: Applications the simulator sends.
+DEMO_COUNT = 24_000
 #: After the last record is sent: how long the scorer and the learner may take to catch up.
 DEADLINE_SECONDS = 120.0
 
@@ -101,7 +104,7 @@ def _spawn(role: str, args: argparse.Namespace, url: str, port: int) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default="examples/quickstart.yaml")
-    p.add_argument("--count", type=int, default=24_000)
+    p.add_argument("--count", type=int, default=DEMO_COUNT)
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--port", type=int, default=29092)
     p.add_argument("--web-port", type=int, default=6066)
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               f"at http://127.0.0.1:{args.learner_port}/metrics", flush=True)
 
         opts = SimulationOptions(count=args.count, seed=42, entities=1_000_000,
-                                 malformed_ratio=0.03, drift_at=0.65, disparity_at=0.65,
+                                 malformed_ratio=0.03, drift_at=DRIFT_AT,
+                                 disparity_at=DRIFT_AT,
                                  mean_gap_ms=20_000, label_delay_ms=60_000)
         sent = {"events": 0, "labels": 0}
         pacer = Pacer(args.rate)
@@ -171,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         stop(broker, log=lambda line: print(f"demo: {line}", flush=True))
 
 
+#: Where the simulator injects the feature drift and the group disparity.
+DRIFT_AT = 0.65
 #: The demo's drift windows (see the module docstring).
 DEMO_DRIFT = {"window_seconds": 10, "window_buckets": 10, "watch_examples": 500}
 
@@ -234,7 +240,7 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
     for line in _lifecycle(config):
         print(f"demo: {line}", flush=True)
     _resume_if_paused(config, args, url)
-    for line in _auc_lines(m, learner, config):
+    for line in _auc_lines(m, config, args.count):
         print(f"demo: {line}", flush=True)
     decisions = _decisions(config)
     counts = {d: sum(r.decision.value == d for r in decisions)
@@ -306,27 +312,57 @@ def _resume_if_paused(config: Config, args: argparse.Namespace, url: str) -> Non
         print(f"demo: {line}", flush=True)
 
 
-def _auc_lines(m: dict, learner: dict, config: Config) -> list[str]:
-    """The champion's ROC AUC estimated before labels (the scorer's CBPE over its recent
-    events, with the interval) beside the AUC the labels realised (the learner's)."""
+def _auc_lines(m: dict, config: Config, count: int) -> list[str]:
+    """The champion's ROC AUC estimated before labels (CBPE) beside the AUC its labels
+    realised: live on the scorer (its last scored events, no labels yet), and on the
+    champion's labelled examples from the training log, before and after the injected
+    drift (estimated from their scores alone, realised from their labels), each with the
+    calibration check that says whether the estimate can be trusted."""
+    from monitors.cbpe import calibration_check, estimate_performance
+    from monitors.performance import roc_auc
+    from streams.learner.commands import _training_log
+
     champion = _model_version(m)
+    perf = config.monitors.performance
     est = {b: _get(m, "streambed_estimated_roc_auc_ratio", bound=b)
            for b in ("estimate", "lower", "upper")}
-    reliable = _get(m, "streambed_performance_estimate_reliable") == 1
-    realised = _get(learner, "streambed_model_roc_auc_ratio", model_version=champion)
-    labels = _get(learner, "streambed_model_window_labels", model_version=champion)
-    gap = _get(m, "streambed_estimated_roc_auc_gap")
-    covered = _get(m, "streambed_estimated_roc_auc_covered") == 1
-    return [
-        f"champion {champion} ROC AUC estimated before labels (CBPE over its last "
-        f"{config.monitors.performance.estimate_events} scored events, scorer): "
-        f"{est['estimate']:.3f} [{est['lower']:.3f}, {est['upper']:.3f}] (95%), "
-        f"{'reliable' if reliable else 'UNRELIABLE: calibration failed on recent labels'}",
-        f"champion {champion} ROC AUC realised on its labels: {realised:.3f} over its last "
-        f"{labels:.0f} labelled examples (learner); on the scorer's labelled examples the "
-        f"estimate minus the realised AUC is {gap:+.3f}, "
-        f"{'inside' if covered else 'OUTSIDE'} the estimate's interval",
-    ]
+    lines = [f"AUC of the champion {champion}, estimated before labels (CBPE) and realised:",
+             f"  live (scorer, its last {perf.estimate_events} scored events, no label yet): "
+             f"estimated {est['estimate']:.3f} [{est['lower']:.3f}, {est['upper']:.3f}]"]
+    onset = DRIFT_AT * count
+    served = [e for _, _, e in _training_log(config)
+              if e is not None and e.model_version == champion]
+    for name, part in (("before the drift", [e for e in served if _index(e) < onset]),
+                       ("after the drift", [e for e in served if _index(e) >= onset])):
+        part = part[-perf.estimate_events:]
+        if len(part) < perf.calibration_min_labels:
+            lines.append(f"  {name}: {len(part)} labelled examples served by it, too few")
+            continue
+        scores = [e.score for e in part]
+        labels = [e.label for e in part]
+        guess = estimate_performance(scores, [e.decision for e in part],
+                                     simulations=perf.estimate_simulations,
+                                     level=perf.estimate_level, seed=len(part)).roc_auc
+        realised = roc_auc(scores, labels)
+        check = calibration_check(scores, labels, alpha=perf.calibration_alpha,
+                                  max_error=perf.max_calibration_error,
+                                  min_labels=perf.calibration_min_labels)
+        lines.append(
+            f"  {name} (its last {len(part)} labelled examples): estimated {guess.value:.3f} "
+            f"[{guess.lower:.3f}, {guess.upper:.3f}], realised {realised:.3f}: "
+            f"{'inside' if guess.covers(realised) else 'outside'} the interval; calibration "
+            f"error {check.calibration_error:.3f} (Hosmer-Lemeshow p {check.p_value:.2g}): "
+            + ("reliable" if check.calibrated else "flagged UNRELIABLE (P(label | features) "
+               "changed: the estimate does not hold)"))
+    return lines
+
+
+def _index(example: Any) -> int:
+    """The simulator's event number, from its event id ``e{seed}-{i}``."""
+    try:
+        return int(example.event_id.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
 
 
 def _gate_lines(ev: Evaluation) -> list[str]:
