@@ -121,7 +121,8 @@ class Learner:
                                       catch_up_to=catch_up_to,
                                       policy_on_record=self._last_policy(),
                                       stale_shadows=stale,
-                                      drift_paused=self._drift_paused())
+                                      drift_paused=(self._drift_paused()
+                                                    if incumbent is not None else None))
             self.publish(outputs)
             log.warning("learner: lineage %s begins (champion %s); versions are cut once it "
                         "has learned up to training offset %d", self.core.lineage,
