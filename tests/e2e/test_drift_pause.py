@@ -6,7 +6,8 @@ name and request id; ``model rebuild --verify`` replays the pause and the resume
 The training log is made in-process by the learner's own core and a scorer stand-in
 (tests/governance/training_streams.py) under the test's config, so the test knows before
 the learner runs that it pauses (tests/governance/test_drift_pause.py holds the same
-stream): one produce, one learner, two CLI calls, about 30 s.
+stream): one produce, one learner, three CLI calls (about 30 s on an idle machine; 92 s at load
+average 13 to 16).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.kafka
 #: As tests/governance/test_drift_pause.py: looks at 300 .. 2400, windows of 300.
 PROMOTION = {"examples_per_version": 300, "first_look_examples": 300,
              "max_examples_per_judgement": 2400}
-DRIFT = {"watch_examples": 300, "min_window_events": 50, "features": ["x1", "x2", "x3"],
+DRIFT = {"watch_examples": 300, "min_window_events": 50,  # every feature watched
          "reference": {"examples": 600, "min_examples": 300}}
 EXAMPLES, SHIFT = 5600, (5000, 10_000, 3.0)
 
@@ -86,9 +87,13 @@ def test_the_learner_pauses_on_drift_and_a_named_person_resumes_it_on_record(
     values, expected = _training_log(config)
     pauses = [a for a in expected if a.decision is Decision.PAUSE]
     assert pauses, "the stream drifts: the core pauses on it"
+    learner = worker_factory(path, free_port(), role="learner")
+    # Started on an empty log, as the in-process core was (a lineage that begins on a
+    # long log cuts nothing before it has caught up with it).
+    wait_until(lambda: learner.metric("streambed_learner_active") == 1.0, 60,
+               "the learner to take the training partition")
     produce_to(kafka_bootstrap, [(config.topics.training, f"u{i % 97}", v)
                                  for i, v in enumerate(values)])
-    learner = worker_factory(path, free_port(), role="learner")
     wait_until(lambda: learner.metric("streambed_learner_next_offset") >= EXAMPLES, 120,
                "the learner to read the training log")
     wait_until(lambda: learner.metric("streambed_model_promotion_paused") == 1.0, 30,
@@ -111,8 +116,6 @@ def test_the_learner_pauses_on_drift_and_a_named_person_resumes_it_on_record(
     assert record["reason"].startswith("the x3 shift is a known upstream change")
     wait_until(lambda: learner.metric("streambed_model_promotion_paused") == 0.0, 30,
                "the resume on the learner's /metrics")
-    again = _model(path, "resume", "--by", "Ada Lovelace", "--reason", "twice")
-    assert again.returncode == 1 and "not paused" in again.stderr, again.stdout + again.stderr
 
     champion = pause["champion"]
     rebuilt = _model(path, "rebuild", champion, "--verify")
