@@ -91,11 +91,13 @@ def reference_from_examples(
     """The reference a learner stores with a version it cuts: the last
     ``drift.reference.examples`` of the given examples (oldest first), their watched
     features, the scores and decisions the FROZEN version gives them (rescored by the
-    caller), and each group's favourable outcomes. Apply
+    caller), and the favourable outcomes of each group with at least
+    ``drift.min_window_events`` examples among them. Apply
     :func:`monitors.sketch.reference_at_cut` to the result for the parent fallback.
 
     >>> from monitors.config import MonitorsConfig
-    >>> config = MonitorsConfig(sensitive_attributes={"group": ["A", "B"]})
+    >>> config = MonitorsConfig(sensitive_attributes={"group": ["A", "B"]},
+    ...                         drift={"min_window_events": 1})
     >>> ref = reference_from_examples(config, [{"x": 1.0}, {"x": 2.0}], [0.2, 0.7], [0, 1],
     ...                               [{"group": "A"}, {"group": "B"}])
     >>> ref.examples, sorted(ref.features), sorted(ref.impact)
@@ -119,6 +121,10 @@ def reference_from_examples(
     labelled = {attribute: [group_of(g.get(attribute), members) for g in extended]
                 for attribute, members in configured.items()}
     impact = impact_sketches(labelled, [int(d) == favourable for d in decisions])
+    # Only groups with ``min_window_events`` examples in the reference are watched: a
+    # rarer group's share is too noisy to judge, and this bounds the sketch (at most
+    # examples / min_window_events groups per attribute, whatever an intersection holds).
+    impact = {k: v for k, v in impact.items() if v.size >= drift.min_window_events}
     return DriftReference(base.examples, base.features, base.score, impact)
 
 
