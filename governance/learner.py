@@ -981,7 +981,9 @@ class LearnerCore:
         state = data.get("drift_state")
         self._drift_state = None if state is None else DriftState.from_dict(state)
         watch = data.get("watch")
-        if watch is None:
+        if watch is None or data.get("policy_on_record") != self.policy.on_record():
+            # Another policy: the watch starts afresh under it (the pause carried), as
+            # adopt_policy makes it start in a replay of the log.
             return
         key = (watch["key"][0], watch["key"][1])
         if key != self._key():

@@ -299,3 +299,30 @@ def test_a_new_lineage_keeps_a_pause_the_audit_log_left_and_replays_it() -> None
     result = replay_decisions([(o, 1_000 * o + 500, e) for o, e in log[:1500]],
                               audits(boot + more), versions, first)
     assert result.ok, result.describe()
+
+
+def test_a_restart_under_changed_drift_settings_is_on_record_and_replays() -> None:
+    shift = (5000, 6600, 3.0)
+    core = drift_learner()
+    outputs, log = run(core, 5500, seed=4, shift=shift)
+    assert core.paused
+    looser = DRIFT.model_copy(update={"resume_after": 2})
+    resumed = LearnerCore.restore(
+        as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
+        promotion=core.promotion, feature_set=FEATURE_SET, sensitive_attributes=GROUPS,
+        training_topic="training", drift=looser)
+    start = resumed.recollect_from()
+    for offset, example in log:
+        if start is not None and offset >= start:
+            resumed.recollect(offset, example)
+    assert resumed.paused, "the pause survives the restart"
+    changed = resumed.record_policy(now_ms=5_500_000)
+    assert "drift.resume_after" in changed[0].reason  # type: ignore[union-attr]
+    more, log2 = run(resumed, 8000, seed=4, shift=shift, start=5500)
+    resume = audits(more, Decision.RESUME)
+    assert resume and resume[0].drift is not None and resume[0].drift.resume_after == 2
+    audit = audits(outputs + changed + more)
+    versions = {o.version: o for o in outputs + more if isinstance(o, ModelVersionRecord)}
+    result = replay_decisions([(o, 1_000 * o + 500, e) for o, e in log + log2], audit,
+                              versions, versions[v(1)])
+    assert result.ok, result.describe()
