@@ -520,8 +520,11 @@ class LearnerCore:
                         else DriftReference.from_json(self.baseline[1]))
         except (ValueError, KeyError, TypeError):
             return None
-        self._watch = DriftWatch(self.policy.monitors(), reference, baseline=baseline,
-                                 window_examples=self.policy.drift.watch_examples)
+        try:
+            self._watch = DriftWatch(self.policy.monitors(), reference, baseline=baseline,
+                                     window_examples=self.policy.drift.watch_examples)
+        except ValueError:  # references the monitors cannot bin: nothing is watched
+            return None
         if self._drift_state is not None and self._drift_state.paused:
             self._drift_state = self._watch.carry(self._drift_state)
         return self._watch

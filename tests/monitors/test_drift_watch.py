@@ -128,3 +128,22 @@ def test_the_windows_and_the_state_survive_to_data_and_from_data() -> None:
     assert [s.to_dict() for s in feed(again, rows)] == [s.to_dict() for s in feed(watch, rows)]
     with pytest.raises(ValueError, match="not this reference's"):
         DriftWatch.from_data(CONFIG, ref, watch.to_data())   # without the baseline
+
+
+def test_a_feature_null_in_every_reference_example_does_not_break_the_watch() -> None:
+    """A configured feature the examples never carry (all null) sketches as nulls only:
+    the watch bins it (one bin for any value) and the other statistics are judged as
+    before. It gives no verdict of its own: windows of one bin have no dispersion to
+    estimate (monitors.drift.dispersion needs a degree of freedom per pair)."""
+    rng = np.random.default_rng(7)
+    rows = draw(rng, 2500)
+    ref = reference_from_examples(CONFIG, [{**r[0], "gone": None} for r in rows],
+                                  [r[1] for r in rows], [r[2] for r in rows],
+                                  [r[3] for r in rows])
+    assert ref.features["gone"].quantiles == () and ref.features["gone"].nulls == 2000
+    watch = DriftWatch(CONFIG, ref, window_examples=300)
+    states = feed(watch, [({**f, "gone": None}, s, d, g) for f, s, d, g in draw(rng, 1500)])
+    assert not any(s.paused for s in states)
+    states = feed(watch, [({**f, "gone": None}, s, d, g)
+                          for f, s, d, g in draw(rng, 300, shift=1.0)])
+    assert states[-1].paused and states[-1].reason == "feature x drifted"
