@@ -39,6 +39,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitors.config import DriftConfig, MonitorsConfig
+
 #: River's LogisticRegression default, which streambed has always used for the intercept.
 INTERCEPT_LEARNING_RATE = 0.01
 #: River's default gradient clip for GLMs; fixed, recorded in every artifact.
@@ -203,6 +205,15 @@ class PromotionConfig(_Section):
     #: so in its verdict). 16000: what the equalized-odds gate needs at a 10% base rate
     #: with a 30% group (docs/governance.md gives the labels a verdict needs by group size).
     max_examples_per_judgement: int = Field(default=16000, ge=10)
+    #: What drift in the training examples does to automatic promotion (the learner's
+    #: drift watch, ``monitors.drift``; docs/governance.md, "Drift pauses automatic
+    #: promotion"). ``pause``: while the examples drift from the champion's reference (or
+    #: the pinned baseline), a candidate whose gates pass awaits a person instead of being
+    #: promoted; the learner keeps learning, cutting and judging. ``continue``: promote on
+    #: the gates alone, drift or not. Default pause: where people may be discriminated
+    #: against, retraining automatically on a population that moved is not obviously the
+    #: answer, and a person should look first.
+    on_drift: Literal["pause", "continue"] = "pause"
 
     def look_sizes(self) -> list[int]:
         """The paired-example counts at which a candidate is judged (the last is final).
@@ -237,10 +248,21 @@ class PromotionPolicy(_Section):
     intersections: list[list[str]] = Field(default_factory=list)
     #: ``monitors.favourable_outcome``: which side of the threshold a person wants.
     favourable_outcome: Literal["below_threshold", "above_threshold"] = "below_threshold"
+    #: ``monitors.drift``: the settings of the drift watch that pauses automatic promotion
+    #: (:attr:`monitors.config.DriftConfig.NOT_PAUSING` are left off the record).
+    drift: DriftConfig = DriftConfig()
 
     def on_record(self) -> dict[str, Any]:
         """The policy as plain data, as every record carries it."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude={"drift": DriftConfig.NOT_PAUSING})
+
+    def monitors(self) -> MonitorsConfig:
+        """The monitors' view of this policy (groups, favourable outcome, drift), for the
+        drift reference and watch."""
+        return MonitorsConfig(sensitive_attributes=self.attributes(),
+                              intersections=[list(m) for m in self.intersections],
+                              favourable_outcome=self.favourable_outcome,
+                              drift=self.drift)
 
     @property
     def sha256(self) -> str:

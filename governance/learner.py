@@ -37,9 +37,22 @@ Lifecycle
   against the current champion, or ``override``) and :meth:`LearnerCore.rollback` (to a
   past champion) change which version serves, never what the challenger learns.
 - The promotion policy (:class:`~governance.config.PromotionPolicy`: every gate setting,
-  sensitive attributes, intersections, favourable outcome) is on every record with its
-  hash. A learner restored under a different policy records ``policy_changed`` before
-  anything else it decides.
+  sensitive attributes, intersections, favourable outcome, the drift watch's settings) is
+  on every record with its hash. A learner restored under a different policy records
+  ``policy_changed`` before anything else it decides.
+- Drift. Every cut stores a reference (``drift_reference``): a sketch of the last
+  ``drift.reference.examples`` examples learned, per watched feature, the scores and
+  decisions the frozen version gives them, per group (a cut from fewer than
+  ``min_examples`` keeps its parent's). A person may pin a version's reference as the
+  baseline (:meth:`LearnerCore.pin_baseline`), carried on every version record after
+  (``drift_baseline``). Every example learned goes to a :class:`monitors.DriftWatch`
+  built on the champion's reference (and the baseline), the score and decision given by
+  the champion itself. With ``on_drift: pause`` a window that flags any statistic
+  (family-wise rate ``drift.family_false_alarm_rate``) pauses automatic promotion (audit
+  ``pause``): a candidate whose gates pass awaits a person (``await_review``). It resumes
+  after ``drift.resume_after`` clean windows (``resume`` by policy) or when a person says
+  so (:meth:`LearnerCore.resume`). The watch's windows are in the snapshot, so a
+  restarted learner and a replay of the log make the same pauses.
 
 >>> from governance.records import TrainingExample
 >>> core = LearnerCore(spec=ModelSpec(), promotion=PromotionConfig(examples_per_version=2),
@@ -85,6 +98,8 @@ from governance.records import (
     POLICY,
     AuditRecord,
     Decision,
+    DriftFinding,
+    DriftFlag,
     Environment,
     Evaluation,
     GateOutcome,
@@ -99,6 +114,9 @@ from governance.records import (
 )
 from governance.shadow import ShadowEvidence
 from governance.sizes import bounded_gates, bounded_quality
+from monitors.config import DriftConfig
+from monitors.drift_watch import DriftState, DriftWatch, Flag, reference_from_examples
+from monitors.sketch import DriftReference, reference_at_cut
 
 __all__ = ["DUPLICATE_WINDOW", "GovernanceError", "LearnerCore", "Output", "RecentIds",
            "learnable", "lineage_of", "version_id"]
@@ -121,7 +139,8 @@ class LearnerCore:
                  training_topic: str | None = None,
                  intersections: Sequence[Sequence[str]] = (),
                  favourable_outcome: str = "below_threshold",
-                 environment: Environment | None = None) -> None:
+                 environment: Environment | None = None,
+                 drift: DriftConfig | None = None) -> None:
         self.spec = spec
         self.feature_set = feature_set
         self.training_topic = training_topic
@@ -130,7 +149,8 @@ class LearnerCore:
             promotion=promotion,
             sensitive_attributes={a: list(g) for a, g in (sensitive_attributes or {}).items()},
             intersections=[list(m) for m in intersections],
-            favourable_outcome=favourable_outcome)  # type: ignore[arg-type]
+            favourable_outcome=favourable_outcome,  # type: ignore[arg-type]
+            drift=drift or DriftConfig())
         self.lineage = lineage_of(feature_set, spec)
         self.challenger = LogisticModel(spec)
         self.examples_learned = 0
@@ -156,6 +176,18 @@ class LearnerCore:
         self._served: deque[tuple[float, int, int, dict[str, str]]] = deque(
             maxlen=promotion.evaluation_window)
         self._recollected: tuple[int, RecentIds] | None = None
+        #: The last examples learned, (offset, features, groups), for the next cut's drift
+        #: reference; offsets still to read back after a restore (:meth:`recollect`).
+        self._reference_rows: deque[tuple[int, dict[str, Any], dict[str, str]]] = deque(
+            maxlen=self.policy.drift.reference.examples)
+        self._reference_to_read: set[int] = set()
+        #: The baseline a person pinned: (version, its drift reference as on its record).
+        self.baseline: tuple[str, dict[str, Any]] | None = None
+        #: The drift watch over the examples, for (champion, baseline version); the pause.
+        self._watch: DriftWatch | None = None
+        self._watch_key: tuple[str | None, str | None] | None = None
+        self._drift_state: DriftState | None = None
+        self._champion_model: tuple[str, LogisticModel] | None = None
 
     @property
     def promotion(self) -> PromotionConfig:
@@ -216,7 +248,8 @@ class LearnerCore:
     def start(self, now_ms: int, incumbent: ModelVersionRecord | None = None, *,
               catch_up_to: int | None = None,
               policy_on_record: Mapping[str, Any] | None = None,
-              stale_shadows: Sequence[ModelVersionRecord] = ()) -> list[Output]:
+              stale_shadows: Sequence[ModelVersionRecord] = (),
+              drift_paused: DriftFinding | None = None) -> list[Output]:
         """Begin the lineage; [] if already started.
 
         Without ``incumbent``: publish the untrained version 0 as the first champion (the
@@ -228,10 +261,23 @@ class LearnerCore:
         last audit record (another lineage's); a different one is recorded as
         ``policy_changed`` first. ``stale_shadows``: versions of another lineage still in
         shadow, which can no longer be judged here: held, each with its audit record.
+        ``drift_paused``: the finding of the last drift ``pause`` on the audit log when no
+        ``resume`` followed it (another lineage's, its champion still serving): automatic
+        promotion stays paused, said on the bootstrap record.
         """
         if self.sequence >= 0:
             return []
         self.catch_up_to = catch_up_to
+        note = ""
+        if drift_paused is not None and drift_paused.drifted:
+            self._drift_state = DriftState(
+                True, drift_paused.drifted,
+                tuple(Flag(f.statistic, f.value, f.threshold, f.p_value, f.events)
+                      for f in drift_paused.flags), 0, 0,
+                drift_paused.family_false_alarm_rate, drift_paused.level,
+                drift_paused.statistics)
+            note = (f"; automatic promotion stays paused by drift ({drift_paused.drifted}), "
+                    f"as the audit log left it")
         out: list[Output] = []
         if policy_on_record is not None:
             self.policy_on_record = dict(policy_on_record)
@@ -244,8 +290,8 @@ class LearnerCore:
             out += [record, self._audit(
                 now_ms, record.version, Decision.BOOTSTRAP, POLICY,
                 "version 0 is the untrained model: it scores every example 0.5 and treats "
-                "every group alike" + self._catch_up_note(), previous=None,
-                catch_up_to=catch_up_to)]
+                "every group alike" + self._catch_up_note() + note, previous=None,
+                catch_up_to=catch_up_to, drift=drift_paused if note else None)]
         else:
             if incumbent.lineage == self.lineage:
                 raise GovernanceError(f"{incumbent.version} is of this lineage: restore the "
@@ -259,8 +305,9 @@ class LearnerCore:
             out.append(self._audit(
                 now_ms, incumbent.version, Decision.BOOTSTRAP, POLICY,
                 f"lineage {self.lineage} begins; the serving champion {incumbent.version} "
-                f"stays and judges its first version" + self._catch_up_note(),
-                previous=incumbent.version, catch_up_to=catch_up_to))
+                f"stays and judges its first version" + self._catch_up_note() + note,
+                previous=incumbent.version, catch_up_to=catch_up_to,
+                drift=drift_paused if note else None))
         for stale in stale_shadows:
             if stale.lineage == self.lineage or stale.status is not VersionStatus.SHADOW:
                 continue
@@ -285,6 +332,9 @@ class LearnerCore:
         not a fresh set of looks."""
         self.policy = policy
         self._served = deque(self._served, maxlen=policy.promotion.evaluation_window)
+        self._reference_rows = deque(self._reference_rows,
+                                     maxlen=policy.drift.reference.examples)
+        self._watch_key = None  # rebuilt under the new settings, the pause carried
 
     def learn(self, offset: int, example: TrainingExample, now_ms: int) -> list[Output]:
         """Learn one training example; collect it as shadow evidence, judge a shadow when a
@@ -308,6 +358,8 @@ class LearnerCore:
         groups = {a: bounded_group(example.groups.get(a), g)
                   for a, g in self.attributes.items()}
         self._served.append((example.score, example.decision, example.label, groups))
+        self._reference_rows.append((offset, dict(example.features), dict(example.groups)))
+        out += self._watch_drift(example, now_ms)
         out += self._collect(offset, example, now_ms)
         if self._cut_due():
             out += self._cut(now_ms)
@@ -387,6 +439,178 @@ class LearnerCore:
                                previous=previous, request_id=request_id))
         return out
 
+    @property
+    def paused(self) -> bool:
+        """Whether automatic promotion is paused by drift now (``on_drift: pause``)."""
+        return (self.promotion.on_drift == "pause" and self._drift_state is not None
+                and self._drift_state.paused)
+
+    @property
+    def drift_state(self) -> DriftState | None:
+        """The drift watch's last state (None before any watch)."""
+        return self._drift_state
+
+    def resume(self, *, by: str, reason: str, now_ms: int,
+               request_id: str | None = None) -> list[Output]:
+        """A person lifts a drift pause: automatic promotion resumes at once (until the
+        next window that flags drift). GovernanceError when promotion is not paused."""
+        _require_person(by, reason)
+        if not self.paused or self._drift_state is None:
+            raise GovernanceError("automatic promotion is not paused: nothing to resume")
+        out = self.record_policy(now_ms)
+        before = self._drift_state
+        if self._watch is not None and self._watch_key == self._key():
+            self._drift_state = self._watch.resume()
+        else:
+            self._drift_state = DriftState(False, None, (), before.windows, 0,
+                                           before.family_false_alarm_rate, before.level,
+                                           before.statistics)
+        out.append(self._audit(
+            now_ms, self.champion or self.lineage, Decision.RESUME, by,
+            f"{reason} (automatic promotion was paused: {before.reason})",
+            previous=self.champion, request_id=request_id, drift=self._finding(before)))
+        return out
+
+    def pin_baseline(self, version: str | None = None, *, by: str, reason: str,
+                     now_ms: int, request_id: str | None = None) -> list[Output]:
+        """A person pins a version's drift reference (default: the champion's) as the
+        baseline: every version record from now on carries it (``drift_baseline``), the
+        scorers and the drift watch compare with it beside the champion's own reference,
+        so slow drift is not absorbed by successive promotions."""
+        _require_person(by, reason)
+        record = self.version(version or self.champion or "")
+        if record.drift_reference is None:
+            raise GovernanceError(f"{record.version} has no drift reference to pin (cut "
+                                  f"from no examples, or before references were stored)")
+        out = self.record_policy(now_ms)
+        previous = self.baseline[0] if self.baseline else None
+        self.baseline = (record.version, record.drift_reference)
+        if self.champion is not None:
+            out.append(self._stamp(self.version(self.champion)))
+        was = f"; it replaces {previous}'s" if previous else ""
+        out.append(self._audit(
+            now_ms, record.version, Decision.PIN_BASELINE, by,
+            f"{reason} (the drift reference of {record.version}, "
+            f"{record.drift_reference.get('examples')} examples, is the baseline{was})",
+            previous=self.champion, request_id=request_id,
+            drift=self._finding(self._drift_state)))
+        return out
+
+    # ---------------------------------------------------------------- drift
+
+    def _key(self) -> tuple[str | None, str | None]:
+        return self.champion, self.baseline[0] if self.baseline else None
+
+    def _current_watch(self) -> DriftWatch | None:
+        """The watch over the champion's reference (and the baseline), built anew when
+        either changes; a pause carries over."""
+        if self._watch_key == self._key():
+            return self._watch
+        self._watch_key = self._key()
+        self._watch = None
+        try:
+            champion = self.version(self.champion or "")
+        except GovernanceError:
+            return None
+        if champion.drift_reference is None or champion.feature_set != self.feature_set:
+            return None
+        try:
+            reference = DriftReference.from_json(champion.drift_reference)
+            baseline = (None if self.baseline is None
+                        else DriftReference.from_json(self.baseline[1]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        try:
+            self._watch = DriftWatch(self.policy.monitors(), reference, baseline=baseline,
+                                     window_examples=self.policy.drift.watch_examples)
+        except ValueError:  # references the monitors cannot bin: nothing is watched
+            return None
+        if self._drift_state is not None and self._drift_state.paused:
+            self._drift_state = self._watch.carry(self._drift_state)
+        return self._watch
+
+    def _champion_scorer(self) -> LogisticModel:
+        champion = self.champion or ""
+        if self._champion_model is None or self._champion_model[0] != champion:
+            self._champion_model = (champion, LogisticModel.from_artifact(
+                self.version(champion).artifact))
+        return self._champion_model[1]
+
+    def _watch_drift(self, example: TrainingExample, now_ms: int) -> list[Output]:
+        """Feed one learned example to the drift watch (scored and decided by the
+        champion itself); pause or resume automatic promotion when a window says so."""
+        if self.promotion.on_drift != "pause" or self.promotion.mode != "gated":
+            return []  # nothing is promoted automatically in manual mode: nothing to pause
+        watch = self._current_watch()
+        if watch is None:
+            return []
+        score, decision = self._champion_scorer().score(example.features)
+        was = self.paused
+        state = watch.observe(example.features, score, decision, example.groups)
+        if state is None:
+            return []
+        self._drift_state = state
+        if state.paused and not was:
+            return [self._audit(
+                now_ms, self.champion or self.lineage, Decision.PAUSE, POLICY,
+                f"drift in the training examples against {self._against()}: "
+                f"{state.reason}; automatic promotion is paused (candidates whose gates "
+                f"pass await a person) until {self.policy.drift.resume_after} clean windows "
+                f"in a row or a person resumes", previous=self.champion,
+                drift=self._finding(state))]
+        if was and not state.paused:
+            return [self._audit(
+                now_ms, self.champion or self.lineage, Decision.RESUME, POLICY,
+                f"{state.clean_windows} clean windows in a row against {self._against()}: "
+                f"automatic promotion resumes", previous=self.champion,
+                drift=self._finding(state))]
+        return []
+
+    def _against(self) -> str:
+        base = f" and the baseline of {self.baseline[0]}" if self.baseline else ""
+        return f"the reference of {self.champion}{base}"
+
+    def _finding(self, state: DriftState | None) -> DriftFinding:
+        drift = self.policy.drift
+        return DriftFinding(
+            reference_version=self.champion,
+            baseline_version=self.baseline[0] if self.baseline else None,
+            window_examples=drift.watch_examples,
+            windows=state.windows if state else 0,
+            clean_windows=state.clean_windows if state else 0,
+            resume_after=drift.resume_after,
+            family_false_alarm_rate=drift.family_false_alarm_rate,
+            level=state.level if state else 0.0,
+            statistics=state.statistics if state else 0,
+            min_effect_psi=drift.min_effect_psi,
+            flags=[DriftFlag(statistic=f.statistic, value=f.value, threshold=f.threshold,
+                             p_value=f.p_value, events=f.events)
+                   for f in (state.flags if state else ())][:16],
+            drifted=state.reason if state else None)
+
+    def _reference(self, parent: str | None) -> dict[str, Any] | None:
+        """The drift reference of the version being cut (the challenger now): its last
+        examples, scored and decided by itself; its parent's if it learned too few."""
+        inherited = None
+        if parent is not None and parent in self._versions:
+            inherited = self._versions[parent].drift_reference
+        rows = list(self._reference_rows)
+        if not rows:
+            return inherited
+        features = [r[1] for r in rows]
+        scores = self.challenger.score_batch(features)
+        decisions = [int(p >= self.spec.threshold) for p in scores]
+        own = reference_from_examples(self.policy.monitors(), features, scores, decisions,
+                                      [r[2] for r in rows])
+        if inherited is None:
+            return own.to_json()
+        try:
+            parents = DriftReference.from_json(inherited)
+        except (ValueError, KeyError, TypeError):
+            return own.to_json()
+        chosen = reference_at_cut(own, parents, self.policy.drift.reference.min_examples)
+        return inherited if chosen is parents else own.to_json()
+
     # ---------------------------------------------------------------- internals
 
     def record_policy(self, now_ms: int) -> list[Output]:
@@ -456,6 +680,8 @@ class LearnerCore:
         (None: nothing to read). See :meth:`recollect`."""
         starts = [e.from_offset for e in self._shadows.values()
                   if e.expected_rows and not len(e) and e.from_offset is not None]
+        if self._reference_to_read:
+            starts.append(min(self._reference_to_read))
         return min(starts) if starts else None
 
     def recollect(self, offset: int, example: TrainingExample | None) -> None:
@@ -465,6 +691,11 @@ class LearnerCore:
         :meth:`recollect_from`; afterwards :meth:`evidence_complete` must be true."""
         if example is None or offset >= self.next_offset:
             return
+        if offset in self._reference_to_read:
+            # The examples the next cut's drift reference sketches (learned: no check).
+            self._reference_to_read.discard(offset)
+            self._reference_rows.append((offset, dict(example.features),
+                                         dict(example.groups)))
         waiting = {c: e for c, e in self._shadows.items()
                    if e.from_offset is not None and offset >= e.from_offset
                    and len(e) < e.expected_rows}
@@ -477,8 +708,10 @@ class LearnerCore:
             self._add_evidence(offset, example, waiting)
 
     def evidence_complete(self) -> bool:
-        """Whether every restored shadow has its rows back."""
-        return all(len(e) >= e.expected_rows for e in self._shadows.values())
+        """Whether every restored shadow has its rows back, and the examples the next
+        drift reference sketches."""
+        return (not self._reference_to_read
+                and all(len(e) >= e.expected_rows for e in self._shadows.values()))
 
     def _judge(self, candidate: str, look: int, now_ms: int) -> list[Output]:
         evidence = self._shadows[candidate]
@@ -510,6 +743,12 @@ class LearnerCore:
         if self.promotion.mode == "manual":
             status, decision = VersionStatus.CANDIDATE, Decision.AWAIT_REVIEW
             reason = f"manual mode: gates {outcome.value} at {where}; a person decides"
+        elif outcome is GateOutcome.PASS and self.paused:
+            status, decision = VersionStatus.CANDIDATE, Decision.AWAIT_REVIEW
+            state = self._drift_state
+            reason = (f"every gate passed at {where}, but automatic promotion is paused by "
+                      f"drift ({state.reason if state else 'drift'}): a person decides "
+                      f"(streambed model promote, or model resume)")
         elif outcome is GateOutcome.PASS:
             return self._promote(record, now_ms, POLICY, f"every gate passed at {where}",
                                  evaluation, override=False)
@@ -554,7 +793,8 @@ class LearnerCore:
                                    from_offset=self.first_offset if self.sequence else None,
                                    to_offset=self.last_offset if self.sequence else None),
             examples_learned=self.examples_learned, artifact_sha256=artifact_sha256(artifact),
-            artifact=artifact, **self._on_record())  # type: ignore[arg-type]
+            artifact=artifact, drift_reference=self._reference(parent),
+            **self._version_fields())  # type: ignore[arg-type]
         self._versions[record.version] = record
         self.latest = record.version
         return record
@@ -564,8 +804,14 @@ class LearnerCore:
         return {"policy": self.policy.on_record(), "policy_sha256": self.policy.sha256,
                 "environment": self.environment}
 
+    def _version_fields(self) -> dict[str, Any]:
+        """What every version record published carries: the policy, the environment and
+        the pinned baseline."""
+        return {**self._on_record(),
+                "drift_baseline": self.baseline[1] if self.baseline else None}
+
     def _stamp(self, record: ModelVersionRecord) -> ModelVersionRecord:
-        record = record.model_copy(update=self._on_record())
+        record = record.model_copy(update=self._version_fields())
         self._versions[record.version] = record
         return record
 
@@ -592,14 +838,15 @@ class LearnerCore:
     def _set_status(self, version: str, status: VersionStatus,
                     now_ms: int) -> ModelVersionRecord:
         record = self.version(version).model_copy(
-            update={"status": status, "status_changed_at": now_ms, **self._on_record()})
+            update={"status": status, "status_changed_at": now_ms, **self._version_fields()})
         self._versions[version] = record
         return record
 
     def _audit(self, now_ms: int, version: str, decision: Decision, by: str, reason: str,
                *, previous: str | None, evaluation: Evaluation | None = None,
                override: bool = False, request_id: str | None = None,
-               catch_up_to: int | None = None) -> AuditRecord:
+               catch_up_to: int | None = None,
+               drift: DriftFinding | None = None) -> AuditRecord:
         self.audit_sequence += 1
         return AuditRecord(
             audit_id=f"{self.lineage}:{self.audit_sequence}", time=now_ms, version=version,
@@ -607,7 +854,7 @@ class LearnerCore:
             previous_champion=previous, champion=self.champion,
             gates=evaluation.gates if evaluation else [], evaluation=evaluation,
             request_id=request_id, training_offset=self.next_offset,
-            catch_up_to=catch_up_to, **self._on_record())
+            catch_up_to=catch_up_to, drift=drift, **self._on_record())
 
     def _evict(self) -> None:
         """Keep the champion, the shadows, the last ``retain_versions`` champions and the
@@ -623,6 +870,14 @@ class LearnerCore:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain JSON-able data (see :meth:`restore`)."""
+        references: dict[str, Any] = {}
+        versions = []
+        for r in self.versions():
+            data = r.model_dump(mode="json")
+            for field in ("drift_reference", "drift_baseline"):
+                if data[field] is not None:
+                    data[field] = _reference_key(data[field], references)
+            versions.append(data)
         return {
             "format": SNAPSHOT_FORMAT,
             "lineage": self.lineage,
@@ -641,9 +896,19 @@ class LearnerCore:
             "cut_at": self.cut_at,
             "catch_up_to": self.catch_up_to,
             "policy_on_record": self.policy_on_record,
-            "versions": [r.model_dump(mode="json") for r in self.versions()],
+            "versions": versions,
             "shadows": [e.to_data() for e in self._shadows.values()],
             "served": [list(s) for s in self._served],
+            # Drift: the reference rows are read back from the log (their offsets, as
+            # runs), the references once each (versions name them by SHA-256).
+            "references": references,
+            "reference_offsets": _runs(sorted(
+                [r[0] for r in self._reference_rows] + list(self._reference_to_read))),
+            "baseline": None if self.baseline is None else [
+                self.baseline[0], _reference_key(self.baseline[1], references)],
+            "drift_state": None if self._drift_state is None else self._drift_state.to_dict(),
+            "watch": None if self._watch is None else {
+                "key": list(self._watch_key or (None, None)), "data": self._watch.to_data()},
         }
 
     @classmethod
@@ -653,7 +918,8 @@ class LearnerCore:
                 training_topic: str | None = None,
                 intersections: Sequence[Sequence[str]] = (),
                 favourable_outcome: str = "below_threshold",
-                environment: Environment | None = None) -> LearnerCore:
+                environment: Environment | None = None,
+                drift: DriftConfig | None = None) -> LearnerCore:
         """A learner that continues exactly where the snapshot's learner stopped, under
         this policy (a different one than the snapshot's is recorded, ``policy_changed``,
         before its next decision).
@@ -666,7 +932,7 @@ class LearnerCore:
         core = cls(spec=spec, promotion=promotion, feature_set=feature_set,
                    sensitive_attributes=sensitive_attributes, training_topic=training_topic,
                    intersections=intersections, favourable_outcome=favourable_outcome,
-                   environment=environment)
+                   environment=environment, drift=drift)
         if data.get("format") not in (SNAPSHOT_FORMAT, LEGACY_SNAPSHOT_FORMAT):
             raise GovernanceError(f"not a learner snapshot: format {data.get('format')!r}")
         if data.get("lineage") != core.lineage:
@@ -678,8 +944,16 @@ class LearnerCore:
                         "last_offset", "sequence", "audit_sequence", "champion", "latest"):
                 setattr(core, key, data[key])
             core.champion_history = list(data["champion_history"])
-            core._versions = {r["version"]: ModelVersionRecord.model_validate(r)
-                              for r in data["versions"]}
+            references = data.get("references", {})
+
+            def version(r: dict[str, Any]) -> ModelVersionRecord:
+                r = dict(r)
+                for field in ("drift_reference", "drift_baseline"):
+                    if isinstance(r.get(field), str):
+                        r[field] = references[r[field]]
+                return ModelVersionRecord.model_validate(r)
+
+            core._versions = {r["version"]: version(r) for r in data["versions"]}
             core.examples_repeated = int(data.get("examples_repeated", 0))
             core._recent = RecentIds.from_data(data.get("recent_event_ids", []))
             if data["format"] == LEGACY_SNAPSHOT_FORMAT:
@@ -694,9 +968,60 @@ class LearnerCore:
                                  for e in data["shadows"]}
                 core._served.extend((float(s), int(d), int(y), dict(g))
                                     for s, d, y, g in data["served"])
+                core._restore_drift(data, references)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise GovernanceError(f"learner snapshot is incomplete: {exc!r}") from None
         return core
+
+    def _restore_drift(self, data: Mapping[str, Any], references: Mapping[str, Any]) -> None:
+        """The drift part of a snapshot (absent in snapshots from before issue 15: no
+        baseline, no pause, the watch starts afresh)."""
+        self._reference_to_read = {o for a, b in data.get("reference_offsets", [])
+                                   for o in range(a, b + 1)}
+        baseline = data.get("baseline")
+        if baseline is not None:
+            self.baseline = (baseline[0], references[baseline[1]])
+        state = data.get("drift_state")
+        self._drift_state = None if state is None else DriftState.from_dict(state)
+        watch = data.get("watch")
+        if watch is None or data.get("policy_on_record") != self.policy.on_record():
+            # Another policy: the watch starts afresh under it (the pause carried), as
+            # adopt_policy makes it start in a replay of the log.
+            return
+        key = (watch["key"][0], watch["key"][1])
+        if key != self._key():
+            return
+        champion = self.version(self.champion or "")
+        if champion.drift_reference is None:
+            return
+        self._watch = DriftWatch.from_data(
+            self.policy.monitors(), DriftReference.from_json(champion.drift_reference),
+            watch["data"], baseline=(None if self.baseline is None
+                                     else DriftReference.from_json(self.baseline[1])))
+        self._watch_key = key
+
+
+def _reference_key(reference: dict[str, Any], table: dict[str, Any]) -> str:
+    """A reference's SHA-256 (canonical JSON), added to ``table``: a snapshot holds each
+    distinct reference once, however many versions carry it."""
+    key = sha256_hex(reference)
+    table.setdefault(key, reference)
+    return key
+
+
+def _runs(offsets: Sequence[int]) -> list[list[int]]:
+    """Sorted offsets as runs ``[first, last]`` of consecutive ones.
+
+    >>> _runs([1, 2, 3, 7, 9, 10])
+    [[1, 3], [7, 7], [9, 10]]
+    """
+    out: list[list[int]] = []
+    for o in offsets:
+        if out and o == out[-1][1] + 1:
+            out[-1][1] = o
+        else:
+            out.append([o, o])
+    return out
 
 
 def _failing(verdicts: Sequence[Any]) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from governance.artifact import RIVER_VERSION, LogisticModel, artifact_sha256
 from governance.config import ModelSpec, PromotionPolicy
-from governance.learner import LearnerCore
+from governance.learner import GovernanceError, LearnerCore
 from governance.lineage import RecentIds, learnable
 from governance.records import (
     POLICY,
@@ -110,8 +110,10 @@ def verify(record: ModelVersionRecord,
         recorded_river_version=record.river_version, river_version=RIVER_VERSION)
 
 
-#: The decisions a replay re-makes from the log, and those it applies as recorded.
-_PEOPLE = (Decision.PROMOTE, Decision.REFUSE, Decision.ROLLBACK)
+#: The decisions a person makes: a replay applies them as recorded, where they were made
+#: (a pause, and a resume by policy, are re-made from the examples like every verdict).
+_PEOPLE = (Decision.PROMOTE, Decision.REFUSE, Decision.ROLLBACK, Decision.RESUME,
+           Decision.PIN_BASELINE)
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,11 @@ def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
     example)``, None for a record that is not a valid example (the learner skipped it).
     What the log cannot tell is taken from the audit log, where the learner recorded it:
     the lineage's start (its time, incumbent, catch-up offset and policy), each person's
-    decision and each policy change, each applied at the training offset it was made at.
-    Every gate verdict, promotion and hold by the policy is re-made from the examples
-    (seeded resampling, so bit for bit) and must equal the recorded one.
+    decision (promote, refuse, rollback, resume, pin_baseline) and each policy change, each
+    applied at the training offset it was made at. Every gate verdict, promotion and hold
+    by the policy, every drift pause and resume by policy, is re-made from the examples
+    (seeded resampling, the drift watch's windows counted in examples: bit for bit) and
+    must equal the recorded one.
     """
     lineage = record.lineage
     mine = sorted((a for a in audit if a.audit_id.startswith(f"{lineage}:")),
@@ -187,7 +191,7 @@ def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
                        sensitive_attributes=policy.sensitive_attributes,
                        intersections=policy.intersections,
                        favourable_outcome=policy.favourable_outcome,
-                       training_topic=record.training.topic)
+                       training_topic=record.training.topic, drift=policy.drift)
     core.audit_sequence = boot_index
     incumbent = None
     if boot.previous_champion is not None and boot.previous_champion in versions:
@@ -198,25 +202,42 @@ def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
              and a.training_offset == boot.training_offset and a.version in versions
              and versions[a.version].lineage != lineage]
     replayed = core.start(boot.time, incumbent=incumbent, catch_up_to=boot.catch_up_to,
-                          stale_shadows=stale)
+                          stale_shadows=stale, drift_paused=boot.drift)
     schedule: dict[int, list[AuditRecord]] = {}
     for a in unique[1:]:
         if a.decision is Decision.POLICY_CHANGED or (a.by != POLICY and a.decision in _PEOPLE):
             schedule.setdefault(a.training_offset or 0, []).append(a)
 
+    refused: list[str] = []
+
     def apply(offset: int) -> None:
         for a in schedule.pop(offset, []):
-            if a.decision is Decision.POLICY_CHANGED:
-                core.adopt_policy(PromotionPolicy.model_validate(a.policy))
-                replayed.extend(core.record_policy(a.time))
-            elif a.decision is Decision.ROLLBACK:
-                replayed.extend(core.rollback(a.version, by=a.by, reason=a.reason,
-                                              now_ms=a.time, request_id=a.request_id))
-            else:
-                reason = a.reason.split(" (refused: ", 1)[0]
-                replayed.extend(core.promote(a.version, by=a.by, reason=reason,
-                                             now_ms=a.time, override=a.override,
-                                             request_id=a.request_id))
+            try:
+                apply_one(a)
+            except GovernanceError as exc:  # the replay is not where the learner was
+                refused.append(f"{a.audit_id} ({a.decision.value} {a.version} by {a.by}) "
+                               f"cannot be applied at offset {a.training_offset}: {exc}")
+
+    def apply_one(a: AuditRecord) -> None:
+        if a.decision is Decision.POLICY_CHANGED:
+            core.adopt_policy(PromotionPolicy.model_validate(a.policy))
+            replayed.extend(core.record_policy(a.time))
+        elif a.decision is Decision.ROLLBACK:
+            replayed.extend(core.rollback(a.version, by=a.by, reason=a.reason,
+                                          now_ms=a.time, request_id=a.request_id))
+        elif a.decision is Decision.RESUME:
+            replayed.extend(core.resume(by=a.by, reason=a.reason.split(
+                " (automatic promotion was paused: ", 1)[0], now_ms=a.time,
+                request_id=a.request_id))
+        elif a.decision is Decision.PIN_BASELINE:
+            replayed.extend(core.pin_baseline(
+                a.version, by=a.by, reason=a.reason.split(" (the drift reference of ", 1)[0],
+                now_ms=a.time, request_id=a.request_id))
+        else:
+            reason = a.reason.split(" (refused: ", 1)[0]
+            replayed.extend(core.promote(a.version, by=a.by, reason=reason,
+                                         now_ms=a.time, override=a.override,
+                                         request_id=a.request_id))
 
     for offset, timestamp, example in records:
         apply(offset)
@@ -230,7 +251,7 @@ def replay_decisions(records: Iterable[tuple[int, int, TrainingExample | None]],
         if offset <= core.next_offset:
             apply(offset)
     made = {a.audit_id: a for a in replayed if isinstance(a, AuditRecord)}
-    mismatches = []
+    mismatches = list(refused)
     compared = 0
     not_replayed = 0
     for a in unique:

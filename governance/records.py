@@ -92,6 +92,9 @@ class Decision(StrEnum):
     REFUSE = "refuse"                # a person's promotion refused: gates fail, no override
     ROLLBACK = "rollback"            # a person rolled the champion back
     POLICY_CHANGED = "policy_changed"  # the promotion policy differs from the one on record
+    PAUSE = "pause"                  # drift in the training examples: promotion by policy paused
+    RESUME = "resume"                # the pause lifted (by policy after clean windows, or a person)
+    PIN_BASELINE = "pin_baseline"    # a person pinned a version's reference as the baseline
 
 
 class GateOutcome(StrEnum):
@@ -225,6 +228,41 @@ class Evaluation(_Record):
         return "; ".join(parts)
 
 
+class DriftFlag(_Record):
+    """One drift statistic that flagged a window of training examples."""
+
+    statistic: str = Field(description="'feature NAME', 'score' or 'impact ATTRIBUTE=GROUP'; "
+                                       "prefixed 'baseline ' when tested against the baseline")
+    value: float = Field(description="Chi-square statistic of the window")
+    threshold: float = Field(description="Its threshold at the per-statistic level "
+                                         "(dispersion-corrected)")
+    p_value: float
+    events: int = Field(description="Examples in the window for this statistic")
+
+
+class DriftFinding(_Record):
+    """What the learner's drift watch saw when it paused or resumed promotion (and, for a
+    baseline pinned, which references it compares with)."""
+
+    reference_version: str | None = Field(description="The version whose stored reference "
+                                          "the examples were compared with (the champion)")
+    baseline_version: str | None = Field(default=None, description="The version whose "
+                                         "reference a person pinned as the baseline")
+    window_examples: int = Field(description="Disjoint windows of this many training examples")
+    windows: int = Field(description="Windows judged since the watch began (champion change)")
+    clean_windows: int = Field(description="Clean windows in a row at this decision")
+    resume_after: int = Field(description="Clean windows in a row that lift a pause by policy")
+    family_false_alarm_rate: float = Field(description="Probability that a window without "
+                                           "drift flags any statistic (family-wise)")
+    level: float = Field(description="Each statistic's level (Šidák)")
+    statistics: int = Field(description="Statistics watched (the family)")
+    min_effect_psi: float = Field(description="A window is flagged only with this PSI or more")
+    flags: list[DriftFlag] = Field(default_factory=list,
+                                   description="The statistics that flagged (at most 16)")
+    drifted: str | None = Field(default=None, description="What drifted, in words "
+                                "('feature amount_last drifted, score drifted'); null when clean")
+
+
 class Environment(_Record):
     """Where a version was cut or a decision made: what a rebuild must match."""
 
@@ -310,6 +348,9 @@ class AuditRecord(_Record):
     catch_up_to: int | None = Field(
         default=None, description="bootstrap: the training log's end offset when the lineage "
                                   "began; none of its versions is cut before it learned that far")
+    drift: DriftFinding | None = Field(
+        default=None, description="pause, resume, pin_baseline: the drift watch's statistics, "
+                                  "thresholds, window sizes and family-wise false-alarm rate")
 
 
 class ModelCommand(_Record):
@@ -318,9 +359,11 @@ class ModelCommand(_Record):
 
     record_format: Literal[1] = 1
     request_id: str = Field(min_length=8, description="Chosen by the CLI; echoed in the answer")
-    action: Literal["promote", "rollback"]
+    action: Literal["promote", "rollback", "resume", "pin_baseline"]
     version: str | None = Field(default=None, description="promote: the version; rollback: "
-                                "the version to put back (null: the previous champion)")
+                                "the version to put back (null: the previous champion); "
+                                "pin_baseline: the version whose drift reference becomes the "
+                                "baseline (null: the champion); resume: unused")
     by: str = Field(min_length=1, description="The person deciding")
     reason: str = Field(min_length=1)
     override: bool = Field(default=False, description="promote although gates do not pass")

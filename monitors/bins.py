@@ -95,10 +95,17 @@ class Binning:
     @classmethod
     def from_sketch(cls, sketch: VariableSketch, bins: int) -> Binning:
         """The bins of a version's stored reference (:mod:`monitors.sketch`): its fine bins
-        are the sketch's, the PSI bins every ``ks_bins / bins``-th quantile."""
+        are the sketch's, the PSI bins every ``ks_bins / bins``-th quantile.
+
+        >>> nulls = VariableSketch.from_values([None, None, None])
+        >>> b = Binning.from_sketch(nulls, 10)
+        >>> b.edges, b.reference_counts.tolist(), b.index(3.5), b.index(None)
+        ((), [3.0, 0.0], 1, 0)
+        """
         if sketch.kind == "categorical":
             return cls._categories(sketch.nulls, sketch.categories, sketch.other)
-        ks_bins = len(sketch.quantiles) + 1
+        # A sketch of nulls only has no quantiles: one bin for every value, and the nulls.
+        ks_bins = len(sketch.quantiles) + 1 if sketch.quantiles else bins
         if sketch.quantiles and ks_bins % bins:
             raise ValueError(
                 f"the stored reference has {ks_bins} fine bins, not a multiple of "

@@ -26,7 +26,7 @@ drift.reference
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -76,6 +76,9 @@ class ReferenceConfig(_Section):
     def _path_for_file(self) -> ReferenceConfig:
         if self.source == "file" and self.path is None:
             raise ValueError("reference source 'file' needs a path (monitors.drift.reference.path)")
+        if self.min_examples > self.examples:
+            raise ValueError(f"min_examples ({self.min_examples}) cannot exceed examples "
+                             f"({self.examples}): no reference would ever be a version's own")
         return self
 
 
@@ -119,6 +122,11 @@ class DriftConfig(_Section):
     min_dispersion_pairs: int = Field(default=3, ge=1)
     #: Clean windows in a row after which a drift pause lifts by policy.
     resume_after: int = Field(default=3, ge=1)
+    #: The learner's drift watch (:class:`monitors.DriftWatch`, what pauses automatic
+    #: promotion) judges disjoint windows of this many training examples. 1000: a group of
+    #: a tenth of the examples then has the ``min_window_events`` (100) its favourable
+    #: share is judged on; two versions' worth at the quickstart's cadence.
+    watch_examples: int = Field(default=1000, ge=10)
     #: Floor for empty-bin proportions in PSI, so ln(p/q) stays finite.
     psi_epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
     #: PSI 0.1 / 0.2: common practice from credit scoring (Siddiqi 2006).
@@ -136,7 +144,21 @@ class DriftConfig(_Section):
             raise ValueError("min_dispersion_pairs cannot exceed dispersion_windows")
         if self.psi_warn > self.psi_alert or self.ks_warn > self.ks_alert:
             raise ValueError("warn thresholds must not exceed alert thresholds")
+        if self.watch_examples < self.min_window_events:
+            raise ValueError(f"watch_examples ({self.watch_examples}) must be at least "
+                             f"min_window_events ({self.min_window_events}): a smaller "
+                             f"window is never judged")
         return self
+
+    #: The settings that decide the learner's drift pauses: on record in its promotion
+    #: policy (:meth:`governance.config.PromotionPolicy.on_record`); the others (the
+    #: scorers' sliding window, the dashboard thresholds, where a scorer's reference
+    #: comes from) are not part of that policy.
+    NOT_PAUSING: ClassVar[dict[str, Any]] = {
+        "window_seconds": True, "window_buckets": True, "false_alarm_rate": True,
+        "psi_warn": True, "psi_alert": True, "ks_warn": True, "ks_alert": True,
+        "reference": {"source": True, "events": True, "warmup_events": True, "path": True,
+                      "reset_on_model_version": True}}
 
     @property
     def bucket_seconds(self) -> float:

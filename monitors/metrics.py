@@ -202,7 +202,8 @@ class Metrics:
         # sees the first count (an alert on a series born with value 1 would miss it).
         for reason in REJECTION_REASONS:
             self.rejections.labels(reason=reason)
-        for decision in ("bootstrap", "promote", "hold", "await_review", "refuse", "rollback"):
+        for decision in ("bootstrap", "promote", "hold", "await_review", "refuse", "rollback",
+                         "pause", "resume", "pin_baseline"):
             self.model_decisions.labels(decision=decision)
         for outcome in ("learned", "skipped", "repeated", "invalid"):
             self.learner_examples.labels(outcome=outcome)
@@ -237,7 +238,7 @@ class Metrics:
         self.model_decisions = c(
             "streambed_model_decisions",
             "Lifecycle decisions recorded on model.audit, by decision (bootstrap, promote, "
-            "hold, await_review, refuse, rollback).",
+            "hold, await_review, refuse, rollback, pause, resume, pin_baseline).",
             "decision",
         )
         self.model_last_promotion = g(
@@ -248,6 +249,11 @@ class Metrics:
         self.model_held_since_promotion = g(
             "streambed_model_held_versions",
             "Versions cut and held (or awaiting review) since the champion last changed.",
+        )
+        self.promotion_paused = g(
+            "streambed_model_promotion_paused",
+            "1 while drift in the training examples pauses automatic promotion "
+            "(model.promotion.on_drift: pause), else 0.",
         )
         self.champion_roc_auc = g(
             "streambed_champion_roc_auc_ratio",

@@ -10,6 +10,17 @@ estimate, interval and bound, and a summary whose last line reads
 ``demo: events=N scored=N rejected=N labels=N joined=N model_version=V``; and stops
 everything it started, even on failure or Ctrl-C. The two roles run as two processes.
 
+Drift is judged as the quickstart would, on shorter windows: the demo runs the
+quickstart's config with ``monitors.drift.window_seconds: 10`` (the scorer's disjoint
+windows; the quickstart's 60 s would give a first verdict only after four complete
+windows, four minutes, longer than the demo) and ``watch_examples: 500`` (the learner's
+windows of training examples), written to ``var/demo/config.yaml``. The learner pauses
+automatic promotion when the drift reaches its training examples; once everything is
+accounted for, the demo prints the pause and resumes it as an operator would
+(``streambed model resume --by "Demo Operator" --reason ...``), then prints the
+champion's AUC estimated before labels (CBPE, with its interval) beside the AUC its
+labels realised.
+
 The promotion policy is the config's (the quickstart's: the default gates). Under it a
 look needs 1,000 paired examples (events a candidate scored in shadow, labelled since),
 and a candidate better than the champion is promoted after a median ~4,000 to 8,000:
@@ -33,7 +44,9 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from governance import AuditRecord, Evaluation, GateVerdict, ModelVersionRecord
@@ -41,8 +54,11 @@ from streams.config import Config, load_config
 from streams.devtools.kafka_local import BrokerOptions, start, stop
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.devtools.sinks import KafkaSink, Pacer
+from streams.learner.commands import drift_lines
 from streams.topics import ensure_topics, read_all
 
+#: Applications the simulator sends.
+DEMO_COUNT = 24_000
 #: After the last record is sent: how long the scorer and the learner may take to catch up.
 DEADLINE_SECONDS = 120.0
 
@@ -88,7 +104,7 @@ def _spawn(role: str, args: argparse.Namespace, url: str, port: int) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default="examples/quickstart.yaml")
-    p.add_argument("--count", type=int, default=24_000)
+    p.add_argument("--count", type=int, default=DEMO_COUNT)
     p.add_argument("--rate", type=float, default=400.0)
     p.add_argument("--port", type=int, default=29092)
     p.add_argument("--web-port", type=int, default=6066)
@@ -101,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True)
     broker = BrokerOptions(port=args.port, data_dir=args.workdir / "kafka")
     url = f"kafka://{broker.bootstrap}"
+    args.config = str(_demo_config(Path(args.config), args.workdir))
     config = load_config(args.config, broker=url)
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -114,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               f"at http://127.0.0.1:{args.learner_port}/metrics", flush=True)
 
         opts = SimulationOptions(count=args.count, seed=42, entities=1_000_000,
-                                 malformed_ratio=0.03, drift_at=0.65, disparity_at=0.65,
+                                 malformed_ratio=0.03, drift_at=DRIFT_AT,
+                                 disparity_at=DRIFT_AT,
                                  mean_gap_ms=20_000, label_delay_ms=60_000)
         sent = {"events": 0, "labels": 0}
         pacer = Pacer(args.rate)
@@ -144,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         time.sleep(3)  # let the monitors' timers refresh the gauges once more
         _report(sent, _scrape(args.web_port), _scrape(args.learner_port), config,
-                time.monotonic() - began)
+                time.monotonic() - began, args, url)
         return 0
     finally:
         for proc in procs:
@@ -155,6 +173,22 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
         stop(broker, log=lambda line: print(f"demo: {line}", flush=True))
+
+
+#: Where the simulator injects the feature drift and the group disparity.
+DRIFT_AT = 0.65
+#: The demo's drift windows (see the module docstring).
+DEMO_DRIFT = {"window_seconds": 10, "window_buckets": 10, "watch_examples": 500}
+
+
+def _demo_config(path: Path, workdir: Path) -> Path:
+    """The config with the demo's shorter drift windows, written beside the demo's data."""
+    raw = yaml.safe_load(path.read_text())
+    raw.setdefault("monitors", {}).setdefault("drift", {}).update(DEMO_DRIFT)
+    out = workdir / "config.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    print(f"demo: config {path} with monitors.drift {DEMO_DRIFT} ({out})", flush=True)
+    return out
 
 
 def _wait_for_worker(port: int, worker: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -180,7 +214,7 @@ def _progress(sent: dict[str, int], m: dict, learner: dict) -> None:
 
 
 def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
-            took: float) -> None:
+            took: float, args: argparse.Namespace, url: str) -> None:
     scored = _get(m, "streambed_events_total", outcome="scored")
     rejected = _get(m, "streambed_events_total", outcome="rejected")
     late = _get(m, "streambed_events_total", outcome="late")
@@ -205,14 +239,18 @@ def _report(sent: dict[str, int], m: dict, learner: dict, config: Config,
 
     for line in _lifecycle(config):
         print(f"demo: {line}", flush=True)
+    _resume_if_paused(config, args, url)
+    for line in _auc_lines(m, config, args.count):
+        print(f"demo: {line}", flush=True)
     decisions = _decisions(config)
     counts = {d: sum(r.decision.value == d for r in decisions)
-              for d in ("promote", "hold")}
+              for d in ("promote", "hold", "await_review", "pause", "resume")}
     cuts = [v for v in versions(config).values() if v.sequence >= 1]
     in_shadow = [v.version for v in cuts if v.status.value == "shadow"]
     print(f"demo: versions cut={len(cuts)} in shadow={len(in_shadow)} "
-          f"promoted={counts['promote']} held={counts['hold']} champion={_model_version(m)}",
-          flush=True)
+          f"promoted={counts['promote']} held={counts['hold']} awaiting review="
+          f"{counts['await_review']} paused={counts['pause']} resumed={counts['resume']} "
+          f"champion={_model_version(m)}", flush=True)
     print(f"demo: events={sent['events']} scored={scored:.0f} rejected={rejected + late:.0f} "
           f"labels={sent['labels']} joined={joined:.0f} model_version={_model_version(m)}",
           flush=True)
@@ -239,15 +277,92 @@ def _lifecycle(config: Config) -> list[str]:
                          f"not yet shown: " + "; ".join(_gate(g) for g in open_gates))
     for audit in sorted(audit_records(config),
                         key=lambda r: int(r.audit_id.rsplit(":", 1)[-1])):
-        if audit.decision.value not in ("promote", "hold", "rollback", "bootstrap"):
+        if audit.decision.value not in ("promote", "hold", "rollback", "bootstrap",
+                                        "await_review", "pause", "resume"):
             continue
         ev = audit.evaluation
         look = (f" (look {ev.look}{', final' if ev.final else ''}, {ev.examples} paired "
                 f"examples vs {ev.champion})" if ev is not None and ev.look else "")
-        lines.append(f"{audit.decision.value:9} {audit.version}: {audit.reason}{look}")
+        lines.append(f"{audit.decision.value:9} {audit.version}: {audit.reason}{look}"
+                     f"{'' if audit.by == 'policy' else f' [by {audit.by}]'}")
         if ev is not None:
             lines += _gate_lines(ev)
+        lines += [f"    {line}" for line in drift_lines(audit)]
     return lines
+
+
+def _resume_if_paused(config: Config, args: argparse.Namespace, url: str) -> None:
+    """If drift paused automatic promotion, resume it as an operator would: by name, with
+    a reason, through the CLI (recorded on model.audit)."""
+    last = [a for a in _decisions(config) if a.decision.value in ("pause", "resume")]
+    if not last or last[-1].decision.value != "pause":
+        print("demo: automatic promotion is not paused now"
+              + (" (it resumed by policy)" if last else " (no drift reached the learner)"),
+              flush=True)
+        return
+    print(f"demo: automatic promotion is paused since training offset "
+          f"{last[-1].training_offset}: {last[-1].reason}", flush=True)
+    command = [sys.executable, "-m", "streams.cli", "model", "resume", "--config",
+               args.config, "--broker", url, "--by", "Demo Operator", "--reason",
+               "reviewed: the drift is the simulator's injection at 65%"]
+    print("demo: $ streambed model resume --by 'Demo Operator' --reason 'reviewed: the drift "
+          "is the simulator's injection at 65%'", flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    for line in (done.stdout + done.stderr).splitlines():
+        print(f"demo: {line}", flush=True)
+
+
+def _auc_lines(m: dict, config: Config, count: int) -> list[str]:
+    """The champion's ROC AUC estimated before labels (CBPE) beside the AUC its labels
+    realised: live on the scorer (its last scored events, no labels yet), and on the
+    champion's labelled examples from the training log, before and after the injected
+    drift (estimated from their scores alone, realised from their labels), each with the
+    calibration check that says whether the estimate can be trusted."""
+    from monitors.cbpe import calibration_check, estimate_performance
+    from monitors.performance import roc_auc
+    from streams.learner.commands import _training_log
+
+    champion = _model_version(m)
+    perf = config.monitors.performance
+    est = {b: _get(m, "streambed_estimated_roc_auc_ratio", bound=b)
+           for b in ("estimate", "lower", "upper")}
+    lines = [f"AUC of the champion {champion}, estimated before labels (CBPE) and realised:",
+             f"  live (scorer, its last {perf.estimate_events} scored events, no label yet): "
+             f"estimated {est['estimate']:.3f} [{est['lower']:.3f}, {est['upper']:.3f}]"]
+    onset = DRIFT_AT * count
+    served = [e for _, _, e in _training_log(config)
+              if e is not None and e.model_version == champion]
+    for name, part in (("before the drift", [e for e in served if _index(e) < onset]),
+                       ("after the drift", [e for e in served if _index(e) >= onset])):
+        part = part[-perf.estimate_events:]
+        if len(part) < perf.calibration_min_labels:
+            lines.append(f"  {name}: {len(part)} labelled examples served by it, too few")
+            continue
+        scores = [e.score for e in part]
+        labels = [e.label for e in part]
+        guess = estimate_performance(scores, [e.decision for e in part],
+                                     simulations=perf.estimate_simulations,
+                                     level=perf.estimate_level, seed=len(part)).roc_auc
+        realised = roc_auc(scores, labels)
+        check = calibration_check(scores, labels, alpha=perf.calibration_alpha,
+                                  max_error=perf.max_calibration_error,
+                                  min_labels=perf.calibration_min_labels)
+        lines.append(
+            f"  {name} (its last {len(part)} labelled examples): estimated {guess.value:.3f} "
+            f"[{guess.lower:.3f}, {guess.upper:.3f}], realised {realised:.3f}: "
+            f"{'inside' if guess.covers(realised) else 'outside'} the interval; calibration "
+            f"error {check.calibration_error:.3f} (Hosmer-Lemeshow p {check.p_value:.2g}): "
+            + ("reliable" if check.calibrated else "flagged UNRELIABLE (P(label | features) "
+               "changed: the estimate does not hold)"))
+    return lines
+
+
+def _index(example: Any) -> int:
+    """The simulator's event number, from its event id ``e{seed}-{i}``."""
+    try:
+        return int(example.event_id.rsplit("-", 1)[-1])
+    except ValueError:
+        return -1
 
 
 def _gate_lines(ev: Evaluation) -> list[str]:

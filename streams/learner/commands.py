@@ -8,9 +8,14 @@ request id (promoted, refused on the gates, rolled back) or an error answer. ``r
 VERSION --verify`` relearns the version from ``training`` and compares artifacts, then
 replays its lineage's decisions from the same log and compares them with ``model.audit``.
 
+``resume`` (lift a drift pause of automatic promotion) and ``pin-baseline [VERSION]`` (pin
+a version's drift reference as the baseline) are sent and answered the same way, with the
+person's name and reason.
+
 ``show`` and ``audit --version`` print each gate's estimate, interval, bound, sample sizes
-and the looks so far (:func:`evidence_lines`); ``list`` shows which versions are in shadow
-and how far their evidence has come.
+and the looks so far (:func:`evidence_lines`); ``audit`` prints each drift pause and
+resume with its statistics (:func:`drift_lines`); ``list`` shows which versions are in
+shadow and how far their evidence has come.
 """
 
 from __future__ import annotations
@@ -193,6 +198,11 @@ def cmd_audit(config: Config, args: argparse.Namespace) -> int:
              r.by, r.champion or "-", r.reason] for r in records]
     print(_table(rows, ["time (UTC)", "version", "decision", "by", "champion after",
                         "reason"]) if rows else "model: no decisions yet")
+    for r in records:
+        if r.decision.value in ("pause", "resume") and r.drift is not None:
+            print(f"\n{_when(r.time)} {r.decision.value} by {r.by}:")
+            for line in drift_lines(r):
+                print(f"  {line}")
     if args.version:  # one version: the evidence behind each of its decisions
         for r in records:
             if r.evaluation is not None:
@@ -263,7 +273,11 @@ def _decide(config: Config, args: argparse.Namespace, action: str) -> int:
     for line in evidence_lines(answer.evaluation) if answer.evaluation else []:
         print(f"  {line}")
     print(f"model: champion is {answer.champion}")
-    return 0 if answer.decision.value in ("promote", "rollback") else 1
+    if answer.drift is not None and answer.decision.value != "pin_baseline":
+        for line in drift_lines(answer):
+            print(f"  {line}")
+    return 0 if answer.decision.value in ("promote", "rollback", "resume", "pin_baseline") \
+        else 1
 
 
 def cmd_promote(config: Config, args: argparse.Namespace) -> int:
@@ -273,6 +287,34 @@ def cmd_promote(config: Config, args: argparse.Namespace) -> int:
 def cmd_rollback(config: Config, args: argparse.Namespace) -> int:
     args.version = args.to
     return _decide(config, args, "rollback")
+
+
+def cmd_resume(config: Config, args: argparse.Namespace) -> int:
+    args.version = None
+    return _decide(config, args, "resume")
+
+
+def cmd_pin_baseline(config: Config, args: argparse.Namespace) -> int:
+    return _decide(config, args, "pin_baseline")
+
+
+def drift_lines(record: AuditRecord) -> list[str]:
+    """A person's view of a drift pause or resume: the window, the family-wise rate, and
+    each flagged statistic with its threshold."""
+    d = record.drift
+    if d is None:
+        return []
+    against = d.reference_version or "-"
+    if d.baseline_version:
+        against += f" and the baseline of {d.baseline_version}"
+    lines = [f"drift watch: windows of {d.window_examples} training examples against the "
+             f"reference of {against}; {d.statistics} statistics, each at level "
+             f"{d.level:.3g} (family-wise false-alarm rate {d.family_false_alarm_rate:g} per "
+             f"window), minimum effect PSI {d.min_effect_psi:g}; {d.windows} windows judged, "
+             f"{d.clean_windows} clean in a row (resumes by policy after {d.resume_after})"]
+    lines += [f"  {f.statistic}: chi-square {f.value:.1f} > threshold {f.threshold:.1f} "
+              f"(p = {f.p_value:.2g}, {f.events} examples)" for f in d.flags]
+    return lines
 
 
 def _training_log(config: Config) -> list[tuple[int, int, TrainingExample | None]]:
@@ -338,6 +380,16 @@ def add_model_parser(sub: Any, config_of: Any) -> None:
         else:
             p.add_argument("--to", help="the version to put back (default: the previous "
                                         "champion)")
+        p.add_argument("--by", required=True, help="your name")
+        p.add_argument("--reason", required=True)
+        p.add_argument("--timeout", type=float, default=60.0)
+    resume = command("resume", cmd_resume, "lift a drift pause of automatic promotion "
+                                           "(sent to the learner, recorded with your name)")
+    pin = command("pin-baseline", cmd_pin_baseline,
+                  "pin a version's drift reference as the baseline every later version is "
+                  "also compared with (sent to the learner, recorded with your name)")
+    pin.add_argument("version", nargs="?", help="default: the champion")
+    for p in (resume, pin):
         p.add_argument("--by", required=True, help="your name")
         p.add_argument("--reason", required=True)
         p.add_argument("--timeout", type=float, default=60.0)

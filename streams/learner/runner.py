@@ -9,7 +9,8 @@ the next offset it covers; it never relies on the group's committed offset.
 For each training record, in offset order: :meth:`governance.LearnerCore.learn` (score,
 learn, and every N examples cut and judge a version); versions go to ``model.versions``
 (keyed by version id), decisions to ``model.audit`` (keyed by audit id). People's
-commands (``streambed model promote|rollback``) arrive on ``model.commands`` and are
+commands (``streambed model promote|rollback|resume|pin-baseline``) arrive on
+``model.commands`` and are
 answered by an audit record with their request id, or by a :class:`CommandAnswer` on
 ``model.commands`` when they cannot be carried out. After anything was published, and at
 least every ``SNAPSHOT_EVERY_SECONDS``, the learner snapshots its state, then flushes.
@@ -97,7 +98,8 @@ class Learner:
             sensitive_attributes=monitors.sensitive_attributes,
             intersections=monitors.intersections,
             favourable_outcome=monitors.favourable_outcome,
-            training_topic=self.topics.training, environment=self.environment)
+            training_topic=self.topics.training, environment=self.environment,
+            drift=monitors.drift)
         probe = LearnerCore(**core_kwargs)
         state = latest_state(lineage_state, probe.lineage)
         if state is not None:
@@ -118,7 +120,9 @@ class Learner:
             outputs = self.core.start(_now_ms(), incumbent=incumbent,
                                       catch_up_to=catch_up_to,
                                       policy_on_record=self._last_policy(),
-                                      stale_shadows=stale)
+                                      stale_shadows=stale,
+                                      drift_paused=(self._drift_paused()
+                                                    if incumbent is not None else None))
             self.publish(outputs)
             log.warning("learner: lineage %s begins (champion %s); versions are cut once it "
                         "has learned up to training offset %d", self.core.lineage,
@@ -161,7 +165,8 @@ class Learner:
         if not core.evidence_complete():
             log.error("learner: the training log no longer holds every example of the "
                       "shadows' evidence (was it trimmed?); they are judged on what remains")
-        log.warning("learner: read the shadows' evidence back from training offset %d", start)
+        log.warning("learner: read the shadows' evidence and the next drift reference's "
+                    "examples back from training offset %d", start)
 
     def _restore_gauges(self) -> None:
         """Gauges that describe the lifecycle, set again from the restored state."""
@@ -178,6 +183,7 @@ class Learner:
                 and r.sequence > champion.sequence
                 and r.status in (VersionStatus.HELD, VersionStatus.CANDIDATE)]
         self.metrics.model_held_since_promotion.set(len(held))
+        self.metrics.promotion_paused.set(int(core.paused))
 
     def deactivate(self) -> None:
         if self.core is not None:
@@ -227,6 +233,22 @@ class Learner:
             return None
         finally:
             reader.close()
+
+    def _drift_paused(self) -> Any:
+        """The finding of the last drift pause on model.audit if no resume followed it
+        (derived from the audit log, as the incumbent is from model.versions)."""
+        last = None
+        for _, _, value, _ in read_all(self.config, self.topics.model_audit, 60.0):
+            try:
+                record = AuditRecord.model_validate_json(value or b"")
+            except (ValidationError, ValueError):
+                continue
+            if record.decision.value in ("pause", "resume") or (
+                    record.decision.value == "bootstrap" and record.drift is not None):
+                last = record
+        if last is None or last.decision.value == "resume":
+            return None
+        return last.drift
 
     def _end_of_commands(self) -> int:
         return self.commands.end_offsets([self._commands_tp]).get(self._commands_tp, 0)
@@ -314,6 +336,15 @@ class Learner:
                                            reason=command.reason, now_ms=record.timestamp,
                                            override=command.override,
                                            request_id=command.request_id)
+                elif command.action == "resume":
+                    outputs = core.resume(by=command.by, reason=command.reason,
+                                          now_ms=record.timestamp,
+                                          request_id=command.request_id)
+                elif command.action == "pin_baseline":
+                    outputs = core.pin_baseline(command.version, by=command.by,
+                                                reason=command.reason,
+                                                now_ms=record.timestamp,
+                                                request_id=command.request_id)
                 else:
                     outputs = core.rollback(command.version, by=command.by,
                                             reason=command.reason, now_ms=record.timestamp,
@@ -347,6 +378,8 @@ class Learner:
             self.dirty = True
             if core is not None and core.champion:
                 self.metrics.set_model(core.champion, self.config.features.identity)
+            if core is not None:
+                self.metrics.promotion_paused.set(int(core.paused))
             self.save(force=True)
 
     def save(self, force: bool = False) -> None:

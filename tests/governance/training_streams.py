@@ -29,13 +29,18 @@ GROUPS = {"group": ["A", "B", "C"]}
 
 
 def stream(n: int, seed: int = 1, disparity: float = 0.0,
-           nulls: bool = False) -> Iterator[tuple[dict[str, float | None], int, dict[str, str]]]:
+           nulls: bool = False, shift: tuple[int, int, float] | None = None,
+           ) -> Iterator[tuple[dict[str, float | None], int, dict[str, str]]]:
+    """``shift``: (from, until, amount): ``x3`` (which the label does not depend on) is
+    moved by ``amount`` for the events in [from, until): a covariate drift."""
     rng = random.Random(seed)
     for i in range(n):
         group = "ABC"[i % 3]
         x1 = rng.gauss(0, 1) - (disparity if group == "B" else 0.0)
         x2 = rng.gauss(0, 1)
         x3 = rng.uniform(0, 10)
+        if shift is not None and shift[0] <= i < shift[1]:
+            x3 += shift[2]
         label = int(rng.random() < 1 / (1 + math.exp(-(2 * x1 - x2))))
         features: dict[str, float | None] = {"x1": x1, "x2": x2, "x3": x3}
         if nulls and rng.random() < 0.1:
@@ -79,7 +84,7 @@ class Scorer:
 
 
 def run(core: LearnerCore, n: int, seed: int = 1, disparity: float = 0.0,
-        start: int = 0, shadows: bool = True,
+        start: int = 0, shadows: bool = True, shift: tuple[int, int, float] | None = None,
         ) -> tuple[list[Output], list[tuple[int, TrainingExample]]]:
     """Drive a learner over n examples (offset = index), as scorer + learner would; the
     label of each event comes at once (the scorer scores event i with the versions
@@ -91,7 +96,7 @@ def run(core: LearnerCore, n: int, seed: int = 1, disparity: float = 0.0,
         scorer.follow([core.version(core.champion or "")])
         scorer.follow([core.version(v) for v in core.shadows()])
     log: list[tuple[int, TrainingExample]] = []
-    for i, (features, label, groups) in enumerate(stream(n, seed, disparity)):
+    for i, (features, label, groups) in enumerate(stream(n, seed, disparity, shift=shift)):
         if i < start:
             continue
         example = scorer.example(i, features, label, groups)

@@ -4,6 +4,7 @@ false-pause rate, and lifts by policy or by a person."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from monitors import MonitorsConfig
 from monitors.drift_watch import DriftWatch, reference_from_examples
@@ -98,3 +99,51 @@ def test_a_person_resumes() -> None:
     feed(watch, draw(rng, 300, shift=1.0))
     assert watch.state.paused
     assert not watch.resume().paused and watch.state.reason is None
+
+
+def test_a_pause_carries_to_a_new_watch_and_untested_windows_do_not_lift_it() -> None:
+    """A new reference (another champion) starts a new watch: its first windows cannot be
+    tested (the dispersion needs three pairs), and must not count as clean."""
+    rng = np.random.default_rng(5)
+    old = DriftWatch(CONFIG, reference(rng), window_examples=300)
+    feed(old, draw(rng, 300 * 5))
+    feed(old, draw(rng, 300, shift=1.0))
+    assert old.state.paused
+    new = DriftWatch(CONFIG, reference(rng), window_examples=300)
+    assert new.carry(old.state).paused and new.state.reason == old.state.reason
+    states = feed(new, draw(rng, 300 * 3))
+    assert [s.clean_windows for s in states] == [0, 0, 0] and new.state.paused
+    states = feed(new, draw(rng, 300 * 2))          # tested (4th window on) and clean
+    assert [s.paused for s in states] == [True, False]
+
+
+def test_the_windows_and_the_state_survive_to_data_and_from_data() -> None:
+    rng = np.random.default_rng(6)
+    ref, baseline = reference(rng), reference(rng)
+    watch = DriftWatch(CONFIG, ref, window_examples=300, baseline=baseline)
+    assert watch.statistics[:1] == ["feature x"] and "baseline feature x" in watch.statistics
+    feed(watch, draw(rng, 300 * 5 + 120))
+    again = DriftWatch.from_data(CONFIG, ref, watch.to_data(), baseline=baseline)
+    rows = draw(rng, 300 * 3, shift=1.0)
+    assert [s.to_dict() for s in feed(again, rows)] == [s.to_dict() for s in feed(watch, rows)]
+    with pytest.raises(ValueError, match="not this reference's"):
+        DriftWatch.from_data(CONFIG, ref, watch.to_data())   # without the baseline
+
+
+def test_a_feature_null_in_every_reference_example_does_not_break_the_watch() -> None:
+    """A configured feature the examples never carry (all null) sketches as nulls only:
+    the watch bins it (one bin for any value) and the other statistics are judged as
+    before. It gives no verdict of its own: windows of one bin have no dispersion to
+    estimate (monitors.drift.dispersion needs a degree of freedom per pair)."""
+    rng = np.random.default_rng(7)
+    rows = draw(rng, 2500)
+    ref = reference_from_examples(CONFIG, [{**r[0], "gone": None} for r in rows],
+                                  [r[1] for r in rows], [r[2] for r in rows],
+                                  [r[3] for r in rows])
+    assert ref.features["gone"].quantiles == () and ref.features["gone"].nulls == 2000
+    watch = DriftWatch(CONFIG, ref, window_examples=300)
+    states = feed(watch, [({**f, "gone": None}, s, d, g) for f, s, d, g in draw(rng, 1500)])
+    assert not any(s.paused for s in states)
+    states = feed(watch, [({**f, "gone": None}, s, d, g)
+                          for f, s, d, g in draw(rng, 300, shift=1.0)])
+    assert states[-1].paused and states[-1].reason == "feature x drifted"
