@@ -478,24 +478,25 @@ class ScoredWatch:
         self.consumer.close()
 
 
-def produce_timed(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, str]],
+def app_producer(bootstrap: str) -> KafkaProducer:
+    """An application's producer of events: acks from every replica, no linger."""
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
+                         enable_idempotence=True)
+
+
+def produce_timed(producer: KafkaProducer, topic: str,
+                  records: list[tuple[bytes, bytes, str]],
                   per_second: float) -> tuple[dict[str, float], float]:
-    """Send ``(key, value, event_id)`` paced at ``per_second`` with an application's
-    producer (acks=all, no linger); returns each event's send time (epoch s, the same
-    clock as :class:`ScoredWatch`'s) and the rate achieved."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                             enable_idempotence=True)
+    """Send ``(key, value, event_id)`` paced at ``per_second``; returns each event's send
+    time (epoch s, the same clock as :class:`ScoredWatch`'s) and the rate achieved."""
     sent: dict[str, float] = {}
     pacer = Pacer(per_second)
     began = time.perf_counter()
-    try:
-        for key, value, event_id in records:
-            sent[event_id] = time.time()
-            producer.send(topic, key=key, value=value)
-            pacer.tick()
-        producer.flush(timeout=120)
-    finally:
-        producer.close(timeout=30)
+    for key, value, event_id in records:
+        sent[event_id] = time.time()
+        producer.send(topic, key=key, value=value)
+        pacer.tick()
+    producer.flush(timeout=120)
     return sent, len(records) / (time.perf_counter() - began)
 
 
@@ -529,17 +530,18 @@ def step_latency(b: Bench, r: dict[str, Any]) -> None:
         f"each after a {a.latency_warmup:g}s warm-up; fresh topics, scorer running")
     w = b.worker(cfg_path, "lat")
     watch = ScoredWatch(b.bootstrap, config.topics.scored)
+    producer = app_producer(b.bootstrap)  # one for every window: metadata fetched once
     out: list[dict[str, Any]] = []
     try:
         wait_assigned([w])
         at = 0
         for (name, rate), (warm, measured) in zip(rates, sizes, strict=True):
-            produce_timed(b.bootstrap, config.topics.events, records[at:at + warm], rate)
+            produce_timed(producer, config.topics.events, records[at:at + warm], rate)
             at += warm
             window = records[at:at + measured]
             at += measured
             before = histogram(w)
-            sent, achieved = produce_timed(b.bootstrap, config.topics.events, window, rate)
+            sent, achieved = produce_timed(producer, config.topics.events, window, rate)
             ids = [i for _, _, i in window]
             if not watch.wait_for(ids, 120):
                 raise RuntimeError(f"latency: scored records of the {rate:,.0f}/s window "
@@ -560,6 +562,7 @@ def step_latency(b: Bench, r: dict[str, Any]) -> None:
                     "or the scorer fell behind (half a second at the median)")
         odd = oddities(w)
     finally:
+        producer.close(timeout=30)
         watch.close()
         w.stop()
     if odd:
