@@ -24,16 +24,27 @@ from streams.scorer.batching import (
 
 def test_an_idle_scorer_processes_what_it_has_at_once() -> None:
     policy = AdaptiveBatching()
-    for _ in range(50):  # 2 ms of work after 48 ms waiting for the next record
-        policy.observe(busy_seconds=0.002, idle_seconds=0.048)
+    for _ in range(50):  # one record every 50 ms, 1 ms of CPU each
+        policy.observe(records=1, cpu_seconds=0.001, arrived=1, elapsed_seconds=0.05)
     assert not policy.saturated
     assert policy.wait_seconds(buffered=1, waited_seconds=0.0) == 0.0
 
 
+def test_a_scorer_always_awaiting_acks_but_with_cpu_to_spare_does_not_wait() -> None:
+    # 200 events/s; each batch of 3 spends 1.5 ms of CPU and 13.5 ms awaiting the broker,
+    # so the next batch is always in hand when one is published. Counting that as busy
+    # (the old rule) made every batch wait the full 50 ms.
+    policy = AdaptiveBatching()
+    for _ in range(100):
+        policy.observe(records=3, cpu_seconds=0.0015, arrived=3, elapsed_seconds=0.015)
+    assert not policy.saturated
+    assert policy.wait_seconds(buffered=3, waited_seconds=0.0) == 0.0
+
+
 def test_under_a_backlog_a_batch_waits_for_more_up_to_its_bounds() -> None:
     policy = AdaptiveBatching()
-    for _ in range(20):
-        policy.observe(busy_seconds=0.02, idle_seconds=0.0005)
+    for _ in range(20):  # 2,000 records/s arrive, 1,000 are processed per CPU second
+        policy.observe(records=20, cpu_seconds=0.02, arrived=40, elapsed_seconds=0.02)
     assert policy.saturated
     assert policy.wait_seconds(buffered=10, waited_seconds=0.0) == BATCH_WITHIN_SECONDS
     assert policy.wait_seconds(buffered=10, waited_seconds=0.049) == pytest.approx(0.001)
@@ -44,23 +55,26 @@ def test_under_a_backlog_a_batch_waits_for_more_up_to_its_bounds() -> None:
 def test_when_the_backlog_is_gone_batches_stop_waiting_again() -> None:
     policy = AdaptiveBatching()
     for _ in range(20):
-        policy.observe(busy_seconds=0.02, idle_seconds=0.0)
+        policy.observe(records=20, cpu_seconds=0.02, arrived=40, elapsed_seconds=0.02)
     assert policy.saturated
     rounds = 0
-    while policy.saturated:
-        policy.observe(busy_seconds=0.002, idle_seconds=0.1)
+    while policy.saturated:  # a record every 100 ms
+        policy.observe(records=1, cpu_seconds=0.001, arrived=1, elapsed_seconds=0.1)
         rounds += 1
-    assert rounds <= 3, "a few idle batches are enough"
+    assert rounds <= 5, "a few quiet batches are enough"
 
 
-@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), max_size=50),
+@given(st.lists(st.tuples(st.integers(0, 1000), st.floats(0, 1), st.integers(0, 2000),
+                          st.floats(0, 1)), max_size=50),
        st.integers(0, 2000), st.floats(0, 1))
 def test_a_wait_is_never_negative_nor_past_the_bound(
-        batches: list[tuple[float, float]], buffered: int, waited: float) -> None:
+        batches: list[tuple[int, float, int, float]], buffered: int, waited: float) -> None:
     policy = AdaptiveBatching()
-    for busy, idle in batches:
-        policy.observe(busy_seconds=busy, idle_seconds=idle)
-        assert 0.0 <= policy.busy_share <= 1.0
+    for records, cpu, arrived, elapsed in batches:
+        policy.observe(records=records, cpu_seconds=cpu, arrived=arrived,
+                       elapsed_seconds=elapsed)
+        assert policy.arrival_rate >= 0.0
+        assert policy.service_rate is None or policy.service_rate > 0.0
     wait = policy.wait_seconds(buffered=buffered, waited_seconds=waited)
     assert 0.0 <= wait <= max(BATCH_WITHIN_SECONDS - waited, 0.0)
     if buffered >= BATCH_MAX_RECORDS or not policy.saturated:
@@ -146,8 +160,8 @@ def test_a_saturated_scorer_waits_for_the_batch_to_fill() -> None:
         queue.put_nowait(0)
         stream = FakeStream(queue)
         policy = AdaptiveBatching(max_records=3)
-        for _ in range(20):
-            policy.observe(busy_seconds=1.0, idle_seconds=0.0)
+        for _ in range(20):  # 10 records/s arrive, 1 is processed per CPU second
+            policy.observe(records=1, cpu_seconds=1.0, arrived=10, elapsed_seconds=1.0)
 
         async def late() -> None:
             await asyncio.sleep(0.01)
@@ -164,3 +178,43 @@ def test_a_saturated_scorer_waits_for_the_batch_to_fill() -> None:
     batches, stream = asyncio.run(scenario())
     assert batches == [[0, 1, 2]], "it waited for the two records after the first"
     assert stream.timeouts[-1] == pytest.approx(BATCH_WITHIN_SECONDS, abs=0.01)
+
+
+def test_each_batch_is_measured_by_its_records_its_cpu_and_the_records_that_came() -> None:
+    class Recording(AdaptiveBatching):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[dict[str, Any]] = []
+
+        def observe(self, **measured: Any) -> None:
+            self.seen.append(measured)
+            super().observe(**measured)
+
+    cpu = [0.0]
+
+    async def scenario() -> Recording:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(5):
+            queue.put_nowait(i)
+        policy = Recording()
+        batches = 0
+        async for _batch, _ in take_batches(FakeStream(queue), policy,
+                                            cpu_clock=lambda: cpu[0]):
+            batches += 1
+            if batches == 1:  # processing the first: 0.25 s of CPU, two records come
+                cpu[0] += 0.25
+                queue.put_nowait(5)
+                queue.put_nowait(6)
+                await asyncio.sleep(0)
+            elif batches == 2:
+                cpu[0] += 0.5
+                queue.put_nowait(7)
+            else:
+                return policy
+        raise AssertionError("the stream ended")
+
+    policy = asyncio.run(scenario())
+    assert [(m["records"], m["cpu_seconds"], m["arrived"]) for m in policy.seen] == [
+        (5, 0.25, 5), (2, 0.5, 2)]
+    assert all(m["elapsed_seconds"] > 0 for m in policy.seen)
+    assert policy.service_rate == pytest.approx(20 - 0.2 * (20 - 4))  # 5/0.25, then 2/0.5

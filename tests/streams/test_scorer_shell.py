@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +21,13 @@ from streams.scorer.batch import BatchResult
 from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.observe import ScorerMetrics
 from streams.scorer.processor import Processor
-from streams.scorer.publisher import FIRST_TABLES, THEN_TABLES, OutRecord, TwoStepPublisher
+from streams.scorer.publisher import (
+    FIRST_TABLES,
+    THEN_TABLES,
+    OutRecord,
+    ProducerSender,
+    TwoStepPublisher,
+)
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner
 from streams.scorer.timers import ExpiryRound, PartitionActivity, TailCheck
@@ -116,6 +123,64 @@ def test_a_table_without_a_step_is_refused_rather_than_published_in_no_order() -
     res = BatchResult(writes={"shadows": [("cl", b"k", b"v", 0)]})
     with pytest.raises(ValueError, match="no step"):
         asyncio.run(TwoStepPublisher(FakeSender(), sleep=_no_sleep).publish(res))
+
+
+class FakeAioProducer:
+    """What :class:`ProducerSender` uses of aiokafka's producer: real batch builders (of
+    ``batch_size`` bytes), sends that record whether each batch was complete (closed: sent
+    without waiting out the linger) and acknowledge at a running offset."""
+
+    def __init__(self, batch_size: int = 16384) -> None:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        self.builder = lambda: BatchBuilder(batch_size, 0)
+        self.client = self
+        self.sent: list[tuple[str, int, int, bool]] = []  # topic, partition, records, closed
+        self.offsets: dict[tuple[str, int], int] = {}
+
+    async def _wait_on_metadata(self, topic: str) -> None:
+        return None
+
+    def _partition(self, topic: str, partition: Any, key: Any, value: Any, sk: Any,
+                   sv: Any) -> int:
+        return len(sk) % 4  # the serialised key
+
+    def create_batch(self) -> Any:
+        return self.builder()
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        self.sent.append((topic, partition, batch.record_count(), batch.closed()))
+        base = self.offsets.get((topic, partition), 0)
+        self.offsets[(topic, partition)] = base + batch.record_count()
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        done.set_result(SimpleNamespace(topic=topic, partition=partition, offset=base))
+        return done
+
+
+def _sender_over(aio: FakeAioProducer) -> ProducerSender:
+    return ProducerSender(SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: aio)))
+
+
+def test_the_sender_hands_over_one_closed_batch_per_partition_that_never_lingers() -> None:
+    aio = FakeAioProducer()
+    records: list[OutRecord] = [("scored", b"k%d" % i, b"v" * 100, None) for i in range(40)]
+    records += [("cl-pending", b"e%d" % i, b"p", 2) for i in range(5)]
+    failed = asyncio.run(_sender_over(aio).send_all(records))
+    assert failed == []
+    assert all(closed for *_, closed in aio.sent), "an open batch waits out the linger"
+    assert sorted((t, p, n) for t, p, n, _ in aio.sent) == [
+        ("cl-pending", 2, 5), ("scored", 2, 10), ("scored", 3, 30)], \
+        "one producer batch per partition"
+
+
+def test_a_step_larger_than_a_producer_batch_goes_in_several_all_closed() -> None:
+    aio = FakeAioProducer(batch_size=2048)
+    records: list[OutRecord] = [("scored", b"kk", b"v" * 200, None) for _ in range(30)]
+    sender = _sender_over(aio)
+    assert asyncio.run(sender.send_all(records)) == []
+    assert len(aio.sent) > 1 and all(closed for *_, closed in aio.sent)
+    assert sum(n for _, _, n, _ in aio.sent) == 30
+    assert sender.acked == {("scored", 2): aio.offsets[("scored", 2)] - aio.sent[-1][2]}
 
 
 # -- one batch at a time: process, publish, count ---------------------------------------
@@ -396,3 +461,6 @@ def test_the_app_wires_two_agents_two_tasks_and_three_timers_without_connecting(
         "expire_pending", "follow_model_versions", "freeze_after_recovery",
         "refresh_monitors", "repair_tail_gaps"]
     assert not hasattr(app, "streambed"), "no side door into the app's internals"
+    # A publish step is one producer batch per partition (aiokafka sends the batches of a
+    # partition one round trip after another).
+    assert app.conf.producer_max_batch_size == CONFIG.topics.max_message_bytes
