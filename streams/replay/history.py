@@ -132,6 +132,7 @@ def replay(
     split: TimeSplit | None = None,
     progress: bool = False,
     buckets: int = 1,
+    bucket_events: int | None = None,
 ) -> ReplayResult:
     """Features as of each accepted event; with ``labels``, one row per labelled event.
 
@@ -149,11 +150,15 @@ def replay(
     ``result.parts`` holds the rows of each part (:func:`split_by_time`). The whole
     result is in memory, in arrival order; ``buckets`` > 1 replays the history cut by
     entity, as the bounded-memory replay does (:mod:`streams.replay.pipeline`), and gives
-    the same rows. For histories larger than memory, see :func:`replay_to_files`.
+    the same rows, and ``bucket_events`` caps the events of a bucket (a larger one is cut
+    again, and an entity with more than half of that is replayed in chunks, its state
+    carried: :mod:`streams.replay.chunked`). For histories larger than memory, see
+    :func:`replay_to_files`.
     """
     kept_attributes = output_columns(config, attributes)
     outcome, parts = replay_parts(config, records, order=order, attributes=kept_attributes,
-                                  progress=progress, buckets=buckets)
+                                  progress=progress, buckets=buckets,
+                                  bucket_events=bucket_events)
     finish = RowFinisher(labels, online, since_ms, until_ms)
     frames = [finish(part) for part in parts]
     tally = outcome.acceptance.tally
