@@ -8,6 +8,7 @@ why with examples; otherwise status 0.
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
 import time
 from dataclasses import dataclass
@@ -280,6 +281,8 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         read_start_ms,
         read_topic,
     )
+    from streams.replay.labels import SpilledLabels, label_parts
+    from streams.replay.sources import iter_labels_file
     from streams.replay.to_files import replay_to_files
 
     config, progress = plan.config, not args.no_progress
@@ -293,6 +296,12 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         labels = labels_from_records(read_topic(
             config, config.topics.labels, progress=progress,
             from_broker_ms=read_start_ms(config, plan.since_ms, plan.warmup_ms)))
+    elif args.labels and args.engine == "local" and \
+            label_parts(args.labels, plan.memory_budget_bytes) > 1:
+        # too large to hold beside the replay: on disk, by event id (removed at exit)
+        labels = SpilledLabels(iter_labels_file(args.labels),
+                               label_parts(args.labels, plan.memory_budget_bytes))
+        atexit.register(labels.close)
     elif args.labels:
         labels = read_labels_file(args.labels)
     if args.with_online:

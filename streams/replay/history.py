@@ -38,6 +38,7 @@ import pandas as pd
 
 from streams.config import Config
 from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.labels import SpilledLabels
 from streams.replay.partition import OUTPUT_DTYPES, Order, as_datetime
 from streams.replay.pipeline import replay_parts
 from streams.replay.sources import (
@@ -175,12 +176,15 @@ def replay(
 
 class RowFinisher:
     """What is done to replayed rows, a part at a time: keep those inside
-    ``[since_ms, until_ms)`` (counting the others), join labels, add online outcomes."""
+    ``[since_ms, until_ms)`` (counting the others), join labels (in memory, or
+    :class:`~streams.replay.labels.SpilledLabels` on disk), add online outcomes."""
 
-    def __init__(self, labels: pd.DataFrame | None, online: pd.DataFrame | None,
+    def __init__(self, labels: pd.DataFrame | SpilledLabels | None,
+                 online: pd.DataFrame | None,
                  since_ms: int | None, until_ms: int | None) -> None:
-        self.labels = None if labels is None else labels.drop_duplicates(
-            "event_id", keep="first").set_index("event_id")
+        self.spilled = labels if isinstance(labels, SpilledLabels) else None
+        self.labels = None if labels is None or self.spilled is not None else \
+            labels.drop_duplicates("event_id", keep="first").set_index("event_id")
         self.online = None if online is None else online.drop_duplicates(
             "event_id", keep="first").set_index("event_id")
         self.since_ms, self.until_ms = since_ms, until_ms
@@ -197,6 +201,8 @@ class RowFinisher:
             frame = frame[inside]
         if self.labels is not None:
             frame = _join_labels(frame, self.labels)
+        elif self.spilled is not None:
+            frame = _join_labels(frame, self.spilled.first_for(frame["event_id"]))
         if self.online is not None:
             frame = frame.copy()
             for column in ONLINE_COLUMNS.values():

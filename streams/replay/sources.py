@@ -206,18 +206,47 @@ def read_labels_file(path: str | Path) -> pd.DataFrame:
 
     Ids are read as text, as written; a label must be 0 or 1 (or true/false).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"labels file not found: {path}")
+    path = _labels_path(path)
     suffix = path.suffix.lower()
     if suffix in JSON_LINES:
         frame = pd.read_json(path, lines=True, dtype={"event_id": str, "entity_id": str})
     elif suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
     else:
-        raise ValueError(f"unknown labels file type {suffix!r}: use .jsonl, .csv or .parquet")
+        frame = pd.read_parquet(path)
+    return _normalised_labels(frame, path)
+
+
+def iter_labels_file(path: str | Path, rows: int = 500_000) -> Iterable[pd.DataFrame]:
+    """The labels of :func:`read_labels_file`, ``rows`` at a time (same parsing, in file
+    order): for files too large to hold."""
+    path = _labels_path(path)
+    suffix = path.suffix.lower()
+    if suffix in JSON_LINES:
+        chunks: Iterable[pd.DataFrame] = pd.read_json(
+            path, lines=True, dtype={"event_id": str, "entity_id": str}, chunksize=rows)
+    elif suffix == ".csv":
+        chunks = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                             chunksize=rows)
+    else:
+        import pyarrow.parquet as pq
+
+        chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=rows))
+    for chunk in chunks:
+        yield _normalised_labels(chunk, path)
+
+
+def _labels_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    if path.suffix.lower() not in (*JSON_LINES, ".csv", ".parquet", ".pq"):
+        raise ValueError(f"unknown labels file type {path.suffix.lower()!r}: use .jsonl, "
+                         f".csv or .parquet")
+    return path
+
+
+def _normalised_labels(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     for col in ("event_id", "label"):
         if col not in frame.columns:
             raise ValueError(f"labels file {path} has no column {col!r}")

@@ -21,6 +21,7 @@ import pandas as pd
 from streams.config import Config
 from streams.replay.accepted import Rejected
 from streams.replay.history import RowFinisher, output_columns
+from streams.replay.labels import SpilledLabels
 from streams.replay.partition import Order
 from streams.replay.pipeline import RowsWriter, replay_parts
 from streams.replay.splits import TimeSplit, split_by_time
@@ -58,7 +59,8 @@ class FilesResult:
 
 
 def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path], *,
-                    order: Order = "arrival", labels: pd.DataFrame | None = None,
+                    order: Order = "arrival",
+                    labels: pd.DataFrame | SpilledLabels | None = None,
                     online: pd.DataFrame | None = None, since_ms: int | None = None,
                     until_ms: int | None = None, attributes: bool = True,
                     split: TimeSplit | None = None, rejects: Path | None = None,

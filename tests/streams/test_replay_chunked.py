@@ -182,3 +182,33 @@ def test_rejects_are_written_as_they_come_and_the_reference_rows_are_bounded(
     assert len(all_rows) == 600
     merged = result.reference.merge(all_rows.drop_duplicates(), how="left", indicator=True)
     assert (merged["_merge"] == "both").all()  # every sampled row is a real row
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_labels_on_disk_by_event_id_join_as_labels_in_memory(tmp_path: Path,
+                                                             parts: int) -> None:
+    from streams.replay import read_labels_file
+    from streams.replay.labels import SpilledLabels
+    from streams.replay.sources import iter_labels_file
+
+    rows = [(i % 9, i, float(i % 13), ["web", "branch"][i % 2]) for i in range(500)]
+    records = _records(rows)
+    labels = tmp_path / "labels.jsonl"
+    lines = [json.dumps({"event_id": f"e{i}", "label": i % 2, "ts": T0 + i * MINUTE + 5})
+             for i in range(0, 520, 3)]  # some for events that do not exist
+    lines += [json.dumps({"event_id": f"e{i}", "label": 1 - i % 2, "ts": T0})
+              for i in range(0, 60, 6)]  # second labels: the first one wins
+    labels.write_text("\n".join(lines) + "\n")
+    expected = replay(QUICKSTART, records, labels=read_labels_file(labels),
+                      order="event-time").frame
+    spilled = SpilledLabels(iter_labels_file(labels, rows=40), parts, str(tmp_path))
+    try:
+        assert spilled.rows == len(lines)
+        out = tmp_path / "out.parquet"
+        result = replay_to_files(QUICKSTART, records, {None: out}, labels=spilled,
+                                 order="event-time", bucket_events=120)
+    finally:
+        spilled.close()
+    got = pd.read_parquet(out).set_index("event_id").loc[expected["event_id"]].reset_index()
+    assert result.rows == len(expected) == 167
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
