@@ -4,8 +4,9 @@
 rows as they come (:class:`~streams.replay.pipeline.RowsWriter`): one file, or one per
 part of a ``--split``; with ``rejects`` a file of every rejected record (where, reason,
 detail), written as they come. A ``--reference`` is built from at most
-:data:`REFERENCE_ROWS` rows (a uniform sample beyond). Labels and online outcomes are
-held in memory (one row per labelled or scored event).
+:data:`REFERENCE_ROWS` rows (a uniform sample beyond). Labels are held in memory, or on
+disk by event id (:class:`~streams.replay.labels.SpilledLabels`, for a large labels
+file); online outcomes in memory (one row per scored event).
 """
 
 from __future__ import annotations
