@@ -10,9 +10,12 @@
 
 The number of buckets comes from ``memory_budget_bytes`` (:func:`plan_buckets`): a bucket
 holds as many events as replaying them in memory can afford after what the process
-already uses. When the whole history fits, there is one bucket, no spill, and the rows
-come out in arrival order; with several, bucket by bucket (each in arrival order). One
-entity's history is never split, so an entity larger than the budget is not bounded.
+already uses (:func:`bucket_capacity`). When the whole history fits, there is one bucket,
+no spill, and the rows come out in arrival order; with several, bucket by bucket (each in
+arrival order). A history larger than planned starts spilling when it passes the
+capacity; a bucket larger than the capacity is cut again, and an entity too large for a
+bucket is replayed in chunks with its feature state carried
+(:mod:`streams.replay.chunked`), so no part of the replay holds more than a bucket.
 """
 
 from __future__ import annotations
