@@ -87,7 +87,9 @@ def _matches(array: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _floats(array: pa.Array) -> np.ndarray:
-    return pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+    """As float64; an integer beyond 2**53 rounds (callers doubt those: ``_EXACT_INT``)."""
+    return pc.cast(array, pa.float64(), safe=False).fill_null(np.nan).to_numpy(
+        zero_copy_only=False)
 
 
 def _ints(array: pa.Array) -> np.ndarray:
