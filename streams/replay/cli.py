@@ -273,13 +273,11 @@ def _replay(args: argparse.Namespace, config_of: Any) -> int:
 
 def _run(args: argparse.Namespace, plan: Plan) -> Any:
     from streams.replay import (
-        labels_from_records,
         read_events_file,
         read_events_topic,
         read_labels_file,
         read_online,
         read_start_ms,
-        read_topic,
     )
     from streams.replay.labels import SpilledLabels, label_parts
     from streams.replay.sources import iter_labels_file
@@ -293,9 +291,9 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         records = read_events_file(args.events, config)
     labels = online = None
     if args.labels == "kafka":
-        labels = labels_from_records(read_topic(
-            config, config.topics.labels, progress=progress,
-            from_broker_ms=read_start_ms(config, plan.since_ms, plan.warmup_ms)))
+        labels = kafka_labels(config, read_start_ms(config, plan.since_ms, plan.warmup_ms),
+                              plan.memory_budget_bytes if args.engine == "local" else None,
+                              progress)
     elif args.labels and args.engine == "local" and \
             label_parts(args.labels, plan.memory_budget_bytes) > 1:
         # too large to hold beside the replay: on disk, by event id (removed at exit)
@@ -325,6 +323,28 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
                            rejects=plan.rejects, reference_features=bool(args.reference),
                            events_estimate=estimate,
                            memory_budget_bytes=plan.memory_budget_bytes, progress=progress)
+
+
+def kafka_labels(config: Config, from_broker_ms: int | None,
+                 memory_budget_bytes: int | None, progress: bool = False) -> Any:
+    """The labels topic's labels: in memory, or (too many for an eighth of the budget)
+    read lazily and spilled by event id (:class:`~streams.replay.labels.SpilledLabels`,
+    removed at exit). No budget (Dask): in memory."""
+    from streams.replay import labels_from_records, read_topic
+    from streams.replay.labels import SpilledLabels, topic_label_parts
+    from streams.replay.sources import label_chunks
+    from streams.replay.topic import TopicHistory
+
+    if memory_budget_bytes is not None:
+        topic = TopicHistory(config, config.topics.labels, from_broker_ms=from_broker_ms,
+                             progress=progress)
+        parts = topic_label_parts(topic.rows_estimate(), memory_budget_bytes)
+        if parts > 1:
+            labels = SpilledLabels(label_chunks(topic), parts)
+            atexit.register(labels.close)
+            return labels
+    return labels_from_records(read_topic(config, config.topics.labels, progress=progress,
+                                          from_broker_ms=from_broker_ms))
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:

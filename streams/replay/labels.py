@@ -1,5 +1,7 @@
 """Labels larger than memory: on disk by a hash of the event id, looked up a part at a time.
 
+(A labels file, or the labels topic read lazily: :func:`~streams.replay.sources.label_chunks`.)
+
 A training set joins each event with its first label (by event id; the label's entity
 is not consulted, as in memory). When the labels file is large against
 ``--memory-budget``, :class:`SpilledLabels` reads it in chunks
@@ -39,6 +41,20 @@ def label_parts(path: str | Path, memory_budget_bytes: int) -> int:
     (2, 1)
     """
     size = Path(path).stat().st_size * MEMORY_PER_FILE_BYTE
+    return max(1, math.ceil(size / (memory_budget_bytes // BUDGET_SHARE)))
+
+
+#: Bytes a label read from the labels topic costs in memory, about (a row of text ids).
+BYTES_PER_TOPIC_LABEL = 300
+
+
+def topic_label_parts(records: int, memory_budget_bytes: int) -> int:
+    """:func:`label_parts` for ``records`` labels on the labels topic.
+
+    >>> topic_label_parts(1_000, 1 << 30), topic_label_parts(10_000_000, 1 << 30)
+    (1, 23)
+    """
+    size = records * BYTES_PER_TOPIC_LABEL
     return max(1, math.ceil(size / (memory_budget_bytes // BUDGET_SHARE)))
 
 

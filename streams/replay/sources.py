@@ -276,19 +276,38 @@ def _labels(column: pd.Series, path: Path) -> pd.Series:
 
 def labels_from_records(records: Iterable[RawRecord]) -> pd.DataFrame:
     """Labels from raw ``labels`` records; malformed ones are skipped (the worker DLQs them)."""
+    return pd.DataFrame(list(_label_rows(records)), columns=_LABEL_COLUMNS)
+
+
+def label_chunks(records: Iterable[RawRecord], rows: int = 200_000
+                 ) -> Iterable[pd.DataFrame]:
+    """:func:`labels_from_records`, ``rows`` at a time (records read lazily, e.g. a
+    :class:`~streams.replay.topic.TopicHistory`): for a labels topic too large to hold."""
+    chunk: list[dict[str, Any]] = []
+    for row in _label_rows(records):
+        chunk.append(row)
+        if len(chunk) >= rows:
+            yield pd.DataFrame(chunk, columns=_LABEL_COLUMNS)
+            chunk = []
+    if chunk:
+        yield pd.DataFrame(chunk, columns=_LABEL_COLUMNS)
+
+
+_LABEL_COLUMNS = ["event_id", "entity_id", "label", "label_ts"]
+
+
+def _label_rows(records: Iterable[RawRecord]) -> Iterable[dict[str, Any]]:
     from pydantic import ValidationError
 
     from streams.records import Label
 
-    rows = []
     for rec in records:
         try:
             label = Label.model_validate_json(rec.value)
         except ValidationError:
             continue
-        rows.append({"event_id": label.event_id, "entity_id": label.entity_id,
-                     "label": label.value, "label_ts": label.ts})
-    return pd.DataFrame(rows, columns=["event_id", "entity_id", "label", "label_ts"])
+        yield {"event_id": label.event_id, "entity_id": label.entity_id,
+               "label": label.value, "label_ts": label.ts}
 
 
 #: Columns replay adds from the ``scored`` topic: what each event got online.
