@@ -276,7 +276,6 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         read_events_file,
         read_events_topic,
         read_labels_file,
-        read_online,
         read_start_ms,
     )
     from streams.replay.labels import SpilledLabels, label_parts
@@ -303,8 +302,9 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
     elif args.labels:
         labels = read_labels_file(args.labels)
     if args.with_online:
-        online, unreadable = read_online(config, since_ms=plan.since_ms,
-                                         warmup_ms=plan.warmup_ms, progress=progress)
+        online, unreadable = kafka_online(config, read_start_ms(config, plan.since_ms,
+                                                                plan.warmup_ms),
+                                          plan.memory_budget_bytes, progress)
         if unreadable:
             print(f"replay: {unreadable} scored record(s) could not be read; skipped",
                   file=sys.stderr)
@@ -345,6 +345,38 @@ def kafka_labels(config: Config, from_broker_ms: int | None,
             return labels
     return labels_from_records(read_topic(config, config.topics.labels, progress=progress,
                                           from_broker_ms=from_broker_ms))
+
+
+def kafka_online(config: Config, from_broker_ms: int | None, memory_budget_bytes: int,
+                 progress: bool = False) -> tuple[Any, int]:
+    """What each event got online (the scored topic) and how many records could not be
+    read: in memory, or (too many for an eighth of the budget) read lazily and spilled by
+    event id, as :func:`kafka_labels` does."""
+    import pyarrow as pa
+
+    from streams.replay.labels import SpilledLabels, topic_label_parts
+    from streams.replay.sources import OnlineRows
+    from streams.replay.topic import TopicHistory
+
+    topic = TopicHistory(config, config.topics.scored, from_broker_ms=from_broker_ms,
+                         progress=progress)
+    parts = topic_label_parts(topic.rows_estimate(), memory_budget_bytes)
+    if parts == 1:
+        return _online_from(config, from_broker_ms, progress)
+    reader = OnlineRows(topic)
+    online = SpilledLabels(reader.chunks(), parts, fields={
+        "online_score": pa.float64(), "online_decision": pa.int64(),
+        "online_model_version": pa.string()})
+    atexit.register(online.close)
+    return online, reader.unreadable
+
+
+def _online_from(config: Config, from_broker_ms: int | None, progress: bool
+                 ) -> tuple[Any, int]:
+    from streams.replay import online_from_records, read_topic
+
+    return online_from_records(read_topic(config, config.topics.scored,
+                                          from_broker_ms=from_broker_ms, progress=progress))
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:

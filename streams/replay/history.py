@@ -180,13 +180,14 @@ class RowFinisher:
     :class:`~streams.replay.labels.SpilledLabels` on disk), add online outcomes."""
 
     def __init__(self, labels: pd.DataFrame | SpilledLabels | None,
-                 online: pd.DataFrame | None,
+                 online: pd.DataFrame | SpilledLabels | None,
                  since_ms: int | None, until_ms: int | None) -> None:
         self.spilled = labels if isinstance(labels, SpilledLabels) else None
         self.labels = None if labels is None or self.spilled is not None else \
             labels.drop_duplicates("event_id", keep="first").set_index("event_id")
-        self.online = None if online is None else online.drop_duplicates(
-            "event_id", keep="first").set_index("event_id")
+        self.spilled_online = online if isinstance(online, SpilledLabels) else None
+        self.online = None if online is None or self.spilled_online is not None else \
+            online.drop_duplicates("event_id", keep="first").set_index("event_id")
         self.since_ms, self.until_ms = since_ms, until_ms
         self.outside = 0
 
@@ -203,10 +204,12 @@ class RowFinisher:
             frame = _join_labels(frame, self.labels)
         elif self.spilled is not None:
             frame = _join_labels(frame, self.spilled.first_for(frame["event_id"]))
-        if self.online is not None:
+        if self.online is not None or self.spilled_online is not None:
+            first = self.online if self.spilled_online is None else \
+                self.spilled_online.first_for(frame["event_id"])
             frame = frame.copy()
             for column in ONLINE_COLUMNS.values():
-                frame[column] = frame["event_id"].map(self.online[column])
+                frame[column] = frame["event_id"].map(first[column])
             frame["online_decision"] = frame["online_decision"].astype("Int64")
         return frame.reset_index(drop=True)
 

@@ -1,4 +1,5 @@
-"""Labels larger than memory: on disk by a hash of the event id, looked up a part at a time.
+"""Labels (or online outcomes) larger than memory: on disk by a hash of the event id,
+looked up a part at a time.
 
 (A labels file, or the labels topic read lazily: :func:`~streams.replay.sources.label_chunks`.)
 
@@ -67,24 +68,25 @@ class SpilledLabels:
     """The first label of each event, on disk in ``parts`` files (see the module)."""
 
     def __init__(self, chunks: Iterable[pd.DataFrame], parts: int,
-                 directory: str | None = None) -> None:
+                 directory: str | None = None,
+                 fields: dict[str, pa.DataType] | None = None) -> None:
+        """``fields``: the columns kept beside ``event_id`` (default: ``label`` and, when
+        the chunks have it, ``label_ts``); the online outcomes use their own."""
         self.parts = parts
         self._dir = tempfile.TemporaryDirectory(prefix="streambed-labels-", dir=directory)
         self.paths = [Path(self._dir.name) / f"labels-{p:04d}.arrows" for p in range(parts)]
-        self.columns: list[str] = ["event_id", "label"]
+        self.columns: list[str] = ["event_id", *(fields or {"label": pa.int64()})]
         self.rows = 0
         writers: dict[int, Any] = {}
         sinks: dict[int, Any] = {}
         schema = None
         try:
             for chunk in chunks:
-                chunk = chunk[[c for c in ("event_id", "label", "label_ts")
-                               if c in chunk.columns]]
                 if schema is None:
-                    self.columns = list(chunk.columns)
-                    schema = pa.schema([("event_id", pa.string()), ("label", pa.int64()),
-                                        *([("label_ts", pa.int64())]
-                                          if "label_ts" in chunk.columns else [])])
+                    kept = fields or {name: pa.int64() for name in ("label", "label_ts")
+                                      if name in chunk.columns}
+                    self.columns = ["event_id", *kept]
+                    schema = pa.schema([("event_id", pa.string()), *kept.items()])
                 self.rows += len(chunk)
                 table = pa.Table.from_pandas(chunk[self.columns], schema=schema,
                                              preserve_index=False)
@@ -98,6 +100,8 @@ class SpilledLabels:
             for p, writer in writers.items():
                 writer.close()
                 sinks[p].close()
+        self.schema = schema or pa.schema([("event_id", pa.string()),
+                                           *(fields or {"label": pa.int64()}).items()])
         self._cached: tuple[int, pd.DataFrame] | None = None
 
     def _part(self, p: int) -> pd.DataFrame:
@@ -107,8 +111,7 @@ class SpilledLabels:
                 with pa.OSFile(str(self.paths[p]), "rb") as source:
                     frame = pa.ipc.open_stream(source).read_all().to_pandas()
             else:
-                frame = pd.DataFrame({c: pd.Series(dtype="int64") for c in self.columns})
-                frame["event_id"] = frame["event_id"].astype(object)
+                frame = self.schema.empty_table().to_pandas()
             self._cached = (p, frame.drop_duplicates("event_id", keep="first")
                             .set_index("event_id"))
         return self._cached[1]

@@ -320,20 +320,43 @@ def online_from_records(records: Iterable[RawRecord]) -> tuple[pd.DataFrame, int
     record (the first record of an event wins, as the application saw it first), and how
     many records could not be read (plain JSON only; nothing is unpickled)."""
     rows: dict[str, dict[str, Any]] = {}
-    unreadable = 0
-    for rec in records:
-        try:
-            obj = json.loads(rec.value)
-            row = {"event_id": str(obj["event_id"]), "online_score": float(obj["score"]),
-                   "online_decision": int(obj["decision"]),
-                   "online_model_version": str(obj["model_version"])}
-        except (ValueError, TypeError, KeyError):
-            unreadable += 1
-            continue
+    reader = OnlineRows(records)
+    for row in reader.rows():
         rows.setdefault(row["event_id"], row)
     frame = pd.DataFrame(list(rows.values()),
                          columns=["event_id", *ONLINE_COLUMNS.values()])
-    return frame, unreadable
+    return frame, reader.unreadable
+
+
+class OnlineRows:
+    """Scored records read as rows (``event_id`` and the online columns), every one in
+    record order, counting those that cannot be read; :meth:`chunks` gives them ``rows``
+    at a time (for a scored topic too large to hold)."""
+
+    def __init__(self, records: Iterable[RawRecord]) -> None:
+        self.records = records
+        self.unreadable = 0
+
+    def rows(self) -> Iterable[dict[str, Any]]:
+        for rec in self.records:
+            try:
+                obj = json.loads(rec.value)
+                yield {"event_id": str(obj["event_id"]), "online_score": float(obj["score"]),
+                       "online_decision": int(obj["decision"]),
+                       "online_model_version": str(obj["model_version"])}
+            except (ValueError, TypeError, KeyError):
+                self.unreadable += 1
+
+    def chunks(self, rows: int = 200_000) -> Iterable[pd.DataFrame]:
+        columns = ["event_id", *ONLINE_COLUMNS.values()]
+        chunk: list[dict[str, Any]] = []
+        for row in self.rows():
+            chunk.append(row)
+            if len(chunk) >= rows:
+                yield pd.DataFrame(chunk, columns=columns)
+                chunk = []
+        if chunk:
+            yield pd.DataFrame(chunk, columns=columns)
 
 
 # -- Kafka ------------------------------------------------------------------------------
