@@ -6,7 +6,7 @@ part of a ``--split``; with ``rejects`` a file of every rejected record (where, 
 detail), written as they come. A ``--reference`` is built from at most
 :data:`REFERENCE_ROWS` rows (a uniform sample beyond). Labels are held in memory, or on
 disk by event id (:class:`~streams.replay.labels.SpilledLabels`, for a large labels
-file); online outcomes in memory (one row per scored event).
+file or topic), and so are online outcomes.
 """
 
 from __future__ import annotations
