@@ -283,14 +283,24 @@ def label_chunks(records: Iterable[RawRecord], rows: int = 200_000
                  ) -> Iterable[pd.DataFrame]:
     """:func:`labels_from_records`, ``rows`` at a time (records read lazily, e.g. a
     :class:`~streams.replay.topic.TopicHistory`): for a labels topic too large to hold."""
+    return frames_of(_label_rows(records), _LABEL_COLUMNS, rows)
+
+
+def frames_of(rows: Iterable[dict[str, Any]], columns: list[str], size: int
+              ) -> Iterable[pd.DataFrame]:
+    """Rows as frames of ``size`` rows (the last fewer), in order.
+
+    >>> [len(f) for f in frames_of(({"a": i} for i in range(5)), ["a"], 2)]
+    [2, 2, 1]
+    """
     chunk: list[dict[str, Any]] = []
-    for row in _label_rows(records):
+    for row in rows:
         chunk.append(row)
-        if len(chunk) >= rows:
-            yield pd.DataFrame(chunk, columns=_LABEL_COLUMNS)
+        if len(chunk) >= size:
+            yield pd.DataFrame(chunk, columns=columns)
             chunk = []
     if chunk:
-        yield pd.DataFrame(chunk, columns=_LABEL_COLUMNS)
+        yield pd.DataFrame(chunk, columns=columns)
 
 
 _LABEL_COLUMNS = ["event_id", "entity_id", "label", "label_ts"]
@@ -348,15 +358,7 @@ class OnlineRows:
                 self.unreadable += 1
 
     def chunks(self, rows: int = 200_000) -> Iterable[pd.DataFrame]:
-        columns = ["event_id", *ONLINE_COLUMNS.values()]
-        chunk: list[dict[str, Any]] = []
-        for row in self.rows():
-            chunk.append(row)
-            if len(chunk) >= rows:
-                yield pd.DataFrame(chunk, columns=columns)
-                chunk = []
-        if chunk:
-            yield pd.DataFrame(chunk, columns=columns)
+        return frames_of(self.rows(), ["event_id", *ONLINE_COLUMNS.values()], rows)
 
 
 # -- Kafka ------------------------------------------------------------------------------
