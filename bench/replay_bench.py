@@ -10,7 +10,7 @@ Steps (``--steps``, default ``kaskada,kafka``):
   features; each runs once, as its own process: wall time and peak RSS (``wait4``). The
   values are compared on every feature column, row by row (by event id).
 - ``kafka``: a local broker, ``--kafka-events`` quickstart events produced to a topic,
-  then ``streambed replay --from-kafka`` (aiokafka ``getmany``, Arrow batches): records/s
+  then ``streambed replay --from-kafka`` (confluent-kafka ``consume``, Arrow batches): records/s
   of the whole command and of its read alone.
 - ``kernels``: vectorised ``compute_features`` against the online engine per event (the
   first replay benchmark, kept for its table in BENCHMARKS.md).

@@ -36,9 +36,10 @@ FEATURES = [
 
 
 def write_history(path: Path, events: int, entities: int, seed: int = 7,
-                  chunk: int = 1_000_000) -> Path:
+                  chunk: int = 1_000_000, hot: float = 0.0) -> Path:
     """Write the history to ``path`` (row groups of ``chunk`` events, so making 10M events
-    needs little memory) and return it."""
+    needs little memory) and return it. ``hot``: the share of events that go to one
+    entity, ``u0`` (a hot entity)."""
     rng = np.random.default_rng(seed)
     # Sorted times without sorting everything: cumulative gaps, scaled to the span.
     gaps = rng.exponential(1.0, events)
@@ -57,6 +58,8 @@ def write_history(path: Path, events: int, entities: int, seed: int = 7,
             n = min(chunk, events - lo)
             ids = np.arange(lo, lo + n)
             entity = rng.integers(0, entities, n)
+            if hot:
+                entity[rng.random(n) < hot] = 0
             table = pa.table({
                 "event_id": pa.array([f"e{i}" for i in ids]),
                 "entity_id": pa.array([f"u{k}" for k in entity]),

@@ -196,7 +196,21 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands whose parsers live beside them: (module, function adding the parser). Only the
+#: one asked for is imported when the command line names it (the model and evaluate
+#: modules bring River and SciPy: seconds of start-up and ~100 MB that replay never uses).
+_COMMAND_PARSERS = {
+    "model": ("streams.learner.commands", "add_model_parser"),
+    "replay": ("streams.replay.cli", "add_replay_parser"),
+    "features": ("streams.features_cli", "add_features_parser"),
+    "evaluate": ("streams.backtest.cli", "add_evaluate_parser"),
+    "report": ("streams.report.cli", "add_report_parser"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with ``only`` (a command of :data:`_COMMAND_PARSERS`), that
+    command's parser is the only one of them imported and added."""
     p = argparse.ArgumentParser(prog="streambed", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -258,22 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
 
-    from streams.backtest.cli import add_evaluate_parser
-    from streams.features_cli import add_features_parser
-    from streams.learner.commands import add_model_parser
-    from streams.replay.cli import add_replay_parser
-    from streams.report.cli import add_report_parser
+    import importlib
 
-    add_model_parser(sub, _config)
-    add_replay_parser(sub, _config)
-    add_features_parser(sub, _config)
-    add_evaluate_parser(sub, _config)
-    add_report_parser(sub, _config)
+    for name, (module, adder) in _COMMAND_PARSERS.items():
+        if only is None or only == name:
+            getattr(importlib.import_module(module), adder)(sub, _config)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    only = given[0] if given and given[0] in _COMMAND_PARSERS else None
+    args = build_parser(only).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -216,6 +216,14 @@ class Security(_Section):
         return self
 
 
+def dead_letter_overhead_bytes(max_payload_bytes: int) -> int:
+    """The largest dead letter a payload of ``max_payload_bytes`` can make: base64 of the
+    payload plus a generous allowance for the detail, the topic name and the other fields.
+    (Here, not in :mod:`streams.records`, so that loading a config does not import the
+    wire records and, through them, River and SciPy: seconds of every command's start.)"""
+    return 4 * ((max_payload_bytes + 2) // 3) + 4096
+
+
 class Config(_Section):
     """A whole streambed config file."""
 
@@ -275,8 +283,6 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _records_fit_the_broker(self) -> Config:
-        from streams.records import dead_letter_overhead_bytes
-
         limit = self.topics.max_message_bytes
         if dead_letter_overhead_bytes(self.event.max_payload_bytes) > limit:
             raise ValueError(

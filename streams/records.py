@@ -30,6 +30,9 @@ from pydantic import (
 from governance.records import Source
 from governance.records import json_schemas as governance_schemas
 from streams.config import EventSchema
+from streams.config import (  # defined beside the config rule that uses it
+    dead_letter_overhead_bytes as dead_letter_overhead_bytes,
+)
 
 #: A feature value: a number, a text (first/last of a string field), or null.
 FeatureValue = int | float | str | None
@@ -180,12 +183,6 @@ def dead_letter_bytes(raw: bytes, reason: str, detail: str, source: tuple[str, i
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "received_at": now_ms,
     })
-
-
-def dead_letter_overhead_bytes(max_payload_bytes: int) -> int:
-    """The largest dead letter a payload of ``max_payload_bytes`` can make: base64 of the
-    payload plus a generous allowance for the detail, the topic name and the other fields."""
-    return 4 * ((max_payload_bytes + 2) // 3) + 4096
 
 
 WIRE_MODELS: dict[str, type[BaseModel]] = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,15 +43,21 @@ class Rejected:
         return f"{self.reason} at {self.where}: {self.detail}"
 
 
+#: Rejections held before they are handed to the rejects sink (bounded memory).
+REJECTS_HELD = 10_000
+
+
 @dataclass
 class Tally:
     """What the first pass saw: records received, rejections by reason, a few examples,
-    and (when asked for) every rejection with where it was."""
+    and (when asked for) every rejection with where it was: held in ``rejects``, and
+    handed to ``sink`` (when given) every :data:`REJECTS_HELD` and at :meth:`flush`."""
 
     received: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     examples: list[Rejected] = field(default_factory=list)
     rejects: list[Rejected] | None = None
+    sink: Callable[[list[Rejected]], None] | None = None
 
     def reject(self, reason: str, detail: str, where: str) -> None:
         self.rejected[reason] += 1
@@ -59,6 +65,14 @@ class Tally:
             self.examples.append(Rejected(reason, detail, where))
         if self.rejects is not None:
             self.rejects.append(Rejected(reason, detail, where))
+            if self.sink is not None and len(self.rejects) >= REJECTS_HELD:
+                self.flush()
+
+    def flush(self) -> None:
+        """Hand the rejections held to the sink (if any)."""
+        if self.sink is not None and self.rejects:
+            self.sink(self.rejects)
+            self.rejects = []
 
 
 def batches_of(source: Any) -> Iterator[RawBatch]:
@@ -112,11 +126,12 @@ class Acceptance:
     """The first pass (see the module docstring); ``tally`` holds what it rejected."""
 
     def __init__(self, config: Config, *, drop_late: bool, keep_rejects: bool = False,
-                 progress: bool = False) -> None:
+                 progress: bool = False,
+                 rejects_sink: Callable[[list[Rejected]], None] | None = None) -> None:
         self.config = config
         self.validator = BatchValidator(config.event)
         self.watermarks = Watermarks(config.event.allowed_lateness_ms) if drop_late else None
-        self.tally = Tally(rejects=[] if keep_rejects else None)
+        self.tally = Tally(rejects=[] if keep_rejects else None, sink=rejects_sink)
         self.progress = progress
         self.wall_ms = time.time_ns() // 1_000_000
         self._seq = 0

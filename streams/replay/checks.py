@@ -87,7 +87,9 @@ def _matches(array: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _floats(array: pa.Array) -> np.ndarray:
-    return pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+    """As float64; an integer beyond 2**53 rounds (callers doubt those: ``_EXACT_INT``)."""
+    return pc.cast(array, pa.float64(), safe=False).fill_null(np.nan).to_numpy(
+        zero_copy_only=False)
 
 
 def _ints(array: pa.Array) -> np.ndarray:
@@ -274,21 +276,28 @@ class BatchValidator:
             return None
         return table.column(name).combine_chunks()
 
-    def _identifier(self, table: pa.Table, name: str) -> Column:
+    def _text_values(self, table: pa.Table, name: str, ints: bool) -> Column:
+        """A text-valued field: its text (an integer's text too, with ``ints``); a cell
+        of any other type is doubted, an absent field is null throughout."""
         array = self._array(table, name)
         n = table.num_rows
         if array is None:
             return Column(pa.nulls(n, pa.string()), np.ones(n, bool), np.zeros(n, bool))
         null = _null(array)
         kind = _kinds(array.type)
-        if kind == "int":
-            text = pc.cast(array, pa.string())
-        elif kind == "text":
-            text = array
-        else:
+        if kind == "text":
+            values = array
+        elif kind == "int" and ints:
+            values = pc.cast(array, pa.string())
+        else:  # a null-typed column has no cell to doubt
             return Column(pa.nulls(n, pa.string()), null, ~null)
-        length = pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
-        return Column(text, null, ~null & ((length == 0) | (length > 256)))
+        return Column(values, null, np.zeros(n, dtype=bool))
+
+    def _identifier(self, table: pa.Table, name: str) -> Column:
+        col = self._text_values(table, name, ints=True)
+        length = pc.utf8_length(col.values).fill_null(0).to_numpy(zero_copy_only=False)
+        col.doubt |= ~col.null & ((length == 0) | (length > 256))
+        return col
 
     def _time(self, table: pa.Table, text: bool, now: np.ndarray) -> Column:
         s = self.schema
@@ -341,27 +350,14 @@ class BatchValidator:
     def _text(self, table: pa.Table, name: str, text: bool,
               attr: Attribute | None) -> Column:
         """A ``str`` field (the group, or a str attribute)."""
-        array = self._array(table, name)
-        n = table.num_rows
-        if array is None:
-            return Column(pa.nulls(n, pa.string()), np.ones(n, bool), np.zeros(n, bool))
-        null = _null(array)
-        kind = _kinds(array.type)
-        if kind == "text":
-            values = array
-        elif kind == "int" and text:  # a code stored as a number: its text
-            values = pc.cast(array, pa.string())
-        elif kind == "null":
-            return Column(pa.nulls(n, pa.string()), null, np.zeros(n, bool))
-        else:
-            return Column(pa.nulls(n, pa.string()), null, ~null)
-        doubt = np.zeros(n, dtype=bool)
+        col = self._text_values(table, name, ints=text)
+        null = col.null
         if attr is not None and attr.values is not None:
-            doubt = ~null & ~pc.is_in(values, pa.array(attr.values, pa.string())).fill_null(
-                False).to_numpy(zero_copy_only=False)
+            col.doubt |= ~null & ~pc.is_in(col.values, pa.array(attr.values, pa.string())
+                                           ).fill_null(False).to_numpy(zero_copy_only=False)
         if attr is not None and (attr.minimum is not None or attr.maximum is not None):
-            doubt = ~null
-        return Column(values, null, doubt)
+            col.doubt |= ~null
+        return col
 
     def _attribute(self, table: pa.Table, name: str, attr: Attribute, text: bool) -> Column:
         if attr.type == "str":

@@ -8,6 +8,7 @@ why with examples; otherwise status 0.
 from __future__ import annotations
 
 import argparse
+import atexit
 import sys
 import time
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ def add_replay_parser(sub: Any, config_of: Any) -> None:
     r.add_argument("--scheduler", help="with --engine dask: a Dask scheduler address "
                                        "(default: a local cluster of 2 worker processes)")
     r.add_argument("--partitions", type=int, default=8,
-                   help="with --engine dask --order event-time: entity buckets (tasks)")
+                   help="with --engine dask: entity buckets, one task each (at least 4; "
+                        "arrival order --from-kafka: one task per Kafka partition)")
     r.set_defaults(func=lambda args: _replay(args, config_of))
 
 
@@ -271,14 +273,13 @@ def _replay(args: argparse.Namespace, config_of: Any) -> int:
 
 def _run(args: argparse.Namespace, plan: Plan) -> Any:
     from streams.replay import (
-        labels_from_records,
         read_events_file,
         read_events_topic,
         read_labels_file,
-        read_online,
         read_start_ms,
-        read_topic,
     )
+    from streams.replay.labels import SpilledLabels, label_parts
+    from streams.replay.sources import iter_labels_file
     from streams.replay.to_files import replay_to_files
 
     config, progress = plan.config, not args.no_progress
@@ -289,14 +290,21 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
         records = read_events_file(args.events, config)
     labels = online = None
     if args.labels == "kafka":
-        labels = labels_from_records(read_topic(
-            config, config.topics.labels, progress=progress,
-            from_broker_ms=read_start_ms(config, plan.since_ms, plan.warmup_ms)))
+        labels = kafka_labels(config, read_start_ms(config, plan.since_ms, plan.warmup_ms),
+                              plan.memory_budget_bytes if args.engine == "local" else None,
+                              progress)
+    elif args.labels and args.engine == "local" and \
+            label_parts(args.labels, plan.memory_budget_bytes) > 1:
+        # too large to hold beside the replay: on disk, by event id (removed at exit)
+        labels = SpilledLabels(iter_labels_file(args.labels),
+                               label_parts(args.labels, plan.memory_budget_bytes))
+        atexit.register(labels.close)
     elif args.labels:
         labels = read_labels_file(args.labels)
     if args.with_online:
-        online, unreadable = read_online(config, since_ms=plan.since_ms,
-                                         warmup_ms=plan.warmup_ms, progress=progress)
+        online, unreadable = kafka_online(config, read_start_ms(config, plan.since_ms,
+                                                                plan.warmup_ms),
+                                          plan.memory_budget_bytes, progress)
         if unreadable:
             print(f"replay: {unreadable} scored record(s) could not be read; skipped",
                   file=sys.stderr)
@@ -315,6 +323,60 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
                            rejects=plan.rejects, reference_features=bool(args.reference),
                            events_estimate=estimate,
                            memory_budget_bytes=plan.memory_budget_bytes, progress=progress)
+
+
+def kafka_labels(config: Config, from_broker_ms: int | None,
+                 memory_budget_bytes: int | None, progress: bool = False) -> Any:
+    """The labels topic's labels: in memory, or (too many for an eighth of the budget)
+    read lazily and spilled by event id (:class:`~streams.replay.labels.SpilledLabels`,
+    removed at exit). No budget (Dask): in memory."""
+    from streams.replay import labels_from_records, read_topic
+    from streams.replay.labels import SpilledLabels, topic_label_parts
+    from streams.replay.sources import label_chunks
+    from streams.replay.topic import TopicHistory
+
+    if memory_budget_bytes is not None:
+        topic = TopicHistory(config, config.topics.labels, from_broker_ms=from_broker_ms,
+                             progress=progress)
+        parts = topic_label_parts(topic.rows_estimate(), memory_budget_bytes)
+        if parts > 1:
+            labels = SpilledLabels(label_chunks(topic), parts)
+            atexit.register(labels.close)
+            return labels
+    return labels_from_records(read_topic(config, config.topics.labels, progress=progress,
+                                          from_broker_ms=from_broker_ms))
+
+
+def kafka_online(config: Config, from_broker_ms: int | None, memory_budget_bytes: int,
+                 progress: bool = False) -> tuple[Any, int]:
+    """What each event got online (the scored topic) and how many records could not be
+    read: in memory, or (too many for an eighth of the budget) read lazily and spilled by
+    event id, as :func:`kafka_labels` does."""
+    import pyarrow as pa
+
+    from streams.replay.labels import SpilledLabels, topic_label_parts
+    from streams.replay.sources import OnlineRows
+    from streams.replay.topic import TopicHistory
+
+    topic = TopicHistory(config, config.topics.scored, from_broker_ms=from_broker_ms,
+                         progress=progress)
+    parts = topic_label_parts(topic.rows_estimate(), memory_budget_bytes)
+    if parts == 1:
+        return _online_from(config, from_broker_ms, progress)
+    reader = OnlineRows(topic)
+    online = SpilledLabels(reader.chunks(), parts, fields={
+        "online_score": pa.float64(), "online_decision": pa.int64(),
+        "online_model_version": pa.string()})
+    atexit.register(online.close)
+    return online, reader.unreadable
+
+
+def _online_from(config: Config, from_broker_ms: int | None, progress: bool
+                 ) -> tuple[Any, int]:
+    from streams.replay import online_from_records, read_topic
+
+    return online_from_records(read_topic(config, config.topics.scored,
+                                          from_broker_ms=from_broker_ms, progress=progress))
 
 
 def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -> int:
@@ -370,12 +432,19 @@ def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -
         from monitors import write_reference
 
         write_reference(args.reference, result.reference, columns=config.features.names)
+        if result.reference_sampled:
+            from streams.replay.to_files import REFERENCE_ROWS
+
+            lines.append(f"  reference: a uniform sample of {REFERENCE_ROWS} rows of the "
+                         f"first part (quantiles within 0.0023 in CDF, 99% confidence)")
     if plan.rejects is not None:
         written.append(f"{plan.rejects} ({sum(result.rejected.values())} rejected)")
     if result.buckets > 1:
+        hot = (f"; {result.hot_entities} hot entit(ies) ({result.hot_events} events) "
+               f"replayed in chunks" if result.hot_entities else "")
         lines.append(f"  memory: {result.buckets} entity buckets within --memory-budget "
                      f"{plan.memory_budget_bytes >> 20} MiB ({result.spilled_bytes >> 20} "
-                     f"MiB spilled); peak RSS {result.peak_rss_bytes >> 20} MiB")
+                     f"MiB spilled{hot}); peak RSS {result.peak_rss_bytes >> 20} MiB")
     lines.append(f"feature_set={config.features.identity}; wrote {', '.join(written)} "
                  f"in {seconds:.1f}s")
     print("\n".join(lines))

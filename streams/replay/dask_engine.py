@@ -1,29 +1,34 @@
 """``streambed replay --engine dask``: the same replay, partitioned over a Dask cluster.
 
-The driver reads the history in batches and accepts it as the local engine does
-(:class:`~streams.replay.accepted.Acceptance`: column-wise validation, every rejection
-counted, late events taken out with each Kafka partition's watermark carried in arrival
-order). The accepted events are then cut into independent parts, one Dask task each:
-
-- ``order="event-time"``: ``partitions`` buckets by a hash of the entity id
-  (:func:`~streams.replay.partition.entity_bucket`, the same on every machine);
-- ``order="arrival"``: one task per Kafka partition (``_partition``: the record's own,
-  or for a file the one Kafka's default partitioner gives its entity key). Read
-  ``--from-kafka``, each task reads its own Kafka partition (the same offsets the driver
-  fixed, :func:`topic_partition`) and accepts it there: the driver reads no event.
-
-Each task replays its part with the local engine's kernel
-(:func:`~streams.replay.partition.replay_partition`, then
+The driver reads the history in batches
+and accepts it as the local engine does (:class:`~streams.replay.accepted.Acceptance`:
+column-wise validation, every rejection counted, late events taken out with each Kafka
+partition's watermark carried in arrival order), and spills the accepted events to disk
+by a hash of the entity id (:class:`~streams.replay.pipeline.Spill`, Arrow IPC files in
+``OUT/_spill-*``, beside the dataset; removed at the end): the driver holds one batch at a
+time, never the history. Lateness is settled by then, so an entity's features depend on
+its own events only and both orders cut by entity: ``partitions`` parts (at least 4),
+one Dask task each, which reads its part's file, replays it with the local engine's
+kernel (:func:`~streams.replay.partition.replay_partition`, then
 :class:`~streams.replay.history.RowFinisher` for time bounds and labels) and writes its
-rows as one file of a Parquet dataset (``OUT/part-00003.parquet``, written by the local
-engine's :class:`~streams.replay.pipeline.RowsWriter`). A part holds every event of its
-entities in arrival order, so each row equals the local engine's (tested, compared
-sorted by ``entity_id, ts, event_id``, dtypes included).
+rows as one file of a Parquet dataset (``OUT/part-00003.parquet``, by the local engine's
+:class:`~streams.replay.pipeline.RowsWriter`).
 
-What scales: entities (parts spread over workers; a task's memory is its part), and for
-arrival order from Kafka, partitions. What does not: one hot entity (all its events are
-one task's), and, for files and event time, the driver, which reads and validates the
-history and holds the accepted events until they are sent out.
+Arrival order read ``--from-kafka`` maps Kafka partitions to tasks instead: each task
+reads its own Kafka partition (the offsets the driver fixed, :func:`topic_partition`)
+and accepts it there (lateness is per Kafka partition): the driver reads no event.
+
+Each part holds every event of its entities in arrival order, so each row equals the
+local engine's (tested, compared sorted by ``entity_id, ts, event_id``, dtypes
+included).
+
+What scales: entities (parts spread over workers; a task's memory is its part, so more
+partitions make smaller tasks), and for arrival order from Kafka, partitions. What does
+not: one hot entity (all its events are one task's, replayed at once: the local engine's
+chunked replay of hot entities, :mod:`streams.replay.chunked`, is not used in a task),
+and, for files, the driver's single pass (read, validate, spill: one process, about the
+local engine's first pass). ``OUT`` must be on a file system every worker reads and
+writes (a shared volume on a real cluster).
 """
 
 from __future__ import annotations
@@ -43,12 +48,12 @@ import pandas as pd
 from streams.config import Config
 from streams.replay.accepted import Acceptance, Rejected
 from streams.replay.history import RowFinisher, output_columns
-from streams.replay.partition import Order, entity_bucket, replay_partition
-from streams.replay.pipeline import RowsWriter
+from streams.replay.partition import Order, replay_partition
+from streams.replay.pipeline import RowsWriter, Spill, read_spilled
 from streams.replay.sources import RawRecord
 from streams.replay.topic import TopicHistory
 
-#: Default number of buckets for event-time replay: at least 4, a few per worker.
+#: Default number of entity buckets (tasks): at least 4, a few per worker.
 DEFAULT_PARTITIONS = 8
 #: Worker processes of the local cluster started when no scheduler address is given.
 LOCAL_WORKERS = 2
@@ -94,21 +99,23 @@ class DaskReplayResult:
         return [p.path for p in self.parts if p.path]
 
 
-def accepted_parts(config: Config, source: Iterable[RawRecord] | Any, order: Order,
-                   partitions: int, progress: bool = False
-                   ) -> tuple[Acceptance, dict[int, pd.DataFrame]]:
-    """The accepted events by task (each part in arrival order), and the acceptance with
-    its counts. Event time: by entity bucket; arrival: by Kafka partition."""
+def spill_parts(config: Config, source: Iterable[RawRecord] | Any, order: Order,
+                partitions: int, directory: str | Path, progress: bool = False
+                ) -> tuple[Acceptance, Spill]:
+    """Accept ``source`` (lateness taken out for arrival order) and spill the accepted
+    events to ``directory`` by entity bucket (each part in arrival order). Returns the
+    acceptance with its counts and the spill (written, files kept until closed)."""
     acceptance = Acceptance(config, drop_late=order == "arrival", progress=progress)
-    pieces: dict[int, list[pd.DataFrame]] = {}
-    for frame in acceptance.frames(source):
-        if not len(frame):
-            continue
-        key = (frame["_partition"].to_numpy() if order == "arrival"
-               else entity_bucket(frame["entity_id"].to_numpy(), partitions))
-        for bucket, piece in frame.groupby(key, sort=True):
-            pieces.setdefault(int(bucket), []).append(piece)
-    return acceptance, {b: pd.concat(p, ignore_index=True) for b, p in pieces.items()}
+    spill = Spill(config, partitions, str(directory), prefix="_spill-")
+    try:
+        for frame in acceptance.frames(source):
+            if len(frame):
+                spill.add(frame)
+        spill.finish_writing()
+    except BaseException:
+        spill.close()
+        raise
+    return acceptance, spill
 
 
 def topic_partition(history: TopicHistory, partition: int) -> TopicHistory:
@@ -140,10 +147,19 @@ def replay_kafka_partition(config: Config, history: TopicHistory, out_dir: str, 
     return result
 
 
+def replay_spilled_part(config: Config, bucket: int, path: str, out_dir: str, *,
+                        labels: pd.DataFrame | None, order: Order, since_ms: int | None,
+                        until_ms: int | None, attributes: list[str]) -> PartResult:
+    """One task: read one part's spilled events (``path``) and replay them."""
+    events = read_spilled(path, config)
+    return replay_part(config, bucket, events, out_dir, labels=labels, order=order,
+                       since_ms=since_ms, until_ms=until_ms, attributes=attributes)
+
+
 def replay_part(config: Config, bucket: int, events: pd.DataFrame, out_dir: str, *,
                 labels: pd.DataFrame | None, order: Order, since_ms: int | None,
                 until_ms: int | None, attributes: list[str]) -> PartResult:
-    """One task: the local kernel over one part, its rows written as one Parquet file."""
+    """The local kernel over one part, its rows written as one Parquet file."""
     finish = RowFinisher(labels, None, since_ms, until_ms)
     rows = finish(replay_partition(config, events, order=order, attributes=attributes))
     rows = rows.drop(columns="_seq")
@@ -187,13 +203,13 @@ def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str |
     kept = output_columns(config, attributes)
     from_kafka = isinstance(source, TopicHistory) and order == "arrival"
     result = DaskReplayResult()
-    parts: dict[int, pd.DataFrame] = {}
-    if not from_kafka:  # the driver reads and accepts; tasks get parts of the history
-        acceptance, parts = accepted_parts(config, source, order, partitions, progress)
-        tally = acceptance.tally
-        result = DaskReplayResult(tally.received, tally.rejected, tally.examples)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = str(out_dir.resolve())
+    spill = None
+    if not from_kafka:  # the driver reads, accepts and spills; tasks read their part
+        acceptance, spill = spill_parts(config, source, order, partitions, target, progress)
+        tally = acceptance.tally
+        result = DaskReplayResult(tally.received, tally.rejected, tally.examples)
     client, cluster = connect(scheduler, workers)
     try:
         shared_labels = client.scatter(labels, broadcast=True) if labels is not None else None
@@ -205,15 +221,18 @@ def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str |
                                      pure=False)
                        for p in sorted(source.ends)]
         else:
-            futures = [client.submit(replay_part, config, bucket, events, target,
-                                     order=order, **bounds, pure=False)
-                       for bucket, events in sorted(parts.items())]
-        del parts
+            assert spill is not None
+            futures = [client.submit(replay_spilled_part, config, bucket,
+                                     str(spill.paths[bucket]), target, order=order,
+                                     **bounds, pure=False)
+                       for bucket in range(spill.buckets) if spill.counts[bucket]]
         result.parts = sorted(client.gather(futures), key=lambda p: p.bucket)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        if spill is not None:
+            spill.close()
     for part in result.parts:
         result.received += part.received
         result.rejected += part.rejected

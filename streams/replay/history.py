@@ -38,6 +38,7 @@ import pandas as pd
 
 from streams.config import Config
 from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.labels import SpilledLabels
 from streams.replay.partition import OUTPUT_DTYPES, Order, as_datetime
 from streams.replay.pipeline import replay_parts
 from streams.replay.sources import (
@@ -132,6 +133,7 @@ def replay(
     split: TimeSplit | None = None,
     progress: bool = False,
     buckets: int = 1,
+    bucket_events: int | None = None,
 ) -> ReplayResult:
     """Features as of each accepted event; with ``labels``, one row per labelled event.
 
@@ -149,11 +151,15 @@ def replay(
     ``result.parts`` holds the rows of each part (:func:`split_by_time`). The whole
     result is in memory, in arrival order; ``buckets`` > 1 replays the history cut by
     entity, as the bounded-memory replay does (:mod:`streams.replay.pipeline`), and gives
-    the same rows. For histories larger than memory, see :func:`replay_to_files`.
+    the same rows, and ``bucket_events`` caps the events of a bucket (a larger one is cut
+    again, and an entity with more than half of that is replayed in chunks, its state
+    carried: :mod:`streams.replay.chunked`). For histories larger than memory, see
+    :func:`replay_to_files`.
     """
     kept_attributes = output_columns(config, attributes)
     outcome, parts = replay_parts(config, records, order=order, attributes=kept_attributes,
-                                  progress=progress, buckets=buckets)
+                                  progress=progress, buckets=buckets,
+                                  bucket_events=bucket_events)
     finish = RowFinisher(labels, online, since_ms, until_ms)
     frames = [finish(part) for part in parts]
     tally = outcome.acceptance.tally
@@ -170,14 +176,18 @@ def replay(
 
 class RowFinisher:
     """What is done to replayed rows, a part at a time: keep those inside
-    ``[since_ms, until_ms)`` (counting the others), join labels, add online outcomes."""
+    ``[since_ms, until_ms)`` (counting the others), join labels (in memory, or
+    :class:`~streams.replay.labels.SpilledLabels` on disk), add online outcomes."""
 
-    def __init__(self, labels: pd.DataFrame | None, online: pd.DataFrame | None,
+    def __init__(self, labels: pd.DataFrame | SpilledLabels | None,
+                 online: pd.DataFrame | SpilledLabels | None,
                  since_ms: int | None, until_ms: int | None) -> None:
-        self.labels = None if labels is None else labels.drop_duplicates(
-            "event_id", keep="first").set_index("event_id")
-        self.online = None if online is None else online.drop_duplicates(
-            "event_id", keep="first").set_index("event_id")
+        self.spilled = labels if isinstance(labels, SpilledLabels) else None
+        self.labels = None if labels is None or self.spilled is not None else \
+            labels.drop_duplicates("event_id", keep="first").set_index("event_id")
+        self.spilled_online = online if isinstance(online, SpilledLabels) else None
+        self.online = None if online is None or self.spilled_online is not None else \
+            online.drop_duplicates("event_id", keep="first").set_index("event_id")
         self.since_ms, self.until_ms = since_ms, until_ms
         self.outside = 0
 
@@ -192,10 +202,14 @@ class RowFinisher:
             frame = frame[inside]
         if self.labels is not None:
             frame = _join_labels(frame, self.labels)
-        if self.online is not None:
+        elif self.spilled is not None:
+            frame = _join_labels(frame, self.spilled.first_for(frame["event_id"]))
+        if self.online is not None or self.spilled_online is not None:
+            first = self.online if self.spilled_online is None else \
+                self.spilled_online.first_for(frame["event_id"])
             frame = frame.copy()
             for column in ONLINE_COLUMNS.values():
-                frame[column] = frame["event_id"].map(self.online[column])
+                frame[column] = frame["event_id"].map(first[column])
             frame["online_decision"] = frame["online_decision"].astype("Int64")
         return frame.reset_index(drop=True)
 

@@ -22,8 +22,10 @@ _SEED = np.uint32(0x9747B28C)
 _M = np.uint32(0x5BD1E995)
 
 
-def murmur2(keys: pa.Array) -> np.ndarray:
+def murmur2(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """murmur2 (Kafka's variant) of each string's UTF-8 bytes, as uint32."""
+    if isinstance(keys, pa.ChunkedArray):  # a column pandas holds in several pieces
+        keys = keys.combine_chunks()
     keys = keys.cast(pa.large_binary())
     if keys.null_count:
         raise ValueError("a key to partition by is null")

@@ -29,9 +29,10 @@ Order = Literal["arrival", "event-time"]
 OUTPUT_DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "str": "str"}
 
 
-def entity_bucket(entity: pd.Series | np.ndarray, buckets: int) -> np.ndarray:
+def entity_bucket(entity: pd.Series | np.ndarray, buckets: int, salt: int = 0) -> np.ndarray:
     """The part (``0 .. buckets-1``) each entity id falls in: a hash of its text, the same
-    on every machine and in every run (pandas' ``hash_array``: SipHash with a fixed key).
+    on every machine and in every run (pandas' ``hash_array``: SipHash with a fixed key;
+    ``salt`` > 0 picks another key, to cut one part again independently of the first cut).
 
     >>> entity_bucket(np.array(["u1", "u2", "u1"], dtype=object), 4).tolist()[0] == \\
     ...     entity_bucket(np.array(["u1"], dtype=object), 4).tolist()[0]
@@ -44,7 +45,8 @@ def entity_bucket(entity: pd.Series | np.ndarray, buckets: int) -> np.ndarray:
         raise ValueError("at least one bucket")
     if buckets == 1:
         return np.zeros(len(entity), dtype=np.int64)
-    hashed = pd.util.hash_array(np.asarray(entity, dtype=object), categorize=True)
+    key = {} if salt == 0 else {"hash_key": f"streambed{salt:07d}"[-16:]}
+    hashed = pd.util.hash_array(np.asarray(entity, dtype=object), categorize=True, **key)
     return (hashed % np.uint64(buckets)).astype(np.int64)
 
 
@@ -64,10 +66,18 @@ def replay_partition(config: Config, events: pd.DataFrame, *, order: Order = "ar
     Replaying all partitions and concatenating gives the rows one replay of the whole
     history gives (compare them ordered by ``_seq``).
     """
-    kept = [] if attributes is None else attributes
     lateness = config.event.allowed_lateness_ms if order == "arrival" else None
     features = compute_features(events, config.features, order=order,
                                 allowed_lateness_ms=lateness, partition_col="_partition")
+    return output_rows(config, events, features, attributes)
+
+
+def output_rows(config: Config, events: pd.DataFrame, features: pd.DataFrame,
+                attributes: list[str] | None) -> pd.DataFrame:
+    """The output rows of ``events`` whose ``features`` were computed (indexed alike):
+    ``event_id, entity_id, ts, event_time, group``, the attributes named (declared,
+    nullable types), every feature, and ``_seq``."""
+    kept = [] if attributes is None else attributes
     frame = events.loc[features.index, ["event_id", "entity_id", "ts", "group", *kept,
                                         "_seq"]]
     frame.insert(3, "event_time", as_datetime(frame["ts"]))

@@ -10,9 +10,12 @@
 
 The number of buckets comes from ``memory_budget_bytes`` (:func:`plan_buckets`): a bucket
 holds as many events as replaying them in memory can afford after what the process
-already uses. When the whole history fits, there is one bucket, no spill, and the rows
-come out in arrival order; with several, bucket by bucket (each in arrival order). One
-entity's history is never split, so an entity larger than the budget is not bounded.
+already uses (:func:`bucket_capacity`). When the whole history fits, there is one bucket,
+no spill, and the rows come out in arrival order; with several, bucket by bucket (each in
+arrival order). A history larger than planned starts spilling when it passes the
+capacity; a bucket larger than the capacity is cut again, and an entity too large for a
+bucket is replayed in chunks with its feature state carried
+(:mod:`streams.replay.chunked`), so no part of the replay holds more than a bucket.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from streams.config import Config
-from streams.replay.accepted import Acceptance
+from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.chunked import BucketReplay, Cuts
 from streams.replay.partition import Order, entity_bucket, replay_partition
 
 #: Default bound on the replay process's resident memory (``--memory-budget``).
@@ -84,48 +88,76 @@ def spill_schema(config: Config) -> pa.Schema:
 
 
 class Spill:
-    """Accepted events on disk, one Arrow IPC stream per entity bucket (a temporary
-    directory, removed on close)."""
+    """Accepted events on disk, one Arrow IPC stream per bucket (a temporary directory,
+    removed on close). Rows are appended in arrival order and read back in it."""
 
-    def __init__(self, config: Config, buckets: int, directory: str | None = None) -> None:
+    def __init__(self, config: Config, buckets: int, directory: str | None = None,
+                 salt: int = 0, prefix: str = "streambed-replay-") -> None:
         self.config = config
         self.buckets = buckets
+        self.salt = salt
         self.schema = spill_schema(config)
-        self._dir = tempfile.TemporaryDirectory(prefix="streambed-replay-", dir=directory)
+        self._dir = tempfile.TemporaryDirectory(prefix=prefix, dir=directory)
         self.paths = [Path(self._dir.name) / f"bucket-{b:05d}.arrows" for b in range(buckets)]
+        self.counts = np.zeros(buckets, dtype=np.int64)
         self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         self._sinks: dict[int, Any] = {}
 
-    def add(self, frame: pd.DataFrame) -> None:
-        bucket = entity_bucket(frame["entity_id"].to_numpy(), self.buckets)
-        table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema,
-                                     preserve_index=False)
-        order = np.argsort(bucket, kind="stable")
+    @property
+    def directory(self) -> str:
+        return self._dir.name
+
+    def add(self, frame: pd.DataFrame | pa.Table, keys: np.ndarray | None = None) -> None:
+        """Append rows to their buckets: ``keys`` (a bucket per row), or by entity hash."""
+        if keys is None:
+            entity = (frame["entity_id"].to_numpy() if isinstance(frame, pd.DataFrame)
+                      else frame.column("entity_id").to_numpy(zero_copy_only=False))
+            keys = entity_bucket(entity, self.buckets, self.salt)
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
+            frame[self.schema.names], schema=self.schema, preserve_index=False)
+        order = np.argsort(keys, kind="stable")
         table = table.take(pa.array(order))
-        bounds = np.searchsorted(bucket[order], np.arange(self.buckets + 1))
+        bounds = np.searchsorted(keys[order], np.arange(self.buckets + 1))
         for b in np.flatnonzero(np.diff(bounds)).tolist():
             writer = self._writers.get(b)
             if writer is None:
                 sink = self._sinks[b] = pa.OSFile(str(self.paths[b]), "wb")
                 writer = self._writers[b] = pa.ipc.new_stream(sink, self.schema)
             writer.write_table(table.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b])))
+            self.counts[b] += int(bounds[b + 1] - bounds[b])
 
     def finish_writing(self) -> None:
         for b, writer in self._writers.items():
             writer.close()
             self._sinks[b].close()
 
+    def spilled_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths if p.exists())
+
+    def tables(self, bucket: int) -> Iterator[pa.Table]:
+        """A bucket's rows in arrival order, a written piece at a time (as Arrow)."""
+        if bucket not in self._writers:
+            return
+        with pa.OSFile(str(self.paths[bucket]), "rb") as source:
+            for batch in pa.ipc.open_stream(source):
+                yield pa.Table.from_batches([batch])
+
     def read(self, bucket: int) -> pd.DataFrame | None:
-        """A bucket's events in arrival order (None when it has none)."""
+        """A bucket's events in arrival order (None when it has none); the file goes."""
         if bucket not in self._writers:
             return None
-        with pa.OSFile(str(self.paths[bucket]), "rb") as source:
-            table = pa.ipc.open_stream(source).read_all()
+        events = read_spilled(self.paths[bucket], self.config)
         self.paths[bucket].unlink()
-        return from_spill(table, self.config)
+        return events
 
     def close(self) -> None:
         self._dir.cleanup()
+
+
+def read_spilled(path: str | Path, config: Config) -> pd.DataFrame:
+    """One spilled bucket's file, whole, as the frame the first pass made."""
+    with pa.OSFile(str(path), "rb") as source:
+        return from_spill(pa.ipc.open_stream(source).read_all(), config)
 
 
 def from_spill(table: pa.Table, config: Config) -> pd.DataFrame:
@@ -164,59 +196,94 @@ class Replayed:
     buckets: int = 1
     spilled_bytes: int = 0
     peak_rss_bytes: int = 0
+    #: How the buckets were cut further (buckets replayed, hot entities).
+    cuts: Cuts = field(default_factory=Cuts)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bucket_capacity(memory_budget_bytes: int, used_bytes: int | None = None) -> int:
+    """How many events one bucket may hold to be replayed at once within the budget.
+
+    >>> bucket_capacity(1 << 30, used_bytes=200 << 20)
+    497324
+    """
+    used = rss_bytes() if used_bytes is None else used_bytes
+    room = memory_budget_bytes - used - HEADROOM_BYTES
+    if room <= 0:
+        plan_buckets(1, memory_budget_bytes, used)  # raises, saying what is needed
+    return max(1, room // BYTES_PER_EVENT)
 
 
 def replay_parts(config: Config, source: Any, *, order: Order = "arrival",
                  attributes: list[str] | None = None, events_estimate: int | None = None,
                  memory_budget_bytes: int | None = None, keep_rejects: bool = False,
                  progress: bool = False, spill_dir: str | None = None,
-                 buckets: int | None = None) -> tuple[Replayed, Iterator[pd.DataFrame]]:
+                 buckets: int | None = None, bucket_events: int | None = None,
+                 rejects_sink: Callable[[list[Rejected]], None] | None = None,
+                 ) -> tuple[Replayed, Iterator[pd.DataFrame]]:
     """The replayed rows of ``source``, part by part (see the module docstring).
 
     Returns the outcome (filled in as the iterator runs: counts, buckets used, peak RSS)
-    and an iterator of frames, each the rows of one bucket in arrival order with a
-    ``_seq`` column (the arrival position in the whole history). ``buckets`` overrides
-    the plan (tests use it to cut a small history in many parts).
+    and an iterator of frames, each the rows of one bucket (or of a chunk of a hot
+    entity) with a ``_seq`` column (the arrival position in the whole history).
+    ``buckets`` overrides the plan and ``bucket_events`` the events a bucket may hold
+    (tests use them to cut a small history in many parts and chunks). With
+    ``keep_rejects``, ``rejects_sink`` receives the rejections as they come (a few
+    thousand at a time; the rest when the first pass ends).
     """
     acceptance = Acceptance(config, drop_late=order == "arrival", keep_rejects=keep_rejects,
-                            progress=progress)
+                            progress=progress, rejects_sink=rejects_sink)
+    budget = memory_budget_bytes or DEFAULT_MEMORY_BUDGET
+    capacity = bucket_events or bucket_capacity(budget)
     if buckets is None:
-        budget = memory_budget_bytes or DEFAULT_MEMORY_BUDGET
         buckets = 1 if events_estimate is None else plan_buckets(events_estimate, budget)
     outcome = Replayed(acceptance, buckets)
+    cutter = BucketReplay(config, order, attributes, capacity, spill_dir, outcome.cuts)
 
     def observe() -> None:
         outcome.peak_rss_bytes = max(outcome.peak_rss_bytes, rss_bytes())
 
     def run() -> Iterator[pd.DataFrame]:
-        if buckets == 1:
-            frames = list(acceptance.frames(source))
-            observe()
-            events = pd.concat(frames, ignore_index=True) if frames else None
-            del frames
-            if events is not None and len(events):
-                yield replay_partition(config, events, order=order, attributes=attributes)
-                observe()
-            return
-        spill = Spill(config, buckets, spill_dir)
+        spill = Spill(config, buckets, spill_dir) if buckets > 1 else None
+        held: list[pd.DataFrame] = []
+        held_rows = 0
         try:
             for frame in acceptance.frames(source):
-                if len(frame):
+                if not len(frame):
+                    continue
+                if spill is None and held_rows + len(frame) > capacity:
+                    # more than one bucket holds: spill what is held, and the rest
+                    outcome.buckets = max(2, math.ceil(2 * (events_estimate or 0)
+                                                       / capacity))
+                    spill = Spill(config, outcome.buckets, spill_dir)
+                    for piece in held:
+                        spill.add(piece)
+                    held, held_rows = [], 0
+                if spill is None:
+                    held.append(frame)
+                    held_rows += len(frame)
+                else:
                     spill.add(frame)
                 observe()
+            acceptance.tally.flush()
+            if spill is None:
+                events = pd.concat(held, ignore_index=True) if held else None
+                del held[:]
+                if events is not None and len(events):
+                    outcome.cuts.buckets += 1
+                    yield replay_partition(config, events, order=order,
+                                           attributes=attributes)
+                    observe()
+                return
             spill.finish_writing()
-            outcome.spilled_bytes = sum(p.stat().st_size for p in spill.paths if p.exists())
-            for b in range(buckets):
-                events = spill.read(b)
-                if events is None:
-                    continue
-                rows = replay_partition(config, events, order=order, attributes=attributes)
-                del events
-                observe()
-                yield rows
+            outcome.spilled_bytes = spill.spilled_bytes()
+            for b in range(spill.buckets):
+                for rows in cutter.replay_spilled(spill, b):
+                    observe()
+                    yield rows
         finally:
-            spill.close()
+            if spill is not None:
+                spill.close()
 
     return outcome, run()
 

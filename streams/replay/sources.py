@@ -206,18 +206,47 @@ def read_labels_file(path: str | Path) -> pd.DataFrame:
 
     Ids are read as text, as written; a label must be 0 or 1 (or true/false).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"labels file not found: {path}")
+    path = _labels_path(path)
     suffix = path.suffix.lower()
     if suffix in JSON_LINES:
         frame = pd.read_json(path, lines=True, dtype={"event_id": str, "entity_id": str})
     elif suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    elif suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
     else:
-        raise ValueError(f"unknown labels file type {suffix!r}: use .jsonl, .csv or .parquet")
+        frame = pd.read_parquet(path)
+    return _normalised_labels(frame, path)
+
+
+def iter_labels_file(path: str | Path, rows: int = 500_000) -> Iterable[pd.DataFrame]:
+    """The labels of :func:`read_labels_file`, ``rows`` at a time (same parsing, in file
+    order): for files too large to hold."""
+    path = _labels_path(path)
+    suffix = path.suffix.lower()
+    if suffix in JSON_LINES:
+        chunks: Iterable[pd.DataFrame] = pd.read_json(
+            path, lines=True, dtype={"event_id": str, "entity_id": str}, chunksize=rows)
+    elif suffix == ".csv":
+        chunks = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                             chunksize=rows)
+    else:
+        import pyarrow.parquet as pq
+
+        chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=rows))
+    for chunk in chunks:
+        yield _normalised_labels(chunk, path)
+
+
+def _labels_path(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"labels file not found: {path}")
+    if path.suffix.lower() not in (*JSON_LINES, ".csv", ".parquet", ".pq"):
+        raise ValueError(f"unknown labels file type {path.suffix.lower()!r}: use .jsonl, "
+                         f".csv or .parquet")
+    return path
+
+
+def _normalised_labels(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     for col in ("event_id", "label"):
         if col not in frame.columns:
             raise ValueError(f"labels file {path} has no column {col!r}")
@@ -247,19 +276,48 @@ def _labels(column: pd.Series, path: Path) -> pd.Series:
 
 def labels_from_records(records: Iterable[RawRecord]) -> pd.DataFrame:
     """Labels from raw ``labels`` records; malformed ones are skipped (the worker DLQs them)."""
+    return pd.DataFrame(list(_label_rows(records)), columns=_LABEL_COLUMNS)
+
+
+def label_chunks(records: Iterable[RawRecord], rows: int = 200_000
+                 ) -> Iterable[pd.DataFrame]:
+    """:func:`labels_from_records`, ``rows`` at a time (records read lazily, e.g. a
+    :class:`~streams.replay.topic.TopicHistory`): for a labels topic too large to hold."""
+    return frames_of(_label_rows(records), _LABEL_COLUMNS, rows)
+
+
+def frames_of(rows: Iterable[dict[str, Any]], columns: list[str], size: int
+              ) -> Iterable[pd.DataFrame]:
+    """Rows as frames of ``size`` rows (the last fewer), in order.
+
+    >>> [len(f) for f in frames_of(({"a": i} for i in range(5)), ["a"], 2)]
+    [2, 2, 1]
+    """
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield pd.DataFrame(chunk, columns=columns)
+            chunk = []
+    if chunk:
+        yield pd.DataFrame(chunk, columns=columns)
+
+
+_LABEL_COLUMNS = ["event_id", "entity_id", "label", "label_ts"]
+
+
+def _label_rows(records: Iterable[RawRecord]) -> Iterable[dict[str, Any]]:
     from pydantic import ValidationError
 
     from streams.records import Label
 
-    rows = []
     for rec in records:
         try:
             label = Label.model_validate_json(rec.value)
         except ValidationError:
             continue
-        rows.append({"event_id": label.event_id, "entity_id": label.entity_id,
-                     "label": label.value, "label_ts": label.ts})
-    return pd.DataFrame(rows, columns=["event_id", "entity_id", "label", "label_ts"])
+        yield {"event_id": label.event_id, "entity_id": label.entity_id,
+               "label": label.value, "label_ts": label.ts}
 
 
 #: Columns replay adds from the ``scored`` topic: what each event got online.
@@ -272,20 +330,35 @@ def online_from_records(records: Iterable[RawRecord]) -> tuple[pd.DataFrame, int
     record (the first record of an event wins, as the application saw it first), and how
     many records could not be read (plain JSON only; nothing is unpickled)."""
     rows: dict[str, dict[str, Any]] = {}
-    unreadable = 0
-    for rec in records:
-        try:
-            obj = json.loads(rec.value)
-            row = {"event_id": str(obj["event_id"]), "online_score": float(obj["score"]),
-                   "online_decision": int(obj["decision"]),
-                   "online_model_version": str(obj["model_version"])}
-        except (ValueError, TypeError, KeyError):
-            unreadable += 1
-            continue
+    reader = OnlineRows(records)
+    for row in reader.rows():
         rows.setdefault(row["event_id"], row)
     frame = pd.DataFrame(list(rows.values()),
                          columns=["event_id", *ONLINE_COLUMNS.values()])
-    return frame, unreadable
+    return frame, reader.unreadable
+
+
+class OnlineRows:
+    """Scored records read as rows (``event_id`` and the online columns), every one in
+    record order, counting those that cannot be read; :meth:`chunks` gives them ``rows``
+    at a time (for a scored topic too large to hold)."""
+
+    def __init__(self, records: Iterable[RawRecord]) -> None:
+        self.records = records
+        self.unreadable = 0
+
+    def rows(self) -> Iterable[dict[str, Any]]:
+        for rec in self.records:
+            try:
+                obj = json.loads(rec.value)
+                yield {"event_id": str(obj["event_id"]), "online_score": float(obj["score"]),
+                       "online_decision": int(obj["decision"]),
+                       "online_model_version": str(obj["model_version"])}
+            except (ValueError, TypeError, KeyError):
+                self.unreadable += 1
+
+    def chunks(self, rows: int = 200_000) -> Iterable[pd.DataFrame]:
+        return frames_of(self.rows(), ["event_id", *ONLINE_COLUMNS.values()], rows)
 
 
 # -- Kafka ------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 :func:`replay_to_files` runs :func:`~streams.replay.pipeline.replay_parts` and writes its
 rows as they come (:class:`~streams.replay.pipeline.RowsWriter`): one file, or one per
 part of a ``--split``; with ``rejects`` a file of every rejected record (where, reason,
-detail). Labels and online outcomes are held in memory (they are per labelled or scored
-event, not per event of the history).
+detail), written as they come. A ``--reference`` is built from at most
+:data:`REFERENCE_ROWS` rows (a uniform sample beyond). Labels are held in memory, or on
+disk by event id (:class:`~streams.replay.labels.SpilledLabels`, for a large labels
+file or topic), and so are online outcomes.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from streams.config import Config
 from streams.replay.accepted import Rejected
 from streams.replay.history import RowFinisher, output_columns
+from streams.replay.labels import SpilledLabels
 from streams.replay.partition import Order
 from streams.replay.pipeline import RowsWriter, replay_parts
 from streams.replay.splits import TimeSplit, split_by_time
@@ -42,8 +46,13 @@ class FilesResult:
     buckets: int = 1
     spilled_bytes: int = 0
     peak_rss_bytes: int = 0
-    #: The reference part's feature columns (with ``reference_features``), else None.
+    #: Entities too large for a bucket, replayed in chunks (and their events).
+    hot_entities: int = 0
+    hot_events: int = 0
+    #: The reference part's feature columns (with ``reference_features``), else None:
+    #: every row, or a uniform sample of :data:`REFERENCE_ROWS` (``reference_sampled``).
     reference: pd.DataFrame | None = None
+    reference_sampled: bool = False
 
     @property
     def accepted(self) -> int:
@@ -51,28 +60,33 @@ class FilesResult:
 
 
 def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path], *,
-                    order: Order = "arrival", labels: pd.DataFrame | None = None,
-                    online: pd.DataFrame | None = None, since_ms: int | None = None,
+                    order: Order = "arrival",
+                    labels: pd.DataFrame | SpilledLabels | None = None,
+                    online: pd.DataFrame | SpilledLabels | None = None,
+                    since_ms: int | None = None,
                     until_ms: int | None = None, attributes: bool = True,
                     split: TimeSplit | None = None, rejects: Path | None = None,
                     reference_features: bool = False, events_estimate: int | None = None,
                     memory_budget_bytes: int | None = None, progress: bool = False,
-                    buckets: int | None = None) -> FilesResult:
+                    buckets: int | None = None, bucket_events: int | None = None
+                    ) -> FilesResult:
     """Replay ``source`` into ``outputs`` (part name → file; ``{None: path}`` without a
     split). Memory: see :mod:`streams.replay.pipeline`; ``events_estimate`` (how many
     records the source holds) sizes the buckets for ``memory_budget_bytes``."""
     kept = output_columns(config, attributes)
-    outcome, parts = replay_parts(config, source, order=order, attributes=kept,
-                                  events_estimate=events_estimate,
-                                  memory_budget_bytes=memory_budget_bytes,
-                                  keep_rejects=rejects is not None, progress=progress,
-                                  buckets=buckets)
+    rejects_writer = None if rejects is None else RowsWriter(rejects)
+    outcome, parts = replay_parts(
+        config, source, order=order, attributes=kept, events_estimate=events_estimate,
+        memory_budget_bytes=memory_budget_bytes, keep_rejects=rejects is not None,
+        progress=progress, buckets=buckets, bucket_events=bucket_events,
+        rejects_sink=None if rejects_writer is None
+        else lambda held: rejects_writer.write(rejects_frame(held)))
     finish = RowFinisher(labels, online, since_ms, until_ms)
     categories = ["group", *(n for n in kept if config.event.attributes[n].type in
                              ("str", "bool"))]
     writers = {name: RowsWriter(path, categories) for name, path in outputs.items()}
     result = FilesResult()
-    references: list[pd.DataFrame] = []
+    reference = ReferenceRows(REFERENCE_ROWS)
     first_part = None if split is None else split.names[0]
     for frame in parts:
         rows = finish(frame).drop(columns="_seq")
@@ -90,7 +104,7 @@ def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path]
             if len(piece):
                 writers[name].write(piece)
         if reference_features:
-            references.append(pieces[first_part][config.features.names])
+            reference.add(pieces[first_part][config.features.names])
     empty = finish.empty(config, kept).drop(columns="_seq")
     for name, writer in writers.items():
         writer.close(lambda: empty)
@@ -103,21 +117,57 @@ def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path]
     result.outside = finish.outside
     result.buckets, result.spilled_bytes = outcome.buckets, outcome.spilled_bytes
     result.peak_rss_bytes = outcome.peak_rss_bytes
+    result.hot_entities, result.hot_events = outcome.cuts.hot_entities, outcome.cuts.hot_events
     if reference_features:
-        result.reference = (pd.concat(references, ignore_index=True) if references
-                            else empty[config.features.names])
-    if rejects is not None:
-        write_rejects(tally.rejects or [], rejects)
+        result.reference = reference.frame(empty[config.features.names])
+        result.reference_sampled = reference.seen > reference.cap
+    if rejects_writer is not None:
+        rejects_writer.close(lambda: rejects_frame([]))
     return result
 
 
-def write_rejects(rejected: list[Rejected], path: Path) -> None:
-    """Every rejected record: where it was, the reason and the validator's detail."""
-    frame = pd.DataFrame({"where": [r.where for r in rejected],
-                          "reason": [r.reason for r in rejected],
-                          "detail": [r.detail for r in rejected]})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
+def rejects_frame(rejected: list[Rejected]) -> pd.DataFrame:
+    """Rejected records as rows: where each was, the reason and the validator's detail."""
+    return pd.DataFrame({"where": [r.where for r in rejected],
+                         "reason": [r.reason for r in rejected],
+                         "detail": [r.detail for r in rejected]}, dtype="str")
+
+
+#: Rows of the first part a drift reference is built from, at most (a uniform sample
+#: beyond): its quantiles are then within 0.0023 of the whole part's in CDF terms with
+#: 99% confidence (Dvoretzky-Kiefer-Wolfowitz: sqrt(ln(2/0.01) / (2 * 500,000))).
+REFERENCE_ROWS = 500_000
+
+
+class ReferenceRows:
+    """The rows a drift reference is built from, in bounded memory: all of them up to
+    ``cap``, beyond that a uniform sample of ``cap`` rows without replacement (bottom-k:
+    the rows with the ``cap`` smallest of a seeded random key, so runs repeat).
+
+    >>> rows = ReferenceRows(3)
+    >>> rows.add(pd.DataFrame({"x": [1.0, 2.0]})); rows.add(pd.DataFrame({"x": [3.0]}))
+    >>> rows.frame(pd.DataFrame({"x": []}))["x"].tolist()
+    [1.0, 2.0, 3.0]
+    >>> rows.add(pd.DataFrame({"x": [4.0, 5.0]})); len(rows.frame(None)), rows.seen
+    (3, 5)
+    """
+
+    def __init__(self, cap: int, seed: int = 17) -> None:
+        self.cap, self.seen = cap, 0
+        self._rng = np.random.default_rng(seed)
+        self._kept: pd.DataFrame | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        frame = frame.assign(_key=self._rng.random(len(frame)))
+        self.seen += len(frame)
+        kept = frame if self._kept is None else pd.concat([self._kept, frame],
+                                                          ignore_index=True)
+        if len(kept) > self.cap:
+            kept = kept.iloc[np.sort(np.argpartition(kept["_key"].to_numpy(),
+                                                     self.cap - 1)[:self.cap])]
+        self._kept = kept.reset_index(drop=True)
+
+    def frame(self, empty: pd.DataFrame | None) -> pd.DataFrame:
+        if self._kept is None:
+            return empty if empty is not None else pd.DataFrame()
+        return self._kept.drop(columns="_key")

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from streams.config import load_config
 from streams.replay import RawRecord, read_events_file, replay
-from streams.replay.pipeline import plan_buckets
+from streams.replay.history import output_columns
+from streams.replay.pipeline import plan_buckets, replay_parts
 from streams.replay.to_files import replay_to_files
 from tests.support import REPO
 
@@ -77,6 +78,49 @@ def test_replay_cut_in_entity_buckets_equals_one_replay_exactly(
     assert cut.received == whole.received == len(rows)
 
 
+hot_history = st.lists(
+    st.tuples(st.one_of(st.just(0), st.just(0), st.integers(1, 5)), st.integers(0, 400),
+              st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+              st.sampled_from(["web", "branch", "partner"])),
+    min_size=1, max_size=90)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=hot_history, window=st.sampled_from(WINDOWS),
+       lateness=st.sampled_from([1, 10, 90]), bucket_events=st.integers(2, 30),
+       buckets=st.sampled_from([None, 1, 3]), order=st.sampled_from(["arrival", "event-time"]),
+       filtered=st.booleans())
+def test_replay_in_chunks_with_a_hot_entity_equals_one_replay_exactly(
+        rows, window, lateness, bucket_events, buckets, order, filtered) -> None:
+    """Buckets of at most ``bucket_events`` events: larger ones are cut again, and entity
+    u0 (about half of the history) is replayed chunk by chunk with its state carried
+    (sorted on disk first, for event time)."""
+    config = _config(window, lateness, filtered)
+    records = _records(rows)
+    whole = replay(config, records, order=order)
+    cut = replay(config, records, order=order, buckets=buckets or 1,
+                 bucket_events=bucket_events)
+    pd.testing.assert_frame_equal(cut.frame, whole.frame, check_exact=True)
+    assert cut.rejected == whole.rejected
+
+
+def test_a_hot_entity_is_replayed_in_chunks_with_its_state_carried() -> None:
+    rows = [(0 if i % 4 else 1 + i % 7, i + (i * 7) % 5, float(i % 11), "web")
+            for i in range(400)]
+    records = _records(rows)
+    config = _config({"kind": "sliding", "size": "45m"}, 10, False)
+    for order in ("arrival", "event-time"):
+        outcome, parts = replay_parts(config, records, order=order, bucket_events=40,
+                                      attributes=output_columns(config))
+        frames = list(parts)
+        assert outcome.cuts.hot_entities == 1 and outcome.cuts.hot_events > 200
+        assert max(len(f) for f in frames) <= 40  # no piece larger than a bucket
+        got = pd.concat(frames).sort_values("_seq").drop(columns="_seq")
+        expected = replay(config, records, order=order).frame
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), expected,
+                                      check_exact=True)
+
+
 def test_replay_to_files_in_buckets_writes_the_rows_of_one_replay(tmp_path: Path) -> None:
     rows = [(i % 37, (i * 7) % 500, float(i % 13), ["web", "branch"][i % 2])
             for i in range(3000)]
@@ -108,3 +152,63 @@ def test_buckets_grow_with_events_for_a_fixed_budget() -> None:
     small = plan_buckets(2_000_000, 1 << 30, used_bytes=250 << 20)
     large = plan_buckets(10_000_000, 1 << 30, used_bytes=250 << 20)
     assert 1 <= small < large
+
+
+def test_rejects_are_written_as_they_come_and_the_reference_rows_are_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.replay.accepted as accepted
+    import streams.replay.to_files as to_files
+
+    rows = [(i % 5, (i * 37) % 700, float(i % 13), "web") for i in range(600)]
+    records = _records(rows)
+    records += [RawRecord(b"{not json", None, 600 + i, None, line=601 + i) for i in range(30)]
+    held = []
+    monkeypatch.setattr(accepted, "REJECTS_HELD", 4)  # many pieces
+    sink = to_files.rejects_frame
+    monkeypatch.setattr(to_files, "rejects_frame", lambda r: held.append(len(r)) or sink(r))
+    monkeypatch.setattr(to_files, "REFERENCE_ROWS", 50)
+    out = tmp_path / "rejects.parquet"
+    result = replay_to_files(QUICKSTART, records, {None: tmp_path / "x.parquet"},
+                             rejects=out, reference_features=True, bucket_events=100,
+                             order="event-time")
+    written = pd.read_parquet(out)
+    assert len(written) == sum(result.rejected.values()) > 8 and len(held) > 2
+    assert max(held) <= 4 + 1  # never more than the pieces held (and one flush)
+    assert set(written["reason"]) == set(result.rejected)
+    assert written["where"].is_unique
+    assert result.reference_sampled and len(result.reference) == 50
+    all_rows = replay(QUICKSTART, records, order="event-time").frame[
+        QUICKSTART.features.names]
+    assert len(all_rows) == 600
+    merged = result.reference.merge(all_rows.drop_duplicates(), how="left", indicator=True)
+    assert (merged["_merge"] == "both").all()  # every sampled row is a real row
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_labels_on_disk_by_event_id_join_as_labels_in_memory(tmp_path: Path,
+                                                             parts: int) -> None:
+    from streams.replay import read_labels_file
+    from streams.replay.labels import SpilledLabels
+    from streams.replay.sources import iter_labels_file
+
+    rows = [(i % 9, i, float(i % 13), ["web", "branch"][i % 2]) for i in range(500)]
+    records = _records(rows)
+    labels = tmp_path / "labels.jsonl"
+    lines = [json.dumps({"event_id": f"e{i}", "label": i % 2, "ts": T0 + i * MINUTE + 5})
+             for i in range(0, 520, 3)]  # some for events that do not exist
+    lines += [json.dumps({"event_id": f"e{i}", "label": 1 - i % 2, "ts": T0})
+              for i in range(0, 60, 6)]  # second labels: the first one wins
+    labels.write_text("\n".join(lines) + "\n")
+    expected = replay(QUICKSTART, records, labels=read_labels_file(labels),
+                      order="event-time").frame
+    spilled = SpilledLabels(iter_labels_file(labels, rows=40), parts, str(tmp_path))
+    try:
+        assert spilled.rows == len(lines)
+        out = tmp_path / "out.parquet"
+        result = replay_to_files(QUICKSTART, records, {None: out}, labels=spilled,
+                                 order="event-time", bucket_events=120)
+    finally:
+        spilled.close()
+    got = pd.read_parquet(out).set_index("event_id").loc[expected["event_id"]].reset_index()
+    assert result.rows == len(expected) == 167
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)

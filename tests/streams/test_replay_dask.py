@@ -14,7 +14,8 @@ import pytest
 
 from streams.config import load_config
 from streams.replay import RawRecord, read_events_file, read_labels_file, replay
-from streams.replay.dask_engine import accepted_parts, replay_on_dask
+from streams.replay.dask_engine import replay_on_dask, spill_parts
+from streams.replay.pipeline import read_spilled
 from tests.support import REPO
 
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
@@ -77,7 +78,7 @@ def test_event_time_dataset_equals_the_local_engine(history: Path, tmp_path: Pat
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
-def test_arrival_order_with_a_scheduler_address_maps_kafka_partitions_to_tasks(
+def test_arrival_order_with_a_scheduler_address_cuts_by_entity_after_lateness(
         history: Path, tmp_path: Path, scheduler: str) -> None:
     config = load_config(QUICKSTART)
     records = read_events_file(history / "events.jsonl", config)
@@ -86,8 +87,9 @@ def test_arrival_order_with_a_scheduler_address_maps_kafka_partitions_to_tasks(
     assert local.rejected["late"] > 0  # the watermark is per Kafka partition: tested here
     out = tmp_path / "arrival.parquet"
     result = replay_on_dask(config, records, out, labels=labels, order="arrival",
-                            scheduler=scheduler)
-    assert sorted(p.bucket for p in result.parts) == list(range(config.topics.partitions))
+                            scheduler=scheduler, partitions=4)
+    assert sorted(p.bucket for p in result.parts) == [0, 1, 2, 3]  # 4 tasks on 2 workers
+    assert not list(out.glob("_spill-*"))  # the driver's spill is gone
     assert result.rejected == local.rejected and result.received == local.received
     expected = local.frame.sort_values(KEY, kind="stable").reset_index(drop=True)
     local_file = tmp_path / "local.parquet"
@@ -96,30 +98,38 @@ def test_arrival_order_with_a_scheduler_address_maps_kafka_partitions_to_tasks(
                                   check_exact=True)
 
 
-def test_parts_are_kafka_partitions_in_arrival_order_or_entity_buckets(history: Path
-                                                                        ) -> None:
+def test_the_driver_spills_parts_by_entity_in_arrival_order(history: Path,
+                                                            tmp_path: Path) -> None:
     config = load_config(QUICKSTART)
     records = read_events_file(history / "events.jsonl", config)
-    _, by_partition = accepted_parts(config, records, "arrival", 8)
-    assert sorted(by_partition) == list(range(config.topics.partitions))
-    for partition, events in by_partition.items():
-        assert (events["_partition"] == partition).all()
-        assert events["_seq"].is_monotonic_increasing  # arrival order kept
-    acceptance, buckets = accepted_parts(config, records, "event-time", 6)
-    assert sorted(buckets) == list(range(6))
-    entities = [set(events["entity_id"]) for events in buckets.values()]
-    assert sum(map(len, entities)) == len(set().union(*entities))  # no entity split
-    assert sum(map(len, buckets.values())) == acceptance.tally.received - sum(
-        acceptance.tally.rejected.values())
+    for order in ("arrival", "event-time"):
+        acceptance, spill = spill_parts(config, records, order, 6, tmp_path)
+        try:
+            parts = {b: read_spilled(spill.paths[b], config) for b in range(6)}
+        finally:
+            spill.close()
+        entities = [set(events["entity_id"]) for events in parts.values()]
+        assert sum(map(len, entities)) == len(set().union(*entities))  # no entity split
+        assert all(events["_seq"].is_monotonic_increasing  # arrival order kept
+                   for events in parts.values())
+        accepted = acceptance.tally.received - sum(acceptance.tally.rejected.values())
+        assert sum(map(len, parts.values())) == accepted
+        assert (acceptance.tally.rejected["late"] > 0) == (order == "arrival")
+    assert not list(tmp_path.iterdir())  # closed: the spill is gone
     lines = (history / "events.jsonl").read_bytes().splitlines()
     valid = sorted([line for line in lines if b'"entity_id"' in line][:3],
                    key=lambda line: json.loads(line)["ts"])  # none late
     kafka = [RawRecord(line, p, i, 0) for i, (line, p) in enumerate(zip(valid, (2, 0, 2),
                                                                          strict=False))]
-    acceptance, parts = accepted_parts(config, kafka, "arrival", 8)
+    acceptance, spill = spill_parts(config, kafka, "arrival", 4, tmp_path)
+    try:
+        got = pd.concat([read_spilled(spill.paths[b], config) for b in range(4)
+                         if spill.counts[b]])
+    finally:
+        spill.close()
     assert acceptance.tally.rejected == {}
     # a record read from Kafka keeps its partition, whatever its entity key
-    assert {p: list(e["_seq"]) for p, e in parts.items()} == {0: [1], 2: [0, 2]}
+    assert dict(zip(got["_seq"], got["_partition"], strict=True)) == {0: 2, 1: 0, 2: 2}
 
 
 def test_dask_engine_usage_errors_are_one_line(tmp_path: Path) -> None:

@@ -131,3 +131,57 @@ def test_cli_since_until_are_event_time_not_broker_time(
     assert len(frame) > 50
     assert frame["ts"].between(parse_time_ms(SINCE), parse_time_ms(UNTIL) - 1).all()
     assert "outside --since/--until (history only)=" in printed.out
+
+
+def test_a_large_labels_topic_is_spilled_by_event_id_and_joins_as_in_memory(
+        stream, tmp_path: Path) -> None:
+    from streams.replay.cli import kafka_labels
+    from streams.replay.labels import SpilledLabels
+    from streams.replay.to_files import replay_to_files
+
+    config, _, path, _ = stream
+    in_memory = labels_from_records(read_topic(config, config.topics.labels))
+    assert len(in_memory) > 100
+    spilled = kafka_labels(config, None, 500_000)  # a budget this small: on disk
+    assert isinstance(spilled, SpilledLabels) and spilled.parts > 1
+    try:
+        assert spilled.rows == len(in_memory)
+        out = tmp_path / "train.parquet"
+        replay_to_files(config, read_events_file(path, config), {None: out},
+                        labels=spilled, order="event-time")
+    finally:
+        spilled.close()
+    expected = replay(config, read_events_file(path, config), labels=in_memory,
+                      order="event-time").frame
+    got = pd.read_parquet(out).set_index("event_id").loc[expected["event_id"]].reset_index()
+    assert len(expected) > 100
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
+
+
+def test_a_large_scored_topic_is_spilled_by_event_id_and_adds_the_same_online_columns(
+        stream, kafka_bootstrap: str, tmp_path: Path) -> None:
+    from streams.replay import online_from_records
+    from streams.replay.cli import kafka_online
+    from streams.replay.labels import SpilledLabels
+    from streams.replay.to_files import replay_to_files
+
+    config, _, path, records = stream
+    produce_to(kafka_bootstrap, scored_records(config, records))
+    in_memory, unreadable = online_from_records(read_topic(config, config.topics.scored))
+    spilled, spilled_unreadable = kafka_online(config, None, 500_000)  # small budget: disk
+    assert isinstance(spilled, SpilledLabels) and spilled.parts > 1
+    assert spilled_unreadable == unreadable == 1
+    outputs = {}
+    try:
+        for name, online in (("memory", in_memory), ("disk", spilled)):
+            outputs[name] = tmp_path / f"{name}.parquet"
+            result = replay_to_files(config, read_events_file(path, config),
+                                     {None: outputs[name]}, online=online,
+                                     order="event-time")
+            assert result.online_scored > 100
+    finally:
+        spilled.close()
+    expected, got = (pd.read_parquet(outputs[n]).sort_values("event_id").reset_index(
+        drop=True) for n in ("memory", "disk"))
+    assert "v9" not in set(got["online_model_version"].dropna())  # the first one won
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
