@@ -91,9 +91,9 @@ def test_a_crash_before_the_changelog_ack_then_a_partition_move_keeps_replay_par
     changelog = f"{scorer_app_id(config)}-{refused}-changelog"
     one = Worker(topic_config, free_port(), tmp_path / "one")
     two = Worker(topic_config, free_port(), tmp_path / "two")
-    one.start()
-    two.start()
     try:
+        one.start(120)
+        two.start(120)
         wait_until(lambda: one.metric("streambed_assigned_partitions") > 0
                    and two.metric("streambed_assigned_partitions") > 0, 90,
                    "both workers assigned")
