@@ -52,6 +52,15 @@ def _ready(worker: Worker) -> dict:
         return json.load(resp)
 
 
+def _assigned(worker: Worker) -> float:
+    """The events partitions a worker holds (0 until its /metrics answers)."""
+    assert worker.proc is not None and worker.proc.poll() is None, worker.log()
+    try:
+        return worker.metric("streambed_assigned_partitions")
+    except OSError:
+        return 0.0
+
+
 def _end(bootstrap: str, topic: str, partition: int) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
@@ -92,10 +101,9 @@ def test_a_crash_before_the_changelog_ack_then_a_partition_move_keeps_replay_par
     one = Worker(topic_config, free_port(), tmp_path / "one")
     two = Worker(topic_config, free_port(), tmp_path / "two")
     try:
-        one.start(120)
+        one.start(wait=False)  # the two start side by side
         two.start(120)
-        wait_until(lambda: one.metric("streambed_assigned_partitions") > 0
-                   and two.metric("streambed_assigned_partitions") > 0, 90,
+        wait_until(lambda: _assigned(one) > 0 and _assigned(two) > 0, 120,
                    "both workers assigned")
         produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in first])
         read_scored_for(kafka_bootstrap, config.topics.scored, first)
@@ -121,17 +129,18 @@ def test_a_crash_before_the_changelog_ack_then_a_partition_move_keeps_replay_par
         assert {s["event_id"] for s in scored} == ids, one.log()
         print(f"{refused} refused; kill -> every event scored: "
               f"{time.monotonic() - killed:.1f} s")
-        assert one.metric("streambed_assigned_partitions") == config.topics.partitions
+        assert _assigned(one) == config.topics.partitions, one.log()
         # One outcome per event: no valid event dead-lettered; a scored record sent again
         # (the held batch's, at least once) is the same record.
         letters = read_topic(kafka_bootstrap, config.topics.dlq, 0, timeout_seconds=10)
-        assert letters == [], [json.loads(m.value) for m in letters][:3]
+        assert letters == [], ([json.loads(m.value) for m in letters][:3], one.log())
         expected = _expected_features(config, valid)
         by_id: dict[str, dict] = {}
         for rec in scored:
             _assert_features_equal(rec["features"], expected[rec["event_id"]],
                                    rec["event_id"])
-            assert by_id.setdefault(rec["event_id"], rec)["score"] == rec["score"]
+            first_sent = by_id.setdefault(rec["event_id"], rec)
+            assert first_sent["score"] == rec["score"], (first_sent, rec)
         print(f"scored records: {len(scored)} for {len(ids)} events")
     finally:
         one.stop()
