@@ -7,6 +7,7 @@ each bad field when the config is wrong, before connecting to anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -73,12 +74,15 @@ def _worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.scorer.app import create_app
-    from streams.topics import ensure_topics
+    from streams.scorer.stale_state import discard_stale_databases
+    from streams.topics import end_offsets, ensure_topics
 
     ensure_topics(config)
     data_dir = Path(args.data_dir or f"var/worker-{args.web_port}")
     app = create_app(config, web_port=args.web_port, web_host=args.web_host,
                      data_dir=data_dir)
+    # Databases older than their changelogs (faust #158) go before Faust opens them.
+    discard_stale_databases(app.tables.values(), functools.partial(end_offsets, config))
     print(f"worker: feature set {config.features.identity}; metrics on "
           f"http://127.0.0.1:{args.web_port}/metrics", flush=True)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)

@@ -67,6 +67,16 @@ def ensure_topics(config: Config) -> list[str]:
         admin.close()
 
 
+def end_offsets(config: Config, topic: str, partitions: list[int]) -> dict[int, int]:
+    """The offset the next record of each partition of ``topic`` would get."""
+    consumer = KafkaConsumer(**kafka_python_options(config))
+    try:
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: end for tp, end in ends.items()}
+    finally:
+        consumer.close()
+
+
 def read_all(config: Config, topic: str, timeout_seconds: float = 10.0,
              ) -> list[tuple[int, bytes | None, bytes | None, int]]:
     """Every record of partition 0 of ``topic``, from its start to its current end:

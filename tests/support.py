@@ -68,13 +68,16 @@ class Worker:
     """``streambed worker`` as a child process with its own data directory and log."""
 
     def __init__(self, config: Path, web_port: int, data_dir: Path, role: str = "worker",
-                 ) -> None:
+                 loglevel: str | None = None) -> None:
         self.config, self.web_port, self.data_dir = config, web_port, data_dir
         self.role = role
+        #: The worker's log level (default: $STREAMBED_TEST_LOGLEVEL, else warning).
+        self.loglevel = loglevel or os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.with_suffix(".log")
 
-    def start(self, ready_timeout_seconds: float = 60.0) -> None:
+    def start(self, ready_timeout_seconds: float = 60.0, *, wait: bool = True) -> None:
+        """Start the process; with ``wait``, return once its /metrics answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -82,9 +85,11 @@ class Worker:
              "--web-port", str(self.web_port),
              # only a scorer keeps local files (the learner keeps its state on Kafka)
              *(["--data-dir", str(self.data_dir)] if self.role == "worker" else []),
-             "--loglevel", os.environ.get("STREAMBED_TEST_LOGLEVEL", "warning")],
+             "--loglevel", self.loglevel],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
         )
+        if not wait:
+            return
         deadline = time.monotonic() + ready_timeout_seconds
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

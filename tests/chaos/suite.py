@@ -1,10 +1,14 @@
 """The chaos suite: hostile input, killed processes and a broker outage, then the invariant.
 
-On its own real broker (free ports, its own data directory), a scorer and a learner take a
-stream of valid simulated events and labels mixed with hostile payloads of every kind in
-:mod:`tests.chaos.hostile`, while the suite kills the scorer with SIGKILL at random points
-(restarting it each time), kills the learner once, and kills the broker for an outage.
-Then it checks, from the topics themselves:
+On its own real broker (free ports, its own data directory), a scorer (state on RocksDB,
+the default store) and a learner take a stream of valid simulated events and labels mixed
+with hostile payloads of every kind in :mod:`tests.chaos.hostile`, while the suite kills
+the scorer with SIGKILL at random points (restarting it on its data directory each time),
+kills the learner once, and kills the broker for an outage. Faults in a recovery: a scorer
+that lost its disk recovers every table from its changelogs, and the moment faust's log
+says it started reading them the suite kills the scorer or the broker (the fault must come
+before the log says it was done, and the scorer must be ready again). Then it checks, from
+the topics themselves:
 
 - **nothing lost, one outcome each**: every record of ``events`` has a scored record or a
   dead letter at its source position, never both;
@@ -15,7 +19,8 @@ Then it checks, from the topics themselves:
 
 and prints a figures table. Every loop is bounded.
 
-    python -m tests.chaos.suite            # make chaos: >= 10,000 hostile payloads, 3 kills
+    python -m tests.chaos.suite            # make chaos: >= 10,000 hostile payloads, 3 kills,
+                                           # a kill and a broker kill in recoveries
     python -m tests.chaos.suite --small    # what make test runs
 """
 
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,13 +68,22 @@ class Plan:
     learner_kill: bool
     outage_seconds: float
     rate: float
+    #: Faults while a scorer that lost its disk recovers its tables from their changelogs:
+    #: "scorer_in_recovery" (SIGKILL the scorer), "broker_in_recovery" (SIGKILL the broker).
+    in_recovery: tuple[str, ...] = ()
+    #: The broker outage of "broker_in_recovery".
+    recovery_outage_seconds: float = 5.0
+    #: Fail when a fault meant for the recovery came after it was done.
+    must_land_in_recovery: bool = True
     seed: int = 7
 
 
 FULL = Plan(valid_events=6_000, hostile_events=10_000, hostile_labels=2_000, scorer_kills=3,
-            learner_kill=True, outage_seconds=30.0, rate=250.0)
-SMALL = Plan(valid_events=1_500, hostile_events=1_200, hostile_labels=300, scorer_kills=1,
-             learner_kill=True, outage_seconds=0.0, rate=1_200.0)
+            learner_kill=True, outage_seconds=30.0, rate=250.0,
+            in_recovery=("scorer_in_recovery", "broker_in_recovery"))
+SMALL = Plan(valid_events=1_500, hostile_events=1_200, hostile_labels=300, scorer_kills=0,
+             learner_kill=True, outage_seconds=0.0, rate=1_200.0,
+             in_recovery=("scorer_in_recovery",))
 
 
 @dataclass
@@ -159,16 +174,19 @@ def run(plan: Plan, work: Path, say: Any = print) -> Figures:
     try:
         path = _config(work, broker.bootstrap)
         config = load_config(path)
+        assert config.state.store == "rocksdb", "the chaos suite runs on the RocksDB store"
         ensure_topics(config)
         records = _stream(config, plan)
-        scorer = Worker(path, free_port(), work / "scorer")
+        # Logging at info: faust's recovery says when it starts reading the changelogs.
+        scorer = Worker(path, free_port(), work / "scorer", loglevel="info")
         learner = Worker(path, free_port(), work / "learner", role="learner")
         for w in (scorer, learner):
             w.start(120)
             procs.append(w)
         producer = Producer(broker.bootstrap, records, plan.rate)
         producer.start()
-        deadline = time.monotonic() + 30 + 4 * len(records) / plan.rate + plan.outage_seconds
+        deadline = (time.monotonic() + 30 + 4 * len(records) / plan.rate + plan.outage_seconds
+                    + 60 * len(plan.in_recovery))
         rng = random.Random(plan.seed)
         faults: list[tuple[float, str]] = [(rng.uniform(0.1, 0.9), "scorer")
                                            for _ in range(plan.scorer_kills)]
@@ -176,15 +194,14 @@ def run(plan: Plan, work: Path, say: Any = print) -> Figures:
             faults.append((rng.uniform(0.2, 0.8), "learner"))
         if plan.outage_seconds:
             faults.append((rng.uniform(0.3, 0.7), "broker"))
+        faults.extend((rng.uniform(0.5, 0.95), what) for what in plan.in_recovery)
+        recoveries: list[str] = []
         for at, what in sorted(faults):
             producer.wait_for(at, deadline)
-            say(f"chaos: kill -9 {what} at {producer.sent}/{len(records)} records")
-            if what == "scorer":
+            say(f"chaos: {what} at {producer.sent}/{len(records)} records")
+            if what == "scorer":  # restarted on its data directory, as a supervisor does
                 scorer.kill()
-                procs.remove(scorer)
-                scorer = Worker(path, free_port(), work / f"scorer-{producer.sent}")
                 scorer.start(120)
-                procs.append(scorer)
             elif what == "learner":
                 learner.kill()
                 procs.remove(learner)
@@ -192,14 +209,17 @@ def run(plan: Plan, work: Path, say: Any = print) -> Figures:
                                  role="learner")
                 learner.start(120)
                 procs.append(learner)
-            else:
+            elif what == "broker":
                 producer.paused.set()
-                pid = _read_pid(broker)
-                assert pid is not None, "the broker is not running"
-                os.kill(pid, signal.SIGKILL)
+                _kill_broker(broker)
                 time.sleep(plan.outage_seconds)
                 start(broker, log=say)
                 producer.paused.clear()
+            else:  # a fault while the scorer recovers its tables from their changelogs
+                landed = _in_recovery(scorer, what, broker, plan, producer, say)
+                recoveries.append(f"{what}: {'during' if landed else 'after'} recovery")
+                assert landed or not plan.must_land_in_recovery, \
+                    f"{what} missed the recovery:\n{scorer.log()}"
         producer.join(timeout=max(1.0, deadline - time.monotonic()))
         assert producer.error is None, f"producing failed: {producer.error!r}"
         assert not producer.is_alive(), "the producer did not finish in time"
@@ -207,12 +227,76 @@ def run(plan: Plan, work: Path, say: Any = print) -> Figures:
         figures.values["scorer kills (SIGKILL)"] = plan.scorer_kills
         figures.values["learner kills (SIGKILL)"] = int(plan.learner_kill)
         figures.values["broker outage (s)"] = plan.outage_seconds
+        figures.values["faults in recovery (SIGKILL)"] = ", ".join(recoveries) or "none"
+        figures.values["state store"] = config.state.store
         figures.values["wall time (s)"] = round(time.monotonic() - began)
         return figures
     finally:
         for w in procs:
             w.stop()
         stop(broker, log=say)
+
+
+#: What faust-streaming logs (at info, tables/recovery.py) when it starts and when it is done
+#: reading the changelogs of the table partitions it was given.
+RECOVERY_STARTS = "Restoring state from changelog topics"
+RECOVERY_ENDS = "Done reading from changelog topics"
+
+
+def _kill_broker(broker: BrokerOptions) -> None:
+    pid = _read_pid(broker)
+    assert pid is not None, "the broker is not running"
+    os.kill(pid, signal.SIGKILL)
+
+
+def _in_recovery(scorer: Worker, what: str, broker: BrokerOptions, plan: Plan,
+                 producer: Producer, say: Any) -> bool:
+    """Kill the scorer and lose its disk, then restart it (same data directory and port, so
+    the same static member): it recovers every table from its changelogs from their
+    beginning. The moment its log says it started reading them, SIGKILL the scorer
+    (``scorer_in_recovery``; restarted on what it recovered so far) or the broker
+    (``broker_in_recovery``; back after ``plan.recovery_outage_seconds``). True when the
+    fault came before the recovery was done (its log does not say it was)."""
+    scorer.kill()
+    shutil.rmtree(scorer.data_dir)
+    mark = scorer.log_path.stat().st_size
+
+    def log_text() -> str:
+        return scorer.log_path.read_bytes()[mark:].decode(errors="replace")
+
+    scorer.start(wait=False)
+    wait_until(lambda: RECOVERY_STARTS in log_text(), 120, "the scorer to start recovering",
+               step=0.01)
+    if what == "scorer_in_recovery":
+        scorer.kill()
+        landed = RECOVERY_ENDS not in log_text()
+        scorer.start(120)
+    else:
+        producer.paused.set()
+        _kill_broker(broker)
+        landed = RECOVERY_ENDS not in log_text()
+        time.sleep(plan.recovery_outage_seconds)
+        start(broker, log=say)
+        producer.paused.clear()
+    began = time.monotonic()
+    try:
+        wait_until(lambda: _ready(scorer), 180, f"the scorer to recover after {what}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{scorer.log()}") from None
+    say(f"chaos: {what} {'during' if landed else 'after'} the recovery; the scorer was "
+        f"ready {time.monotonic() - began:.1f} s later")
+    return landed
+
+
+def _ready(worker: Worker) -> bool:
+    """The worker's /ready says ready (partitions assigned, tables recovered, the champion
+    loaded)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/ready",
+                                    timeout=5) as resp:
+            return bool(json.load(resp)["ready"])
+    except OSError:  # 503 (not ready) included, or not listening yet
+        return False
 
 
 def _positions(values: list[tuple[int, bytes | None, bytes | None, int]]) -> list[dict]:

@@ -1,6 +1,8 @@
-"""The chaos suite, small: hostile payloads of every kind, a scorer and a learner killed
-with SIGKILL mid-stream; nothing lost, one outcome per event, parity with replay, and
-exactly-once learning (``make chaos`` runs the full suite, with a broker outage)."""
+"""The chaos suite, small, on the RocksDB store: hostile payloads of every kind, a scorer
+killed with SIGKILL and, having lost its disk, killed again while it recovers its tables
+from their changelogs, a learner killed; nothing lost, one outcome per event, parity with
+replay, and exactly-once learning (``make chaos`` runs the full suite, with more kills, a
+broker outage and the broker killed during a scorer's recovery)."""
 
 from __future__ import annotations
 
