@@ -1,7 +1,15 @@
-"""Shared fixtures: a real Kafka broker for the session, workers as real processes.
+"""Shared fixtures: a real Kafka broker for the session, workers as real processes; and
+how the suite is spread over xdist's processes.
 
 Nothing here skips: if Java, Maven, Kafka or Prometheus cannot be had, the fixture fails
 and says what is missing (``make test`` installs all of them).
+
+Distribution (``-n 2 --dist loadfile``, pyproject.toml) with two refinements, made by
+:func:`pytest_xdist_make_scheduler`: the files in :data:`PER_TEST` (long end-to-end tests
+that share nothing but the session's broker) hand out each test on its own, so their
+tests run side by side; and work is handed out longest first (:data:`LONGEST_FIRST`), so
+the run does not end with one process busy on a long test while the other idles. Every
+other file stays whole on one process (some share a module-scoped fixture).
 """
 
 from __future__ import annotations
@@ -10,11 +18,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streams.devtools.kafka_local import BrokerError, BrokerOptions, start, stop
-from tests.support import Worker, free_port, fresh_config, port_is_free
+from tests.support import Worker, free_port, fresh_config, port_is_free, stop_all
 
 #: A fixed port only when asked for; otherwise a free one, so other brokers on this machine
 #: (and the controller port, broker port + 1000) never collide with the test broker.
@@ -28,6 +37,60 @@ def free_broker_port() -> int:
         if port + 1000 < 65536 and port_is_free(port + 1000):
             return port
     raise RuntimeError("no free port pair for the test broker")
+
+
+#: Test files by how long their tests run (longest first, measured with ``--durations``):
+#: handed out before everything else. A file not listed runs after them, in collection
+#: order; list a new file here if one of its tests takes more than about 30 s.
+LONGEST_FIRST = (
+    "tests/e2e/test_state_on_disk.py",
+    "tests/e2e/test_lifecycle.py",
+    "tests/e2e/test_drift_reference.py",
+    "tests/e2e/test_live_alerts.py",
+    "tests/e2e/test_outage.py",
+    "tests/chaos/test_chaos.py",
+    "tests/e2e/test_slice.py",
+    "tests/e2e/test_parity.py",
+    "tests/backtest/",
+    "tests/streams/test_replay_dask.py",
+    "tests/e2e/",
+    "tests/chaos/",
+)
+#: Files whose tests are handed out one by one (each makes its own topics and workers).
+PER_TEST = frozenset({
+    "tests/e2e/test_state_on_disk.py",
+    "tests/e2e/test_lifecycle.py",
+    "tests/e2e/test_slice.py",
+    "tests/e2e/test_startup.py",
+})
+
+
+def _rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((i for i, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)),
+                len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (a stable sort: the rest keeps collection order). xdist hands
+    out its units of work in this order (``--no-loadscope-reorder``)."""
+    items.sort(key=_rank)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, except that the tests of :data:`PER_TEST` files are units of
+    their own. (xdist's ``loadgroup`` marks cannot do this under pytest 9: xdist 3.8
+    renames ``item._nodeid``, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrTest(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path in PER_TEST else path
+
+    return FileOrTest(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -75,5 +138,4 @@ def worker_factory(tmp_path: Path) -> Iterator:
         return w
 
     yield make
-    for w in started:
-        w.stop()
+    stop_all(started)
