@@ -45,12 +45,15 @@ def free_broker_port() -> int:
 LONGEST_FIRST = (
     "tests/e2e/test_state_on_disk.py",
     "tests/e2e/test_lifecycle.py",
+    "tests/chaos/test_chaos.py",
+    "tests/chaos/test_crash_before_ack.py",
     "tests/e2e/test_drift_reference.py",
+    "tests/e2e/test_drift_pause.py",
     "tests/e2e/test_live_alerts.py",
     "tests/e2e/test_outage.py",
-    "tests/chaos/test_chaos.py",
     "tests/e2e/test_slice.py",
     "tests/e2e/test_parity.py",
+    "tests/chaos/test_recreated_changelog.py",
     "tests/backtest/",
     "tests/streams/test_replay_dask.py",
     "tests/e2e/",
@@ -62,6 +65,7 @@ PER_TEST = frozenset({
     "tests/e2e/test_lifecycle.py",
     "tests/e2e/test_slice.py",
     "tests/e2e/test_startup.py",
+    "tests/chaos/test_crash_before_ack.py",
 })
 
 
