@@ -293,8 +293,10 @@ class Tables:
     def read(self, table: StateTable, key: bytes, kind: type[T]) -> T | None:
         """The value at ``key`` decoded as ``kind``; None when absent or undecodable."""
         raw = table.get(key)
-        if raw is None:
-            return None
+        return None if raw is None else self.decoded(table, key, raw, kind)
+
+    def decoded(self, table: StateTable, key: bytes, raw: bytes, kind: type[T]) -> T | None:
+        """``raw`` (the value at ``key``) decoded as ``kind``; None when undecodable."""
         try:
             return decode(raw, kind)
         except StateDecodeError as exc:
