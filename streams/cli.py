@@ -196,7 +196,14 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: Commands defined in this module: a command line naming one of them builds only these,
+#: so a worker (and its supervised child) does not import the replay, backtest and report
+#: commands' modules (pandas, MLflow, Dask: seconds of start-up it has no use for).
+CORE_COMMANDS = frozenset({"kafka", "worker", "learner", "simulate", "schemas"})
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``command`` (the one given, if known) skips the others' modules."""
     p = argparse.ArgumentParser(prog="streambed", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -257,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", default="schemas")
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
+    if command in CORE_COMMANDS:
+        return p
 
     from streams.backtest.cli import add_evaluate_parser
     from streams.features_cli import add_features_parser
@@ -273,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser(next((a for a in given if not a.startswith("-")), None)).parse_args(
+        argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
