@@ -33,9 +33,15 @@ log = logging.getLogger(__name__)
 SCHEME = "streambed-rocksdb"
 #: Records asked of the broker per fetch and written per RocksDB write batch.
 FETCH_RECORDS = 20_000
+#: With nothing fetched for this long the bulk restore stops where it is (what it wrote
+#: is persisted with its offset) and leaves the rest to faust's recovery.
+STALL_SECONDS = 30.0
 
 #: The aiokafka client options (bootstrap servers, authentication) of each app's stores.
 _CLIENTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+#: The consumer each app's stores share (started when first needed, then kept: it holds
+#: no assignment between restores).
+_CONSUMERS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def register(app: Any, client_options: Mapping[str, Any]) -> str:
@@ -44,54 +50,82 @@ def register(app: Any, client_options: Mapping[str, Any]) -> str:
 
     faust.stores.STORES.aliases[SCHEME] = f"{__name__}:RestoringStore"
     _CLIENTS[app] = dict(client_options)
+
+    @app.on_before_shutdown.connect
+    async def stop_restore_consumer(app: Any, **kwargs: Any) -> None:
+        consumer = _CONSUMERS.pop(app, None)
+        if consumer is not None:
+            await consumer.stop()
+
     return f"{SCHEME}://"
 
 
-async def catch_up(client_options: Mapping[str, Any], db: Any, offset_key: bytes,
-                   topic: str, partition: int) -> int:
-    """Write the changelog ``topic``/``partition`` into ``db`` (a rocksdict ``Rdict`` in raw
-    mode) from after the offset it persisted under ``offset_key`` to the end of the log as
-    it is now. Returns the number of records written."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+async def catch_up(consumer: Any, dbs: Mapping[Any, Any], offset_key: bytes) -> int:
+    """Write each changelog partition (an aiokafka ``TopicPartition`` -> its rocksdict
+    ``Rdict`` in raw mode) from after the offset its database persisted under
+    ``offset_key`` to the end of the log as it is now, with ``consumer`` (a started
+    aiokafka consumer outside any group). Returns the number of records written."""
     from rocksdict import WriteBatch
 
-    raw = db.get(offset_key)
-    persisted = None if raw is None else int(raw)
-    tp = TopicPartition(topic, partition)
+    tps = list(dbs)
+    consumer.assign(tps)
+    firsts = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    left = set()
+    for tp, db in dbs.items():
+        raw = db.get(offset_key)
+        start = firsts[tp] if raw is None else max(firsts[tp], int(raw) + 1)
+        consumer.seek(tp, start)
+        if start < ends[tp]:
+            left.add(tp)
+        else:
+            consumer.pause(tp)
+    written, quiet_since = 0, time.monotonic()
+    try:
+        while left:
+            fetched = await consumer.getmany(*left, timeout_ms=1_000,
+                                             max_records=FETCH_RECORDS)
+            if not fetched:
+                if time.monotonic() - quiet_since > STALL_SECONDS:
+                    log.warning("bulk restore: nothing fetched from %s for %.0f s; "
+                                "faust's recovery reads the rest", sorted(left),
+                                STALL_SECONDS)
+                    break
+                continue
+            quiet_since = time.monotonic()
+            for tp, records in fetched.items():
+                end, last = ends[tp], None
+                batch = WriteBatch(raw_mode=True)
+                for r in records:
+                    if r.offset >= end:
+                        break
+                    if r.value is None:
+                        batch.delete(r.key)
+                    else:
+                        batch.put(r.key, r.value)
+                    last = r.offset
+                    written += 1
+                if last is None:
+                    continue
+                batch.put(offset_key, str(last).encode())
+                dbs[tp].write(batch)
+                if last + 1 >= end:
+                    left.discard(tp)
+                    consumer.pause(tp)
+    finally:
+        consumer.assign([])
+    return written
+
+
+async def new_consumer(client_options: Mapping[str, Any]) -> Any:
+    """A started aiokafka consumer outside any group, with large fetches."""
+    from aiokafka import AIOKafkaConsumer
+
     consumer = AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
                                 fetch_max_bytes=64 * 2**20,
                                 max_partition_fetch_bytes=32 * 2**20, **client_options)
     await consumer.start()
-    written = 0
-    try:
-        consumer.assign([tp])
-        first = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        start = first if persisted is None else max(first, persisted + 1)
-        if start >= end:
-            return 0
-        consumer.seek(tp, start)
-        position = start
-        while position < end:
-            fetched = await consumer.getmany(tp, timeout_ms=1_000, max_records=FETCH_RECORDS)
-            records = fetched.get(tp, [])
-            if not records:
-                continue
-            batch = WriteBatch(raw_mode=True)
-            for r in records:
-                if r.offset >= end:
-                    break
-                if r.value is None:
-                    batch.delete(r.key)
-                else:
-                    batch.put(r.key, r.value)
-                position = r.offset + 1
-                written += 1
-            batch.put(offset_key, str(position - 1).encode())
-            db.write(batch)
-    finally:
-        await consumer.stop()
-    return written
+    return consumer
 
 
 class RestoringStore(Store):
@@ -107,13 +141,21 @@ class RestoringStore(Store):
         mine = sorted((tp for tp in tps
                        if tp.topic in table.changelog_topic.topics and tp not in standbys),
                       key=lambda tp: tp.partition)
-        for tp in mine:
-            if generation_id != self.app.consumer_generation_id:
-                return  # rebalanced again: the next assignment restores what is ours
-            began = time.monotonic()
-            db = self._db_for_partition(tp.partition)
-            n = await catch_up(client, db, self.offset_key, tp.topic, tp.partition)
-            if n:
-                took = time.monotonic() - began
-                log.info("restored %d changelog records of %s[%d] in %.1f s (%.0f/s)", n,
-                         tp.topic, tp.partition, took, n / max(took, 1e-9))
+        if not mine or generation_id != self.app.consumer_generation_id:
+            return  # nothing of ours, or rebalanced again: the next assignment restores
+        began = time.monotonic()
+        consumer = _CONSUMERS.get(self.app)
+        if consumer is None:
+            consumer = _CONSUMERS[self.app] = await new_consumer(client)
+        n = await catch_up(consumer, {_tp(tp): self._db_for_partition(tp.partition)
+                                      for tp in mine}, self.offset_key)
+        if n:
+            took = time.monotonic() - began
+            log.info("restored %d changelog records of %s in %.1f s (%.0f/s)", n,
+                     table.changelog_topic.get_topic_name(), took, n / max(took, 1e-9))
+
+
+def _tp(tp: Any) -> Any:
+    from aiokafka import TopicPartition
+
+    return TopicPartition(tp.topic, tp.partition)

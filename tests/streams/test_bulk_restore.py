@@ -8,10 +8,11 @@ import asyncio
 import uuid
 from pathlib import Path
 
+from aiokafka import TopicPartition
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.scorer.restore import catch_up
+from streams.scorer.restore import catch_up, new_consumer
 from streams.scorer.tables import DirectoryPartitions
 
 
@@ -37,13 +38,23 @@ def test_catch_up_writes_the_changelog_and_its_offset_then_only_what_is_new(
     db, key = dbs.dbs[1], DirectoryPartitions.offset_key
     client = {"bootstrap_servers": kafka_bootstrap}
 
-    assert asyncio.run(catch_up(client, db, key, topic, 1)) == 1_001
+    async def restore() -> int:
+        consumer = await new_consumer(client)
+        try:
+            return await catch_up(consumer, {TopicPartition(topic, 1): db,
+                                             TopicPartition(topic, 0): empty}, key)
+        finally:
+            await consumer.stop()
+
+    empty = DirectoryPartitions(tmp_path, "entities", [0]).dbs[0]
+    assert asyncio.run(restore()) == 1_001
     assert db.get(key) == b"1000"  # the offset of the last record, as faust persists it
     assert db.get(b"k7") is None and db.get(b"k8") == b"v908" and db.get(b"k299") == b"v899"
     assert sum(1 for k in db.keys() if k != key) == 299  # noqa: SIM118
 
     _send(kafka_bootstrap, topic, [(b"k8", b"new"), (b"k7", b"back")])
-    assert asyncio.run(catch_up(client, db, key, topic, 1)) == 2  # only what came after
+    assert asyncio.run(restore()) == 2  # only what came after
     assert db.get(b"k8") == b"new" and db.get(b"k7") == b"back" and db.get(key) == b"1002"
-    assert asyncio.run(catch_up(client, db, key, topic, 1)) == 0
+    assert asyncio.run(restore()) == 0
+    assert empty.get(key) is None  # an empty partition: nothing written, no offset
     dbs.close()
