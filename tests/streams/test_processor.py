@@ -469,3 +469,29 @@ def test_text_valued_features_reach_the_model_one_hot_and_the_learner_learns_the
         core.learn(offset, example, now_ms=offset)
     weights = core.challenger.to_artifact()["weights"]
     assert any(name.startswith("channel_last[") for name in weights), sorted(weights)
+
+
+def test_the_cyclic_gc_does_not_run_inside_a_batch_and_runs_again_after_it() -> None:
+    import gc
+
+    p = make()
+    collections: list[str] = []
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    batch = [rec(event(i, NOW_MS - 1_000 + i, entity=f"u{i % 7}"), i) for i in range(200)]
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at nearly every allocation, were it enabled
+    gc.callbacks.append(seen)
+    try:
+        res = p.process_events(batch, NOW_MS)
+        during = len(collections)
+        [object() for _ in range(10)]
+        after = len(collections)
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+    assert res.events["scored"] == 200
+    assert during == 0 and after > 0 and gc.isenabled()
