@@ -485,18 +485,22 @@ def test_the_cyclic_gc_does_not_run_inside_a_batch_and_runs_again_after_it() -> 
     thresholds = gc.get_threshold()
     gc.set_threshold(1)  # a collection at nearly every allocation, were it enabled
     gc.callbacks.append(seen)
-    done = p._done
+    work, done = p.events.process_events, p._done
     inside: list[int] = []
+
+    def at_the_start(records: list[InRecord], now_ms: int) -> BatchResult:
+        inside.append(len(collections))  # inside the batch
+        return work(records, now_ms)
 
     def at_the_end(res: BatchResult) -> BatchResult:
         inside.append(len(collections))  # still inside the batch
         return done(res)
 
+    p.events.process_events = at_the_start  # type: ignore[method-assign]
     p._done = at_the_end  # type: ignore[method-assign]
     try:
-        before = len(collections)
         res = p.process_events(batch, NOW_MS)
-        during = inside[0] - before
+        during = inside[1] - inside[0]
         [object() for _ in range(10)]
         after = len(collections)
     finally:
