@@ -22,12 +22,17 @@ Steps (each can be skipped or scaled; see --help):
   processor   in process (no Kafka): the Processor alone over dict tables with a trained
               champion (learned on --processor-count simulated examples), batches of 1,000
               pre-built records over --entities entities; events/s, best of 3 runs.
-  restart     (state on disk) a fresh topic set; --restart-entities events over as many
-              entities scored by one worker, which is then killed (SIGKILL). Warm: a new
-              worker on the same data directory, a few fresh events already waiting; seconds
-              from its process start to its first scored record, and its VmRSS then. Cold:
-              the same on an empty data directory (the tables restored from their
-              changelogs: changelog records / seconds).
+  restart     (state on disk) a fresh topic set; --restart-entities entities of state put
+              in place. --restart-load processor (default): the scorer's own Processor and
+              RocksDB tables in this process over one event per entity, each batch's
+              changelog records produced to the worker's changelog topics, the events to
+              the events topic and the worker's group committed past them; then cold: a
+              worker on an empty data directory (tables restored from their changelogs:
+              changelog records / seconds to its first scored record), killed (SIGKILL),
+              and warm: a new worker on that directory. --restart-load scorer: a worker
+              scores the events and is killed; warm first, then cold. Each time a few
+              fresh events wait; seconds from the process start to its first scored record,
+              and its VmRSS then.
   rss         a fresh topic set; --rss-count events over --rss-entities entities produced
               while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
               every event is scored.
