@@ -623,11 +623,14 @@ def changelog_records(bootstrap: str, config: Config) -> int:
         consumer.close()
 
 
-def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path,
+def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path, port: int,
                              timeout: float = 600) -> tuple[float, Worker]:
-    """Start a worker on ``data_dir``; seconds from its process start to its first scored
-    record (events for it must already wait on the topic)."""
-    w = Worker(cfg_path, free_port(), data_dir)
+    """Start a worker on ``data_dir`` and web ``port``; seconds from its process start to
+    its first scored record (events for it must already wait on the topic). A worker
+    restarted as an operator restarts it keeps its port: its static group membership
+    (its host, data directory and port) is then the same, and it takes its partitions back
+    at once instead of after the killed member's session timeout."""
+    w = Worker(cfg_path, port, data_dir)
     began = time.monotonic()
     w.start(ready_timeout_seconds=timeout)
     while done_count([w]) < 1:
@@ -705,6 +708,7 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     raw.setdefault("state", {})["store"] = "rocksdb"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     cold = b.work / "worker-restart-cold"
+    port = free_port()  # one port: a restarted worker is the same static member
     loaded: dict[str, int] = {}
     if a.restart_load == "processor":
         say(f"restart: {n:,} entities of state put in place by the Processor in process")
@@ -713,7 +717,7 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     else:
         say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
         data = b.work / "worker-restart"
-        w = Worker(cfg_path, free_port(), data)
+        w = Worker(cfg_path, port, data)
         w.start(ready_timeout_seconds=180)
         try:
             wait_assigned([w])
@@ -732,7 +736,7 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     for kind, where in kinds:
         produce(b.bootstrap, config.topics.events,
                 events(config, 20, n, seed=10 + len(out)), what=f"{kind} fresh events")
-        took, w = first_scored_after_start(b, cfg_path, where)
+        took, w = first_scored_after_start(b, cfg_path, where, port)
         try:
             assert w.proc is not None
             out[kind] = took
