@@ -1,16 +1,18 @@
 """Python's cyclic-GC pauses in the scorer's Processor, in process (no Kafka).
 
-The decoded entity-state cache (``state.entity_cache``) keeps about 57 GC-tracked objects
-per entity; Python's full (generation 2) collections walk every one of them. This drives
-the Processor over in-memory tables (``--store memory``, dicts) or over RocksDB databases
-in a temporary directory (``--store rocksdb``, as a worker with ``state.store: rocksdb``
-keeps them: encoded bytes outside the Python heap, each batch committed as after its
-acknowledgement), times each generation-2 collection through ``gc.callbacks`` and prints
-the pauses, the GC-tracked objects and the process's VmRSS::
+The Processor keeps nothing decoded between batches (entity states are kept encoded, as
+bytes, which the collector does not track); what a full (generation 2) collection walks
+is the current batch's work: the decoded states of the entities it touches (about 57
+tracked objects each) and its records. This drives the Processor over in-memory tables
+(``--store memory``, dicts) or over RocksDB databases in a temporary directory
+(``--store rocksdb``, sized as a worker sizes them, each batch committed as after its
+acknowledgement), events made as they are needed, times each generation-2 collection
+through ``gc.callbacks`` (by the wall clock and by the thread's CPU time: on a shared
+machine the first includes other processes' turns) and prints the pauses, the tracked
+objects left and the process's VmRSS::
 
-    .venv/bin/python bench/gc_pauses.py --count 300000 --entities 100000
-    .venv/bin/python bench/gc_pauses.py --store rocksdb --entity-cache 1000 --count 300000 \\
-        --entities 100000
+    .venv/bin/python bench/gc_pauses.py --store rocksdb --count 1000000 --entities 1000000
+    .venv/bin/python bench/gc_pauses.py --store memory --count 300000 --entities 100000
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import gc
 import sys
 import tempfile
 import time
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,16 +43,37 @@ from streams.scorer.tables import (  # noqa: E402
     RocksStateTable,
     StateTable,
     Tables,
+    rocksdb_options,
 )
 
 NAMES = ("entities", "pending", "held", "partitions")
 
 
-def vm_rss_mib() -> float:
+def vm_mib(field: str = "VmRSS") -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def made_batches(config: Any, count: int, entities: int) -> Iterator[list[Any]]:
+    """Quickstart events as the Processor receives them (4 partitions, contiguous offsets),
+    1,000 a batch, made as they are needed: a million made beforehand would be most of the
+    process's memory (and of what the collector walks)."""
+    from streams.scorer.batch import InRecord
+
+    offsets = [0] * scorer_bench.PARTITIONS
+    batch: list[Any] = []
+    for key, value in scorer_bench.events(config, count, entities, seed=5):
+        part = zlib.crc32(key) % scorer_bench.PARTITIONS
+        batch.append(InRecord(value, key, "events", part, offsets[part],
+                              msgspec.json.decode(value)["ts"] + 1))
+        offsets[part] += 1
+        if len(batch) == 1000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def main() -> None:
@@ -63,14 +90,17 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="gc-pauses-"))
     parts = list(range(scorer_bench.PARTITIONS))
     if a.store == "rocksdb":
-        tables = Tables(*(RocksStateTable(n, DirectoryPartitions(root, n, parts), f"cl-{n}")
-                          for n in NAMES))
+        # Sized as a worker sizes them (state.rocksdb_memory_bytes over every database).
+        options = rocksdb_options(config.state.rocksdb_memory_bytes, len(parts))
+        tables = Tables(*(RocksStateTable(n, DirectoryPartitions(root, n, parts, options),
+                                          f"cl-{n}") for n in NAMES))
     else:
         tables = Tables(*(StateTable(n, {}, f"cl-{n}") for n in NAMES))
     p = Processor(config, tables, Champion.bootstrap(config.model.spec,
                                                      config.features.identity))
     pauses: list[float] = []
     cpu: list[float] = []
+    collected: list[int] = []
     began = [0.0, 0.0]
 
     def timer(phase: str, info: dict[str, Any]) -> None:
@@ -81,8 +111,9 @@ def main() -> None:
             # On a shared machine a pause by the wall clock includes turns other processes
             # took on the core; the thread's CPU time during the collection does not.
             cpu.append(time.thread_time() - began[1])
+            collected.append(info["collected"])
 
-    batches = scorer_bench.in_process_batches(config, a.count, a.entities, seed=5)
+    batches = made_batches(config, a.count, a.entities)
     gc.collect()
     gc.freeze()  # what start-up made (as the worker does once its tables are recovered)
     gc.callbacks.append(timer)
@@ -98,7 +129,13 @@ def main() -> None:
           f"{len(gc.get_objects()):,} GC-tracked objects; {len(pauses)} full collections, "
           f"longest {max(pauses, default=0.0) * 1000:,.0f} ms by the wall clock "
           f"({max(cpu, default=0.0) * 1000:,.0f} ms of CPU), {sum(pauses):.1f} s of "
-          f"{took:.0f} s; VmRSS {vm_rss_mib():,.0f} MiB")
+          f"{took:.0f} s; VmRSS {vm_mib():,.0f} MiB (peak {vm_mib('VmHWM'):,.0f} MiB)")
+    if pauses:
+        ranked = sorted(range(len(pauses)), key=pauses.__getitem__)
+        print(f"  median pause {pauses[ranked[len(ranked) // 2]] * 1000:,.1f} ms wall; "
+              "longest five (wall ms / CPU ms / objects collected): " + ", ".join(
+                  f"{pauses[i] * 1000:,.0f} / {cpu[i] * 1000:,.0f} / {collected[i]:,}"
+                  for i in reversed(ranked[-5:])))
 
 
 if __name__ == "__main__":

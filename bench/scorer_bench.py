@@ -29,12 +29,17 @@ Steps (each can be skipped or scaled; see --help):
   processor   in process (no Kafka): the Processor alone over dict tables with a trained
               champion (learned on --processor-count simulated examples), batches of 1,000
               pre-built records over --entities entities; events/s, best of 3 runs.
-  restart     (state on disk) a fresh topic set; --restart-entities events over as many
-              entities scored by one worker, which is then killed (SIGKILL). Warm: a new
-              worker on the same data directory, a few fresh events already waiting; seconds
-              from its process start to its first scored record, and its VmRSS then. Cold:
-              the same on an empty data directory (the tables restored from their
-              changelogs: changelog records / seconds).
+  restart     (state on disk) a fresh topic set; --restart-entities entities of state put
+              in place. --restart-load processor (default): the scorer's own Processor and
+              RocksDB tables in this process over one event per entity, each batch's
+              changelog records produced to the worker's changelog topics, the events to
+              the events topic and the worker's group committed past them; then cold: a
+              worker on an empty data directory (tables restored from their changelogs:
+              changelog records / seconds to its first scored record), killed (SIGKILL),
+              and warm: a new worker on that directory. --restart-load scorer: a worker
+              scores the events and is killed; warm first, then cold. Each time a few
+              fresh events wait; seconds from the process start to its first scored record,
+              and its VmRSS then.
   rss         a fresh topic set; --rss-count events over --rss-entities entities produced
               while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
               every event is scored.
@@ -730,11 +735,14 @@ def changelog_records(bootstrap: str, config: Config) -> int:
         consumer.close()
 
 
-def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path,
+def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path, port: int,
                              timeout: float = 600) -> tuple[float, Worker]:
-    """Start a worker on ``data_dir``; seconds from its process start to its first scored
-    record (events for it must already wait on the topic)."""
-    w = Worker(cfg_path, free_port(), data_dir)
+    """Start a worker on ``data_dir`` and web ``port``; seconds from its process start to
+    its first scored record (events for it must already wait on the topic). A worker
+    restarted as an operator restarts it keeps its port: its static group membership
+    (its host, data directory and port) is then the same, and it takes its partitions back
+    at once instead of after the killed member's session timeout."""
+    w = Worker(cfg_path, port, data_dir)
     began = time.monotonic()
     w.start(ready_timeout_seconds=timeout)
     while done_count([w]) < 1:
@@ -744,6 +752,66 @@ def first_scored_after_start(b: Bench, cfg_path: Path, data_dir: Path,
     return time.monotonic() - began, w
 
 
+def load_state_in_process(b: Bench, config: Config, n: int) -> int:
+    """Put ``n`` entities of state in place the fast way: the scorer's own Processor and
+    RocksDB tables, in this process, over ``n`` quickstart events (one per entity), each
+    batch's changelog records produced to the worker's changelog topics as its publisher
+    sends them; the events themselves go to the events topic, and the worker's consumer
+    group is committed past them, as after a worker that scored them. Returns the
+    changelog records produced (a worker started on an empty data directory then
+    restores from them)."""
+    from gc_pauses import made_batches
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    from streams.scorer.champion import Champion
+    from streams.scorer.processor import Processor
+    from streams.scorer.tables import (
+        DirectoryPartitions,
+        RocksStateTable,
+        Tables,
+        rocksdb_options,
+    )
+
+    app_id = f"streambed-{config.name}"
+    names = ("entities", "pending", "held", "partitions")
+    # (the changelog topics exist: Bench.config made them, as a worker does)
+    root = Path(tempfile.mkdtemp(prefix="state-load-", dir=b.work))
+    options = rocksdb_options(config.state.rocksdb_memory_bytes, PARTITIONS)
+    parts = list(range(PARTITIONS))
+    tables = Tables(*(RocksStateTable(t, DirectoryPartitions(root, t, parts, options),
+                                      f"{app_id}-{t}-changelog") for t in names))
+    processor = Processor(config, tables, Champion.bootstrap(config.model.spec,
+                                                             config.features.identity))
+    producer = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all", linger_ms=20,
+                             batch_size=1 << 20, max_request_size=8 << 20,
+                             enable_idempotence=True)
+    records, next_offsets, began = 0, [0] * PARTITIONS, time.monotonic()
+    for i, batch in enumerate(made_batches(config, n, n)):
+        for rec in batch:
+            producer.send(config.topics.events, key=rec.key, value=rec.raw,
+                          partition=rec.partition, timestamp_ms=rec.timestamp_ms)
+            next_offsets[rec.partition] = rec.offset + 1
+        res = processor.process_events(batch, batch[-1].timestamp_ms)
+        for writes in res.writes.values():
+            for topic, key, value, partition in writes:
+                producer.send(topic, key=key, value=value, partition=partition)
+                records += 1
+        tables.commit({(w[0], w[3]): i for ws in res.writes.values() for w in ws})
+        if i % 50 == 0:
+            say(f"  state load: {(i + 1) * 1000:,} events, {records:,} changelog records "
+                f"({time.monotonic() - began:.0f} s)")
+    producer.flush(timeout=300)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=b.bootstrap, group_id=app_id,
+                             enable_auto_commit=False)
+    consumer.commit({TopicPartition(config.topics.events, p): OffsetAndMetadata(o, "", -1)
+                     for p, o in enumerate(next_offsets)})
+    consumer.close()
+    shutil.rmtree(root, ignore_errors=True)
+    return records
+
+
 def step_restart(b: Bench, r: dict[str, Any]) -> None:
     a = b.args
     n = a.restart_entities
@@ -751,27 +819,36 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     raw = yaml.safe_load(cfg_path.read_text())
     raw.setdefault("state", {})["store"] = "rocksdb"
     cfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
-    data = b.work / "worker-restart"
-    w = Worker(cfg_path, free_port(), data)
-    w.start(ready_timeout_seconds=180)
-    try:
-        wait_assigned([w])
-        produce(b.bootstrap, config.topics.events, events(config, n, n, seed=9),
-                what="restart produce")
-        drain([w], n, 300 + n / 100, "restart scorer")
-        time.sleep(3)  # the last batch's commit, a timer round
-        assert w.proc is not None
-        loaded = rss_kib(w.proc.pid)
-    finally:
-        w.kill()
+    cold = b.work / "worker-restart-cold"
+    port = free_port()  # one port: a restarted worker is the same static member
+    loaded: dict[str, int] = {}
+    if a.restart_load == "processor":
+        say(f"restart: {n:,} entities of state put in place by the Processor in process")
+        load_state_in_process(b, config, n)
+        kinds = [("cold", cold), ("warm", cold)]  # the cold restore's databases, reused
+    else:
+        say(f"restart: {n:,} events over {n:,} entities on the RocksDB store, then SIGKILL")
+        data = b.work / "worker-restart"
+        w = Worker(cfg_path, port, data)
+        w.start(ready_timeout_seconds=180)
+        try:
+            wait_assigned([w])
+            produce(b.bootstrap, config.topics.events, events(config, n, n, seed=9),
+                    what="restart produce")
+            drain([w], n, 300 + n / 100, "restart scorer")
+            time.sleep(3)  # the last batch's commit, a timer round
+            assert w.proc is not None
+            loaded = rss_kib(w.proc.pid)
+        finally:
+            w.kill()
+        kinds = [("warm", data), ("cold", cold)]
     records = changelog_records(b.bootstrap, config)
     out: dict[str, Any] = {"entities": n, "changelog": records,
-                           "rss_loaded": loaded["VmRSS"]}
-    for kind, where in (("warm", data), ("cold", b.work / "worker-restart-cold")):
+                           "rss_loaded": loaded.get("VmRSS", 0), "load": a.restart_load}
+    for kind, where in kinds:
         produce(b.bootstrap, config.topics.events,
                 events(config, 20, n, seed=10 + len(out)), what=f"{kind} fresh events")
-        took, w = first_scored_after_start(b, cfg_path, where)
+        took, w = first_scored_after_start(b, cfg_path, where, port)
         try:
             assert w.proc is not None
             out[kind] = took
@@ -783,8 +860,8 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
     out["restore_rate"] = records / out["cold"]
     r["restart"] = out
     say(f"  {records:,} changelog records: cold restore {out['restore_rate']:,.0f} records/s "
-        f"(start-up included); VmRSS with {n:,} entities loaded "
-        f"{loaded['VmRSS'] / 1024:,.0f} MiB")
+        "(start-up included)" + (f"; VmRSS with {n:,} entities loaded "
+                                 f"{loaded['VmRSS'] / 1024:,.0f} MiB" if loaded else ""))
 
 
 def step_rss(b: Bench, r: dict[str, Any]) -> None:
@@ -982,11 +1059,13 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
                      f"{fmt(r['processor_cpu'], ' events per CPU second')}"))
     if "restart" in r:
         m = r["restart"]
-        rows.append((f"restart to first scored record, {m['entities']:,} entities on disk",
+        rows.append((f"restart to first scored record, {m['entities']:,} entities on disk "
+                     f"(state put in place by the {m.get('load', 'scorer')})",
                      f"warm {m['warm']:.1f} s, cold {m['cold']:.1f} s "
                      f"({m['changelog']:,} changelog records, {m['restore_rate']:,.0f}/s)"))
         rows.append(("worker VmRSS: loaded / warm restart / cold restart",
-                     f"{m['rss_loaded'] / 1024:,.0f} / {m['rss_warm'] / 1024:,.0f} / "
+                     f"{m['rss_loaded'] / 1024 or math.nan:,.0f} / "
+                     f"{m['rss_warm'] / 1024:,.0f} / "
                      f"{m['rss_cold'] / 1024:,.0f} MiB"))
     if "rss" in r:
         m = r["rss"]
@@ -1053,8 +1132,11 @@ def main() -> None:
     p.add_argument("--processor-count", type=int, default=50_000)
     p.add_argument("--processor-examples", type=int, default=2_000)
     p.add_argument("--restart-entities", type=int, default=1_000_000)
+    p.add_argument("--restart-load", choices=("processor", "scorer"), default="processor",
+                   help="how the restart step's state is put in place: the Processor in "
+                   "process writing the changelog (fast), or a worker scoring the events")
     p.add_argument("--rss-count", type=int, default=1_000_000)
-    p.add_argument("--rss-entities", type=int, default=100_000)
+    p.add_argument("--rss-entities", type=int, default=1_000_000)
     p.add_argument("--pair-count", type=int, default=100_000)
     p.add_argument("--skip", default="", help=f"comma-separated steps to skip: {','.join(STEPS)}")
     p.add_argument("--profile", action="store_true",

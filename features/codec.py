@@ -50,19 +50,8 @@ class _Buffer(msgspec.Struct, array_like=True):
     values: list[Scalar] | None
 
 
-class _State(msgspec.Struct, array_like=True):
-    version: int
-    feature_set: str
-    allowed_lateness_ms: int
-    max_ts: int | None
-    buffers: list[_Buffer]
-    running: list[list[Any] | None]
-    settled: list[list[Any] | None]
-
-
 _ENCODER = msgspec.msgpack.Encoder()
 _HEADER = msgspec.msgpack.Decoder(_Header)
-_STATE = msgspec.msgpack.Decoder(_State)
 
 
 def encode(engine: FeatureEngine, state: EntityState) -> bytes:
@@ -76,14 +65,10 @@ def encode(engine: FeatureEngine, state: EntityState) -> bytes:
             flags=[] if len(group.members) == 1 else buf.flags[stale:],
             values=None if buf.values is None else buf.values[stale:],
         ))
-    return _ENCODER.encode(_State(
-        version=FORMAT_VERSION,
-        feature_set=engine.identity,
-        allowed_lateness_ms=engine.allowed_lateness_ms,
-        max_ts=state.max_ts,
-        buffers=buffers,
-        running=[None if agg is None else agg.to_data() for agg in state.running],
-        settled=[None if agg is None else agg.to_data() for agg in state.settled],
+    return _ENCODER.encode((
+        FORMAT_VERSION, engine.identity, engine.allowed_lateness_ms, state.max_ts, buffers,
+        [None if agg is None else agg.to_data() for agg in state.running],
+        [None if agg is None else agg.to_data() for agg in state.settled],
     ))
 
 
@@ -91,13 +76,43 @@ def decode(engine: FeatureEngine, raw: bytes) -> EntityState:
     try:
         header = _HEADER.decode(raw)
         _check_header(engine, header)
-        return _restore(engine, _STATE.decode(raw))
+        return _restore(engine, engine.state_layout.decoder.decode(raw))
     except StateDecodeError:
         raise
-    # Whatever crafted bytes provoke in msgspec or an aggregation's from_data (a
+    # Whatever crafted bytes provoke in msgspec or an aggregation's from_typed (a
     # ValidationError, ValueError, OverflowError, RecursionError, ...) means the same thing.
     except Exception as exc:
         raise StateDecodeError(f"not an entity state of this engine: {exc}") from None
+
+
+class Layout:
+    """How one engine's states decode: a msgspec type made for its feature set, in which
+    each aggregation's data has its own ``data_type`` (and is null exactly where the
+    engine keeps none), so one typed pass in C checks every type and shape, and what is
+    left to Python is what a type cannot say (order of times, cursors, flags)."""
+
+    def __init__(self, engine: FeatureEngine) -> None:
+        n = len(engine.plans)
+        running = [None if p.running_type.reads_window else p.running_type.data_type
+                   for p in engine.plans]
+        settled = [p.agg_type.data_type if engine.settles(i) else None
+                   for i, p in enumerate(engine.plans)]
+        fields = [("version", int), ("feature_set", str), ("allowed_lateness_ms", int),
+                  ("max_ts", int | None),
+                  ("buffers", tuple[(_Buffer,) * len(engine.groups)] if engine.groups
+                   else tuple[()]),
+                  ("running", tuple[tuple(running)] if n else tuple[()]),
+                  ("settled", tuple[tuple(settled)] if n else tuple[()])]
+        self.decoder = msgspec.msgpack.Decoder(
+            msgspec.defstruct("_EngineState", fields, array_like=True))
+        self.running = [p.running_type for p in engine.plans]
+        self.settled = [p.agg_type for p in engine.plans]
+        #: Per group: whether a buffered value must be a number to some member (a string
+        #: value there is checked by reading it as the member does).
+        self.reads_numbers = [
+            group.keeps_values and any(engine.plans[i].agg_type.reads == "number"
+                                       for _, i in group.members)
+            for group in engine.groups]
 
 
 def _check_header(engine: FeatureEngine, header: _Header) -> None:
@@ -116,64 +131,69 @@ def _check_header(engine: FeatureEngine, header: _Header) -> None:
         )
 
 
-def _restore(engine: FeatureEngine, data: _State) -> EntityState:
-    n = len(engine.plans)
-    if len(data.buffers) != len(engine.groups) or len(data.running) != n or len(
-        data.settled
-    ) != n:
-        raise StateDecodeError("the state's shape does not match the feature set")
-    running = []
-    for plan, item in zip(engine.plans, data.running, strict=True):
-        kind = plan.running_type
-        if (item is None) != kind.reads_window:
-            raise StateDecodeError(f"feature {plan.name!r}: running state missing or extra")
-        running.append(None if item is None else kind.from_data(item))
-    settled = []
-    for i, (plan, item) in enumerate(zip(engine.plans, data.settled, strict=True)):
-        if (item is None) == engine.settles(i):
-            raise StateDecodeError(f"feature {plan.name!r}: settled state missing or extra")
-        settled.append(None if item is None else plan.agg_type.from_data(item))
+def _restore(engine: FeatureEngine, data: Any) -> EntityState:
+    layout = engine.state_layout
+    running = [None if item is None else kind.from_typed(item)
+               for kind, item in zip(layout.running, data.running, strict=True)]
+    settled = [None if item is None else kind.from_typed(item)
+               for kind, item in zip(layout.settled, data.settled, strict=True)]
     state = EntityState([], running, settled)
-    state.max_ts = data.max_ts
-    for group, item in zip(engine.groups, data.buffers, strict=True):
-        state.buffers.append(_buffer(engine, group, item, data.max_ts, state.held))
+    max_ts = state.max_ts = data.max_ts
+    for g, (group, item) in enumerate(zip(engine.groups, data.buffers, strict=True)):
+        state.buffers.append(_buffer(engine, group, item, max_ts, state.held,
+                                     layout.reads_numbers[g]))
     return state
 
 
 def _buffer(
-    engine: FeatureEngine, group: Group, item: _Buffer, max_ts: int | None, held: list[int]
+    engine: FeatureEngine, group: Group, item: _Buffer, max_ts: int | None, held: list[int],
+    reads_numbers: bool,
 ) -> Buffer:
     size = len(item.ts)
-    if len(group.members) == 1 and not item.flags:
-        item.flags = [1] * size  # a buffer of one feature leaves its flags out
-    if len(item.flags) != size or (item.values is None) == group.keeps_values or (
-        item.values is not None and len(item.values) != size
+    members = group.members
+    flags = item.flags
+    if len(members) == 1 and not flags:
+        flags = [1] * size  # a buffer of one feature leaves its flags out
+    values = item.values
+    if len(flags) != size or (values is None) == group.keeps_values or (
+        values is not None and len(values) != size
     ):
         raise StateDecodeError("a buffer's columns differ in length or kind")
-    if size and (max_ts is None or min(item.ts[1:], default=0) < 0):
+    buf = Buffer.__new__(Buffer)
+    buf.flags, buf.values = flags, values
+    if not size:
+        if item.cursor:
+            raise StateDecodeError(f"a buffer's cursor is {item.cursor}, it holds nothing")
+        buf.ts, buf.cursor = [], 0
+        return buf
+    if max_ts is None or min(item.ts[1:], default=0) < 0:
         raise StateDecodeError("buffered times must be in order and need a latest time")
-    buf = Buffer(group.keeps_values)
-    buf.ts = list(accumulate(item.ts))
-    buf.flags = item.flags
-    buf.values = item.values
-    if size and buf.ts[-1] > max_ts:  # type: ignore[operator]
+    ts = buf.ts = list(accumulate(item.ts))
+    if ts[-1] > max_ts:
         raise StateDecodeError("a buffered time is later than the entity's latest")
-    if max_ts is None:
-        cursor = 0
-    elif not group.sheds:
-        cursor = bisect_left(buf.ts, max_ts - engine.allowed_lateness_ms)
+    if not group.sheds:
+        cursor = bisect_left(ts, max_ts - engine.allowed_lateness_ms)
     else:
-        cursor = bisect_right(buf.ts, group.window.start_excl(max_ts))
+        cursor = bisect_right(ts, group.window.start_excl(max_ts))
     if item.cursor != cursor:
         raise StateDecodeError(f"a buffer's cursor is {item.cursor}, its times say {cursor}")
     buf.cursor = cursor
-    every = (1 << len(group.members)) - 1
-    for k, flags in enumerate(buf.flags):
-        if not 0 < flags <= every:
-            raise StateDecodeError(f"buffer flags {flags} name no feature of the buffer")
-        for bit, i in group.members:
-            if flags & bit:
-                engine.plans[i].input_of(buf.ts[k], buf.value(k))  # a value it can read
-                if k >= cursor and group.sheds:
-                    held[i] += 1
+    every = (1 << len(members)) - 1
+    if min(flags) <= 0 or max(flags) > every:
+        bad = next(f for f in flags if not 0 < f <= every)
+        raise StateDecodeError(f"buffer flags {bad} name no feature of the buffer")
+    if reads_numbers and any(type(v) is str for v in values):  # type: ignore[union-attr]
+        # Only a string can fail to be read as a number (a typed int, float or bool
+        # cannot): read each as the features that take it do.
+        for k, f in enumerate(flags):
+            for bit, i in members:
+                if f & bit:
+                    engine.plans[i].input_of(ts[k], buf.value(k))
+    if group.sheds:
+        if len(members) == 1:
+            held[members[0][1]] += size - cursor
+        else:
+            inside = flags[cursor:]
+            for bit, i in members:
+                held[i] += sum(1 for f in inside if f & bit)
     return buf

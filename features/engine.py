@@ -48,6 +48,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 from typing import Any
 
@@ -147,6 +148,11 @@ class FeatureEngine:
     def encode_state(self, state: EntityState) -> bytes:
         """The state as versioned msgpack plain data (see :mod:`features.codec`)."""
         return codec.encode(self, state)
+
+    @cached_property
+    def state_layout(self) -> codec.Layout:
+        """How this engine's states decode (built once, on first use)."""
+        return codec.Layout(self)
 
     def decode_state(self, raw: bytes) -> EntityState:
         """The state :meth:`encode_state` wrote, or :class:`~features.codec.StateDecodeError`."""

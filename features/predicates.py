@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import math
 import operator
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.spec import Where
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "eq": operator.eq,
@@ -40,10 +43,14 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def is_null(value: Any) -> bool:
-    """None, NaN (any float type), pandas NA/NaT."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    """None, NaN (any float type), pandas NA/NaT (without importing pandas: a value
+    cannot be one of its objects before it is imported)."""
+    if value is None:
         return True
-    return isinstance(value, float | np.floating) and math.isnan(value)
+    if isinstance(value, float | np.floating):
+        return math.isnan(value)
+    pd = sys.modules.get("pandas")
+    return pd is not None and (value is pd.NA or value is pd.NaT)
 
 
 def _holds(clause: Where, value: Any) -> bool:
@@ -80,6 +87,8 @@ def _is_plain_number(v: Any) -> bool:
 
 
 def _clause_mask(clause: Where, frame: pd.DataFrame) -> np.ndarray:
+    import pandas as pd  # offline only: the online engine does without it
+
     n = len(frame)
     if clause.field not in frame.columns:
         return np.full(n, clause.op == "is_null")

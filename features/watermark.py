@@ -18,7 +18,6 @@ events equals the running maximum over the accepted ones, and ``cummax`` is exac
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def is_late(ts_ms: int, watermark_ms: int | None, allowed_lateness_ms: int) -> bool:
@@ -56,6 +55,8 @@ def late_mask(
     if partition is None:
         running_max = np.maximum.accumulate(ts) if len(ts) else ts
     else:
+        import pandas as pd  # offline only: the online engine does without it
+
         by_partition = pd.Series(ts).groupby(np.asarray(partition), sort=False, dropna=False)
         running_max = by_partition.cummax().to_numpy()
     return ts < running_max - allowed_lateness_ms

@@ -200,6 +200,11 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Commands defined in this module: a command line naming one of them builds only these,
+#: so a worker (and its supervised child) does not import the replay, backtest and report
+#: commands' modules (pandas, MLflow, Dask: seconds of start-up it has no use for).
+CORE_COMMANDS = frozenset({"kafka", "worker", "learner", "simulate", "schemas"})
+
 #: Commands whose parsers live beside them: (module, function adding the parser). Only the
 #: one asked for is imported when the command line names it (the model and evaluate
 #: modules bring River and SciPy: seconds of start-up and ~100 MB that replay never uses).
@@ -212,9 +217,9 @@ _COMMAND_PARSERS = {
 }
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The command line; with ``only`` (a command of :data:`_COMMAND_PARSERS`), that
-    command's parser is the only one of them imported and added."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``command`` (the one given, if known) skips the other commands'
+    modules: a core command imports none of :data:`_COMMAND_PARSERS`, another only its own."""
     p = argparse.ArgumentParser(prog="streambed", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -275,19 +280,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sc.add_argument("--out", default="schemas")
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
+    if command in CORE_COMMANDS:
+        return p
 
     import importlib
 
     for name, (module, adder) in _COMMAND_PARSERS.items():
-        if only is None or only == name:
+        if command not in _COMMAND_PARSERS or command == name:
             getattr(importlib.import_module(module), adder)(sub, _config)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
-    only = given[0] if given and given[0] in _COMMAND_PARSERS else None
-    args = build_parser(only).parse_args(argv)
+    args = build_parser(next((a for a in given if not a.startswith("-")), None)).parse_args(
+        argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

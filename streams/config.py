@@ -115,9 +115,10 @@ class StateLimits(_Section):
     #: Scored events waiting for their label; beyond it the oldest is forgotten
     #: (``streambed_predictions_evicted_total``), before its label TTL.
     max_pending: int = Field(default=2_000_000, ge=1)
-    #: Decoded entity states kept live between batches (least recently used beyond it are
-    #: decoded again from the table when next needed).
-    entity_cache: int = Field(default=100_000, ge=1)
+    #: Encoded entity states (bytes, which the GC does not walk) kept in memory between
+    #: batches for the entities seen last, so a hot entity skips the table lookup (one
+    #: read per partition database); each batch decodes the states it touches again.
+    entity_cache: int = Field(default=10_000, ge=1)
     #: Where the scorer keeps its tables. ``rocksdb``: one RocksDB database per table and
     #: partition under the worker's data directory (faust-streaming's ``rocksdb://``), so
     #: memory does not grow with entities and a restart replays only the changelog past

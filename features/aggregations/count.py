@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from features.aggregations.base import Aggregation, convert, count_of, window_value
+from features.aggregations.base import Aggregation, count_of, window_value
 from features.columns import Rows
 
 __all__ = ["Count", "window_value"]
@@ -58,11 +58,12 @@ class Count(Aggregation):
     def to_data(self) -> list[Any]:
         return [self.n]
 
+    data_type = tuple[int]
+
     @classmethod
-    def from_data(cls, data: Any) -> Count:
-        (n,) = convert(data, tuple[int])
+    def from_typed(cls, data: Any) -> Count:
         agg = cls()
-        agg.n = count_of(n)
+        agg.n = count_of(data[0])
         return agg
 
     @staticmethod

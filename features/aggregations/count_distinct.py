@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from features.aggregations.base import Aggregation, Scalar, convert, window_value
+from features.aggregations.base import Aggregation, Scalar, window_value
 from features.columns import Rows
 from features.kernels import distinct_in_ranges
 
@@ -69,9 +69,11 @@ class CountDistinct(Aggregation):
         """``[value, multiplicity, value, multiplicity, ...]``."""
         return [v for pair in self.multiplicity.items() for v in pair]
 
+    data_type = list[Scalar]
+
     @classmethod
-    def from_data(cls, data: Any) -> CountDistinct:
-        flat = convert(data, list[Scalar])
+    def from_typed(cls, data: Any) -> CountDistinct:
+        flat = data
         if len(flat) % 2:
             raise ValueError("count_distinct state is value, multiplicity pairs")
         agg = cls()

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from features.aggregations.base import Aggregation, Scalar, convert, count_of, window_value
+from features.aggregations.base import Aggregation, Scalar, count_of, window_value
 from features.columns import Rows, empty_as_nan
 from features.kernels import last_marked, next_marked
 
@@ -89,8 +89,10 @@ class First(Aggregation):
     def to_data(self) -> list[Any]:
         return [self.n, self.value] if self.n else [0]
 
+    data_type = list[Scalar]
+
     @classmethod
-    def from_data(cls, data: Any) -> First:
+    def from_typed(cls, data: Any) -> First:
         return _restore_end(cls(), data)
 
     @staticmethod
@@ -133,8 +135,10 @@ class Last(Aggregation):
     def to_data(self) -> list[Any]:
         return [self.n, self.value] if self.n else [0]
 
+    data_type = list[Scalar]
+
     @classmethod
-    def from_data(cls, data: Any) -> Last:
+    def from_typed(cls, data: Any) -> Last:
         return _restore_end(cls(), data)
 
     @staticmethod
@@ -149,7 +153,7 @@ class Last(Aggregation):
 
 
 def _restore_end(agg: First | Last, data: Any) -> Any:
-    n, *value = convert(data, list[Scalar])
+    n, *value = data
     if type(n) is not int or len(value) != (1 if n else 0):
         raise ValueError(f"{agg.name} state is [0] or [n, value]")
     agg.n = count_of(n)

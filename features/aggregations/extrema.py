@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from features.aggregations.base import Aggregation, convert, window_value
+from features.aggregations.base import Aggregation, window_value
 from features.columns import Rows, empty_as_nan
 from features.kernels import range_reduce
 
@@ -78,10 +78,12 @@ class _Rolling(Aggregation):
     def to_data(self) -> list[Any]:
         return list(self.candidates)
 
+    data_type = list[float]
+
     @classmethod
-    def from_data(cls, data: Any) -> _Rolling:
+    def from_typed(cls, data: Any) -> _Rolling:
         agg = cls()
-        agg.candidates = deque(convert(data, list[float]))
+        agg.candidates = deque(data)
         return agg
 
 
@@ -111,10 +113,12 @@ class _Lifetime(Aggregation):
     def to_data(self) -> list[Any]:
         return [] if self.value is None else [self.value]
 
+    data_type = list[float]
+
     @classmethod
-    def from_data(cls, data: Any) -> _Lifetime:
+    def from_typed(cls, data: Any) -> _Lifetime:
         agg = cls()
-        held = convert(data, list[float])
+        held = data
         if len(held) > 1:
             raise ValueError(f"{cls.name} over a lifetime keeps at most one value")
         agg.value = held[0] if held else None

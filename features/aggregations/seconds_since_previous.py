@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from features.aggregations.base import Aggregation, convert, count_of, window_value
+from features.aggregations.base import Aggregation, count_of, window_value
 from features.columns import Rows
 from features.kernels import last_marked
 
@@ -78,10 +78,12 @@ class SecondsSincePrevious(Aggregation):
     def to_data(self) -> list[Any]:
         return [self.n, self.latest, self.before_latest]
 
+    data_type = tuple[int, int, int]
+
     @classmethod
-    def from_data(cls, data: Any) -> SecondsSincePrevious:
+    def from_typed(cls, data: Any) -> SecondsSincePrevious:
         agg = cls()
-        n, agg.latest, agg.before_latest = convert(data, tuple[int, int, int])
+        n, agg.latest, agg.before_latest = data
         agg.n = count_of(n)
         return agg
 

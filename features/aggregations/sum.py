@@ -39,7 +39,6 @@ import numpy as np
 
 from features.aggregations.base import (
     Aggregation,
-    convert,
     count_of,
     exact_float,
     fractions,
@@ -90,10 +89,12 @@ class Sum(Aggregation):
     def to_data(self) -> list[Any]:
         return [self.n, *self.added, *self.reverted]
 
+    data_type = tuple[int, float, float, float, float]
+
     @classmethod
-    def from_data(cls, data: Any) -> Sum:
+    def from_typed(cls, data: Any) -> Sum:
         agg = cls()
-        n, ah, al, rh, rl = convert(data, tuple[int, float, float, float, float])
+        n, ah, al, rh, rl = data
         agg.n, agg.added, agg.reverted = count_of(n), (ah, al), (rh, rl)
         return agg
 

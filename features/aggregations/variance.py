@@ -52,7 +52,6 @@ import numpy as np
 
 from features.aggregations.base import (
     Aggregation,
-    convert,
     count_of,
     exact_float,
     fractions,
@@ -154,9 +153,11 @@ class Variance(Aggregation):
         (a1, a2), (r1, r2) = self.added, self.reverted
         return [self.n, self.shift, *a1, *a2, *r1, *r2]
 
+    data_type = _STATE
+
     @classmethod
-    def from_data(cls, data: Any) -> Variance:
-        n, shift, *sums = convert(data, _STATE)
+    def from_typed(cls, data: Any) -> Variance:
+        n, shift, *sums = data
         if shift is None and n:
             raise ValueError("a variance over values has a shift")
         agg = cls()

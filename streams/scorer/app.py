@@ -42,6 +42,7 @@ from monitors.metrics import Metrics, add_standard_collectors
 from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.kafka_clients import aiokafka_options, faust_credentials
+from streams.scorer import restore
 from streams.scorer.batch import InRecord
 from streams.scorer.batching import AdaptiveBatching, take_batches
 from streams.scorer.champion import Champion, ModelFollower, VersionBoard
@@ -126,6 +127,8 @@ def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> f
         table_standby_replicas=1,
     )
     app.conf.web_enabled = True
+    if config.state.store == "rocksdb":  # each active partition restored in bulk first
+        app.conf.store = restore.register(app, aiokafka_options(config))
     return app
 
 

@@ -1,10 +1,32 @@
-"""Entity states: read from the ``entities`` table, kept live for recent entities, written
-once per batch.
+"""Entity states: read from the ``entities`` table, decoded for the batch that touches
+them, written once per batch.
 
 An entity touched by a batch is an :class:`EntityWork`: its live feature state, the offset
 of its last event applied, its encoded entry when the batch began (to roll back to), and
-the batch events applied to it. :class:`Entities` loads them (from a small LRU cache of
-live states, else by decoding the table), stores them, and answers ``/features``.
+the batch events applied to it. :class:`Entities` loads them and stores them, and answers
+``/features``.
+
+Between batches nothing decoded is kept: a decoded state is tens of Python objects (lists,
+aggregations) that every full collection of the cyclic GC walks, and a cache of a hundred
+thousand of them paused the scorer for seconds. What is kept is the encoded entry of the
+entities seen most recently (``state.entity_cache`` of them), as ``bytes``: the GC does not
+track bytes, and a hit saves the table lookup (one RocksDB read per partition database);
+the decoding is done again per batch (:mod:`features.codec` is written to be cheap).
+
+>>> from features.spec import FeatureSet
+>>> from streams.scorer.tables import StateTable, Tables
+>>> tables = Tables(*(StateTable(n, {}, f"cl-{n}") for n in ("e", "p", "h", "q")))
+>>> engine = FeatureEngine(FeatureSet(features=[{"name": "n", "agg": "count"}]), 0)
+>>> entities = Entities(tables, engine, cache_size=1)
+>>> ent = entities.load("u1")
+>>> ent.last_offset, ent.start is None
+(-1, True)
+>>> ent.last_offset = 7
+>>> _ = engine.apply(ent.state, 1_000, {})
+>>> entities.store("u1", ent, entities.encode(ent), partition=0)
+>>> again = entities.load("u1")
+>>> again.last_offset, engine.apply(again.state, 2_000, {})
+(7, {'n': 2})
 """
 
 from __future__ import annotations
@@ -43,31 +65,36 @@ class EntityWork:
 
 
 class Entities:
-    """The ``entities`` table with a cache of live states (at most ``cache_size``)."""
+    """The ``entities`` table, with the encoded entries of the ``cache_size`` entities
+    seen last kept as bytes (see the module docstring)."""
 
     def __init__(self, tables: Tables, engine: FeatureEngine, cache_size: int) -> None:
         self.tables = tables
         self.engine = engine
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, EntityWork] = OrderedDict()
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+
+    def _raw(self, entity_id: str) -> bytes | None:
+        raw = self._cache.get(entity_id)
+        if raw is not None:
+            self._cache.move_to_end(entity_id)
+            return raw
+        return self.tables.entities.get(entity_id.encode())
 
     def load(self, entity_id: str) -> EntityWork:
-        table = self.tables.entities
-        cached = self._cache.get(entity_id)
-        raw = table.get(entity_id.encode())
-        if cached is not None:
-            self._cache.move_to_end(entity_id)
-            return EntityWork(cached.state, cached.last_offset, raw, latest=cached.latest,
-                              latest_ts_ms=cached.latest_ts_ms)
-        entry = self.tables.read(table, entity_id.encode(), EntityEntry)
-        if entry is not None:
-            try:
-                return EntityWork(self.engine.decode_state(entry.features), entry.last_offset,
-                                  raw, latest=entry.latest, latest_ts_ms=entry.latest_ts_ms)
-            except ValueError as exc:  # features.StateDecodeError is a ValueError
-                self.tables.undecodable(table.name, entity_id.encode(),
-                                        f"feature state does not decode ({exc}); starting "
-                                        "afresh")
+        raw = self._raw(entity_id)
+        if raw is not None:
+            table = self.tables.entities
+            entry = self.tables.decoded(table, entity_id.encode(), raw, EntityEntry)
+            if entry is not None:
+                try:
+                    return EntityWork(self.engine.decode_state(entry.features),
+                                      entry.last_offset, raw, latest=entry.latest,
+                                      latest_ts_ms=entry.latest_ts_ms)
+                except ValueError as exc:  # features.StateDecodeError is a ValueError
+                    self.tables.undecodable(table.name, entity_id.encode(),
+                                            f"feature state does not decode ({exc}); "
+                                            "starting afresh")
         return EntityWork(self.engine.new_state(), -1, raw)
 
     def restore(self, ent: EntityWork) -> EntityState:
@@ -87,8 +114,8 @@ class Entities:
 
     def store(self, entity_id: str, ent: EntityWork, raw: bytes, partition: int) -> None:
         self.tables.entities.put(entity_id.encode(), raw, partition)
-        ent.applied, ent.troubled, ent.start = [], False, None
-        self._cache[entity_id] = ent
+        ent.applied, ent.troubled, ent.start = [], False, raw
+        self._cache[entity_id] = raw
         self._cache.move_to_end(entity_id)
 
     def uncache(self, entity_id: str) -> None:

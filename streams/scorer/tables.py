@@ -251,14 +251,22 @@ class FaustPartitions:
 class DirectoryPartitions:
     """Partition databases opened directly under a directory, as faust-streaming's store
     opens them (raw mode, ``<name>-<partition>.db``): for benchmarks and tests in process,
-    without an app."""
+    without an app. ``options``: faust-streaming ``RocksDBOptions`` (as
+    :func:`rocksdb_options` makes them for a worker), else RocksDB's defaults."""
 
     offset_key = b"__faust\0offset__"
 
-    def __init__(self, root: Any, name: str, partitions: list[int]) -> None:
+    def __init__(self, root: Any, name: str, partitions: list[int],
+                 options: Mapping[str, int] | None = None) -> None:
         from rocksdict import AccessType, Options, Rdict
 
-        self.dbs = {p: Rdict(str(root / f"{name}-{p}.db"), options=Options(raw_mode=True),
+        if options is None:
+            opened = Options(raw_mode=True)
+        else:
+            from faust.stores.rocksdb import RocksDBOptions
+
+            opened = RocksDBOptions(**options).as_options()
+        self.dbs = {p: Rdict(str(root / f"{name}-{p}.db"), options=opened,
                              access_type=AccessType.read_write()) for p in partitions}
 
     def active(self) -> Mapping[int, Any]:
@@ -293,8 +301,10 @@ class Tables:
     def read(self, table: StateTable, key: bytes, kind: type[T]) -> T | None:
         """The value at ``key`` decoded as ``kind``; None when absent or undecodable."""
         raw = table.get(key)
-        if raw is None:
-            return None
+        return None if raw is None else self.decoded(table, key, raw, kind)
+
+    def decoded(self, table: StateTable, key: bytes, raw: bytes, kind: type[T]) -> T | None:
+        """``raw`` (the value at ``key``) decoded as ``kind``; None when undecodable."""
         try:
             return decode(raw, kind)
         except StateDecodeError as exc:

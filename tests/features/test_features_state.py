@@ -170,3 +170,42 @@ def test_state_stops_growing_once_the_windows_are_full():
     days = [sizes[d * 1_440:(d + 1) * 1_440] for d in range(1, 4)]
     assert len({max(day) for day in days}) == 1 and len({min(day) for day in days[1:]}) == 1
     assert max(sizes) < 32_000
+
+
+#: A quickstart entity state as format 1 was first written (the encoder of commit f6a5ad4,
+#: before decoding went through one typed pass per feature set): still read, re-encoded
+#: byte for byte, and it goes on exactly as a state never encoded.
+FORMAT_1_QUICKSTART = bytes.fromhex(
+    "9701ac313137356633623334313361ce000493e0ce003d090099940091ce003d09009103c0940094ce000f"
+    "4240cd7530cd7530ce002cdc6090c0940094ce000f4240cd7530cd7530ce002cdc609094cb40240000000000"
+    "00cb4008000000000000cb4039800000000000cb401c000000000000940091ce003d09009091cb401c000000"
+    "000000940094ce000f4240cd7530cd7530ce002cdc609094cb4024000000000000cb4008000000000000cb40"
+    "39800000000000cb401c000000000000940091ce003d09009091cb401c000000000000940091ce003d090090"
+    "91cb40e86a0000000000940091ce003d0900910391cd02bf940092ce000f4240cd753090c09b910491049504"
+    "cb4046c00000000000cb0000000000000000cb0000000000000000cb00000000000000009504cb4046c00000"
+    "000000cb0000000000000000cb0000000000000000cb000000000000000092cb4039800000000000cb401c00"
+    "00000000009204cb401c0000000000009204cb40e86a00000000009204cb4085f800000000009504cb40a5ec"
+    "0000000000cb0000000000000000cb0000000000000000cb000000000000000091029304ce003d0900ce0010"
+    "2ca09b9103c0c09503cb4043400000000000cb0000000000000000cb0000000000000000cb00000000000000"
+    "00c09203cb40398000000000009203cb40e86a00000000009203cb4085e800000000009503cb40a06e000000"
+    "0000cb0000000000000000cb0000000000000000cb0000000000000000c09303ce00102ca0ce000fb770")
+
+
+def test_a_state_written_by_the_first_format_1_encoder_is_read_and_goes_on_the_same():
+    from streams.config import load_config
+
+    config = load_config(QUICKSTART)
+    engine = FeatureEngine(config.features, config.event.allowed_lateness_ms)
+    events = [(1_000_000, 10.0, "web"), (1_060_000, 25.5, "branch"), (1_030_000, 3.0, "web"),
+              (4_000_000, 7.0, "partner"), (4_100_000, 1.0, "web")]
+    fresh = engine.new_state()
+    outputs = [engine.apply(fresh, ts, {"amount": amount, "income": 50_000.0,
+                                        "credit_score": 700 + i, "channel": channel,
+                                        "group": "A"})
+               for i, (ts, amount, channel) in enumerate(events)]
+    old = engine.decode_state(FORMAT_1_QUICKSTART)
+    assert engine.encode_state(old) == FORMAT_1_QUICKSTART
+    ts, amount, channel = events[-1]
+    assert engine.apply(old, ts, {"amount": amount, "income": 50_000.0, "credit_score": 704,
+                                  "channel": channel, "group": "A"}) == outputs[-1]
+    assert engine.encode_state(old) == engine.encode_state(fresh)

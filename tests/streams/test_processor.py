@@ -469,3 +469,42 @@ def test_text_valued_features_reach_the_model_one_hot_and_the_learner_learns_the
         core.learn(offset, example, now_ms=offset)
     weights = core.challenger.to_artifact()["weights"]
     assert any(name.startswith("channel_last[") for name in weights), sorted(weights)
+
+
+def test_the_cyclic_gc_does_not_run_inside_a_batch_and_runs_again_after_it() -> None:
+    import gc
+
+    p = make()
+    collections: list[str] = []
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    batch = [rec(event(i, NOW_MS - 1_000 + i, entity=f"u{i % 7}"), i) for i in range(200)]
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at nearly every allocation, were it enabled
+    gc.callbacks.append(seen)
+    work, done = p.events.process_events, p._done
+    inside: list[int] = []
+
+    def at_the_start(records: list[InRecord], now_ms: int) -> BatchResult:
+        inside.append(len(collections))  # inside the batch
+        return work(records, now_ms)
+
+    def at_the_end(res: BatchResult) -> BatchResult:
+        inside.append(len(collections))  # still inside the batch
+        return done(res)
+
+    p.events.process_events = at_the_start  # type: ignore[method-assign]
+    p._done = at_the_end  # type: ignore[method-assign]
+    try:
+        res = p.process_events(batch, NOW_MS)
+        during = inside[1] - inside[0]
+        [object() for _ in range(10)]
+        after = len(collections)
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+    assert res.events["scored"] == 200
+    assert during == 0 and after > 0 and gc.isenabled()

@@ -1,0 +1,37 @@
+"""A worker starts without the offline stack: pandas, pyarrow, MLflow and Dask cost
+seconds of interpreter start-up (a restart's downtime) and the scorer uses none of them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+OFFLINE = ("pandas", "pyarrow", "mlflow", "dask")
+
+
+def _imported_after(code: str) -> list[str]:
+    probe = f"{code}\nimport sys\nprint(','.join(m for m in {OFFLINE!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=120)
+    return [m for m in out.stdout.strip().split(",") if m]
+
+
+def test_the_worker_command_line_and_the_scorer_app_import_no_offline_module():
+    assert _imported_after("from streams.cli import build_parser\n"
+                           "build_parser('worker')"
+                           ) == []
+    assert _imported_after("import streams.scorer.app") == []
+
+
+def test_the_full_command_line_still_has_every_command():
+    from streams.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"worker", "replay", "features", "evaluate", "report", "model"} <= set(commands)
+    assert "replay" not in build_parser("worker")._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+
+def test_features_still_names_its_offline_functions():
+    import features
+
+    assert callable(features.compute_features) and callable(features.late_mask)
