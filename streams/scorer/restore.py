@@ -144,6 +144,8 @@ class RestoringStore(Store):
         if not mine or generation_id != self.app.consumer_generation_id:
             return  # nothing of ours, or rebalanced again: the next assignment restores
         began = time.monotonic()
+        log.info("restoring %s partitions %s in bulk from the changelog",
+                 table.changelog_topic.get_topic_name(), [tp.partition for tp in mine])
         consumer = _CONSUMERS.get(self.app)
         if consumer is None:
             consumer = _CONSUMERS[self.app] = await new_consumer(client)

@@ -239,8 +239,11 @@ def run(plan: Plan, work: Path, say: Any = print) -> Figures:
 
 #: What faust-streaming logs (at info, tables/recovery.py) when it starts and when it is done
 #: reading the changelogs of the table partitions it was given.
-RECOVERY_STARTS = "Restoring state from changelog topics"
-RECOVERY_ENDS = "Done reading from changelog topics"
+#: A recovery begins with the scorer's bulk restore (streams/scorer/restore.py), or with
+#: faust's own record-by-record recovery when no bulk restore applies; either way faust
+#: says "Recovery complete" when the tables are recovered.
+RECOVERY_STARTS = ("in bulk from the changelog", "Restoring state from changelog topics")
+RECOVERY_ENDS = "Recovery complete"
 
 
 def _kill_broker(broker: BrokerOptions) -> None:
@@ -265,7 +268,8 @@ def _in_recovery(scorer: Worker, what: str, broker: BrokerOptions, plan: Plan,
         return scorer.log_path.read_bytes()[mark:].decode(errors="replace")
 
     scorer.start(wait=False)
-    wait_until(lambda: RECOVERY_STARTS in log_text(), 120, "the scorer to start recovering",
+    wait_until(lambda: any(m in log_text() for m in RECOVERY_STARTS), 120,
+               "the scorer to start recovering",
                step=0.01)
     if what == "scorer_in_recovery":
         scorer.kill()
