@@ -4,7 +4,7 @@ how the suite is spread over xdist's processes.
 Nothing here skips: if Java, Maven, Kafka or Prometheus cannot be had, the fixture fails
 and says what is missing (``make test`` installs all of them).
 
-Distribution (``-n 2 --dist loadfile``, pyproject.toml) with two refinements, made by
+Distribution (``-n 4 --dist loadfile``, pyproject.toml) with two refinements, made by
 :func:`pytest_xdist_make_scheduler`: the files in :data:`PER_TEST` (long end-to-end tests
 that share nothing but the session's broker) hand out each test on its own, so their
 tests run side by side; and work is handed out longest first (:data:`LONGEST_FIRST`), so
