@@ -5,7 +5,7 @@ tested without a broker. Each agent takes a batch of records (:mod:`.batching`: 
 in hand at once, more only while records arrive faster than they are processed, bounded
 by 1,000 records / 50 ms), puts back any the consumer skipped (:mod:`.readback`), and
 hands it to :class:`~streams.scorer.processor.Processor` through a
-:class:`~streams.scorer.runner.BatchRunner`, which publishes the result in two steps
+:class:`~streams.scorer.runner.BatchRunner`, which publishes the result in ordered steps
 (:mod:`.publisher`) before its counts reach the metrics (:mod:`.observe`) and Faust
 acknowledges its input offsets. Timers (:mod:`.timers`) read back skipped tails and expire
 pending predictions; the model follower adopts each new champion between batches
@@ -49,7 +49,7 @@ from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.gaps import GapReader, VersionFollower
 from streams.scorer.observe import ScorerMetrics
 from streams.scorer.processor import Processor
-from streams.scorer.publisher import ProducerSender, TwoStepPublisher
+from streams.scorer.publisher import ProducerSender, StepPublisher
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner, now_ms
 from streams.scorer.tables import Tables, rocksdb_options, state_table
@@ -180,8 +180,8 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
                              adopt_shadows, config.model.promotion.max_shadows,
                              observer.drift_references,
                              config.monitors.drift.reference.min_examples)
-    runner = BatchRunner(TwoStepPublisher(ProducerSender(app), observer.produce_refused,
-                                          on_landed=tables.commit), observer)
+    runner = BatchRunner(StepPublisher(ProducerSender(app), observer.produce_refused,
+                                       on_landed=tables.commit), observer)
     gap_reader = GapReader(aiokafka_options(config))
     repair = GapRepair(processor, gap_reader)
     activity = PartitionActivity()

@@ -3,7 +3,7 @@
 The scorer processes a batch of input records in memory and returns a :class:`BatchResult`:
 the records to produce (scored, dead letters, training examples), the changelog writes of
 its tables by table (``writes``), every count the batch makes, and the model version that
-scored its events. :class:`~streams.scorer.publisher.TwoStepPublisher` produces them in
+scored its events. :class:`~streams.scorer.publisher.StepPublisher` produces them in
 the order that keeps a crash harmless (its docstring states it); only then are the counts
 applied (:meth:`BatchResult.count_into`) and the input offsets acknowledged. So a counter
 never counts a record whose outcome could still change.

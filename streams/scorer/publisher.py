@@ -1,22 +1,32 @@
-"""Publishing one batch: the two-step publish, the one place its order is decided.
+"""Publishing one batch: the publish in steps, the one place their order is decided.
 
-:class:`TwoStepPublisher` produces a :class:`~streams.scorer.batch.BatchResult` in this
+:class:`StepPublisher` produces a :class:`~streams.scorer.batch.BatchResult` in this
 order, each step handed to the producer at once and awaited once, retried until every
-record of the step is accepted:
+record of the step is accepted, and the next step sent only then:
 
 1. the outputs (scored records, dead letters, training examples) and the changelog writes
    of the ``pending`` predictions and ``held`` labels;
-2. once all of those landed, the changelog writes of the ``entities`` states and the
-   ``partitions`` positions, which say that an event was applied.
+2. the changelog writes of the ``entities`` states, which say that an event was applied;
+3. the changelog writes of the ``partitions`` positions (the next offset due and the
+   watermark of each input partition).
+
+The rule behind the order: nothing says an event was applied before what it produced
+landed, and a position never lands before every state write of the records before it.
+A crash after step 1 leaves no entity state past an event whose scored record and pending
+prediction were lost: the redelivered event is applied again to the state before it. A
+crash after step 2 leaves positions behind the states: a redelivered event is recognised
+by its entity's last offset. Positions ahead of the states (what sending steps 2 and 3
+together allowed when the broker took one and refused the other) would tell the next owner
+that records were applied whose states it does not have: its tail check read the records
+after that position and scored them against states missing the batch's events, and the
+redelivered batch was then taken for already applied.
 
 After each step, ``on_landed`` is told the highest offset the broker acknowledged per
 topic-partition (the base offset of the last producer batch there: never past a record
 that landed), so tables on disk write what landed with the changelog offset it landed at
-(:meth:`streams.scorer.tables.Tables.commit`). Only then does the caller count the batch's
-outcomes and let Faust acknowledge its input offsets. A crash between the two steps
-leaves no entity state past an event whose scored record and pending prediction were
-lost: the redelivered event is applied again to the state before it. A table not named in
-either step is refused (a new table must be placed).
+(:meth:`streams.scorer.tables.Tables.commit`), in the same order. Only then does the
+caller count the batch's outcomes and let Faust acknowledge its input offsets. A table not
+named in a step is refused (a new table must be placed).
 
 :class:`ProducerSender` is the real sender (the app's aiokafka producer, one producer
 batch per topic-partition); tests pass their own :class:`Sender`.
@@ -35,9 +45,9 @@ log = logging.getLogger(__name__)
 
 #: (topic, key, value or None for a tombstone, partition or None for the key's partition)
 OutRecord = tuple[str, bytes | None, bytes | None, int | None]
-#: Tables whose changelog goes with the outputs, and those that go only after them.
-FIRST_TABLES = ("pending", "held")
-THEN_TABLES = ("entities", "partitions")
+#: The tables whose changelog goes in each step: with the outputs, then alone in order.
+TABLE_STEPS: tuple[tuple[str, ...], ...] = (("pending", "held"), ("entities",),
+                                            ("partitions",))
 #: Backoff between attempts to deliver a step's records while the broker refuses them.
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 10.0
 
@@ -57,30 +67,31 @@ def _acked(sender: Sender) -> Acked:
     return dict(getattr(sender, "acked", {}))
 
 
-def steps(res: BatchResult) -> tuple[list[OutRecord], list[OutRecord]]:
-    """The batch's records in their two steps (see the module docstring).
+def steps(res: BatchResult) -> list[list[OutRecord]]:
+    """The batch's records in their steps (see the module docstring).
 
     >>> res = BatchResult(sends=[("scored", b"k", b"v", None)],
     ...                   writes={"entities": [("cl-e", b"u", b"s", 0)],
+    ...                           "partitions": [("cl-q", b"p", b"n", 0)],
     ...                           "pending": [("cl-p", b"e", b"p", 0)]})
-    >>> first, then = steps(res)
-    >>> [r[0] for r in first], [r[0] for r in then]
-    (['scored', 'cl-p'], ['cl-e'])
+    >>> [[r[0] for r in step] for step in steps(res)]
+    [['scored', 'cl-p'], ['cl-e'], ['cl-q']]
     """
-    unplaced = set(res.writes) - set(FIRST_TABLES) - set(THEN_TABLES)
+    unplaced = set(res.writes) - {name for step in TABLE_STEPS for name in step}
     if unplaced:
-        raise ValueError(f"tables {sorted(unplaced)} have no step in the two-step publish")
-    first: list[OutRecord] = list(res.sends)
-    for name in FIRST_TABLES:
-        first.extend(res.writes.get(name, ()))
-    then: list[OutRecord] = []
-    for name in THEN_TABLES:
-        then.extend(res.writes.get(name, ()))
-    return first, then
+        raise ValueError(f"tables {sorted(unplaced)} have no step in the publish")
+    out: list[list[OutRecord]] = []
+    for i, names in enumerate(TABLE_STEPS):
+        step: list[OutRecord] = list(res.sends) if i == 0 else []
+        for name in names:
+            step.extend(res.writes.get(name, ()))
+        out.append(step)
+    return out
 
 
-class TwoStepPublisher:
-    """Publishes a batch in its two steps (see the module docstring)."""
+class StepPublisher:
+    """Publishes a batch in its steps, each once the one before landed (see the module
+    docstring)."""
 
     def __init__(self, sender: Sender, on_refused: Callable[[str], None] = lambda topic: None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -93,9 +104,9 @@ class TwoStepPublisher:
         self.sleep = sleep
 
     async def publish(self, res: BatchResult) -> None:
-        first, then = steps(res)
-        self.on_landed(await self._until_accepted(first))
-        self.on_landed(await self._until_accepted(then))
+        for step in steps(res):
+            if step:
+                self.on_landed(await self._until_accepted(step))
 
     async def _until_accepted(self, records: list[OutRecord]) -> Acked:
         delay = RETRY_FIRST_SECONDS

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from streams.scorer.batch import BatchResult
 from streams.scorer.observe import ScorerMetrics
-from streams.scorer.publisher import TwoStepPublisher
+from streams.scorer.publisher import StepPublisher
 
 
 def now_ms() -> int:
@@ -24,7 +24,7 @@ def now_ms() -> int:
 class BatchRunner:
     """Runs ``process(now_ms)`` and publishes its result, one batch at a time."""
 
-    def __init__(self, publisher: TwoStepPublisher, observer: ScorerMetrics,
+    def __init__(self, publisher: StepPublisher, observer: ScorerMetrics,
                  clock_ms: Callable[[], int] = now_ms,
                  clock_s: Callable[[], float] = time.time) -> None:
         self.publisher = publisher

@@ -1,4 +1,4 @@
-"""The scorer's shell, part by part, without a broker: the two-step publish, the batch
+"""The scorer's shell, part by part, without a broker: the publish in steps, the batch
 runner, gap read-back, timers, the model follower, the HTTP views and the app's wiring.
 
 The processor is real (over dict tables); what would talk to Kafka is a small fake that
@@ -22,11 +22,10 @@ from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.observe import ScorerMetrics
 from streams.scorer.processor import Processor
 from streams.scorer.publisher import (
-    FIRST_TABLES,
-    THEN_TABLES,
+    TABLE_STEPS,
     OutRecord,
     ProducerSender,
-    TwoStepPublisher,
+    StepPublisher,
 )
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner
@@ -91,38 +90,53 @@ def _a_batch() -> BatchResult:
     return p.process_events([rec(event(1, NOW_MS + 1), 1), rec(b"[]", 2)], NOW_MS)
 
 
-# -- the two-step publish ---------------------------------------------------------------
+# -- the publish in steps ------------------------------------------------------------------
 
 
-def test_publish_sends_outputs_pending_and_held_first_then_entities_and_positions() -> None:
+def _tables_of(res: BatchResult, records: list[OutRecord]) -> set[str]:
+    changelog = {cl: name for name, writes in res.writes.items() for cl, *_ in writes}
+    return {changelog[r[0]] for r in records if r[0] in changelog}
+
+
+def test_publish_sends_outputs_pending_and_held_then_entities_then_positions() -> None:
     res = _a_batch()
-    assert set(res.writes) == set(FIRST_TABLES) | set(THEN_TABLES)
+    assert set(res.writes) == {name for step in TABLE_STEPS for name in step}
     sender = FakeSender()
-    asyncio.run(TwoStepPublisher(sender, sleep=_no_sleep).publish(res))
-    first, then = sender.calls
-    changelog = {cl: name for name, records in res.writes.items() for cl, *_ in records}
+    asyncio.run(StepPublisher(sender, sleep=_no_sleep).publish(res))
+    first, states, positions = sender.calls
     assert [r for r in first if r[0] in (CONFIG.topics.scored, CONFIG.topics.dlq)] == res.sends
-    assert {changelog[r[0]] for r in first if r[0] in changelog} == {"pending"}
-    assert {changelog[r[0]] for r in then} == {"entities", "partitions"}
+    assert _tables_of(res, first) == {"pending"}
+    assert _tables_of(res, states) == {"entities"} and len(states) == len(res.writes["entities"])
+    assert _tables_of(res, positions) == {"partitions"}
 
 
-def test_a_refused_first_step_is_retried_alone_and_the_second_waits_for_it() -> None:
+def test_a_refused_first_step_is_retried_alone_and_the_next_waits_for_it() -> None:
     res = _a_batch()
     refused: list[str] = []
     sender = FakeSender(refuse={CONFIG.topics.scored: 2})
-    asyncio.run(TwoStepPublisher(sender, refused.append, sleep=_no_sleep).publish(res))
-    assert len(sender.calls) == 4
+    asyncio.run(StepPublisher(sender, refused.append, sleep=_no_sleep).publish(res))
+    assert len(sender.calls) == 5
     retry_1, retry_2 = sender.calls[1], sender.calls[2]
     assert {r[0] for r in retry_1} == {r[0] for r in retry_2} == {CONFIG.topics.scored}
-    changelog = {cl: name for name, records in res.writes.items() for cl, *_ in records}
-    assert {changelog.get(r[0]) for r in sender.calls[3]} == {"entities", "partitions"}
+    assert [_tables_of(res, c) for c in sender.calls[3:]] == [{"entities"}, {"partitions"}]
     assert refused == [CONFIG.topics.scored] * 2, "each refusal counted when it happens"
+
+
+def test_no_position_is_sent_while_the_entity_states_before_it_are_refused() -> None:
+    """The crash-before-ack interleaving: the broker refuses the entities changelog; the
+    positions are not sent until it takes them."""
+    res = _a_batch()
+    entities_changelog = res.writes["entities"][0][0]
+    sender = FakeSender(refuse={entities_changelog: 3})
+    asyncio.run(StepPublisher(sender, sleep=_no_sleep).publish(res))
+    tried = [_tables_of(res, c) for c in sender.calls[1:]]
+    assert tried == [{"entities"}] * 4 + [{"partitions"}]
 
 
 def test_a_table_without_a_step_is_refused_rather_than_published_in_no_order() -> None:
     res = BatchResult(writes={"shadows": [("cl", b"k", b"v", 0)]})
     with pytest.raises(ValueError, match="no step"):
-        asyncio.run(TwoStepPublisher(FakeSender(), sleep=_no_sleep).publish(res))
+        asyncio.run(StepPublisher(FakeSender(), sleep=_no_sleep).publish(res))
 
 
 class FakeAioProducer:
