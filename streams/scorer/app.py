@@ -186,10 +186,17 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     repair = GapRepair(processor, gap_reader)
     activity = PartitionActivity()
     consumer = _Consumer(app)
+
+    def recovering() -> bool:
+        """A rebalance or a table recovery in progress (the tables partly restored)."""
+        return bool(app.rebalancing or getattr(app, "in_recovery", False)
+                    or not app.tables.recovery.completed.is_set())
+
     tail_check = TailCheck(consumer, activity, repair, runner, processor, topics.events,
-                           topics.labels)
+                           topics.labels, recovering=recovering)
     expiry = ExpiryRound(consumer, processor, runner, observer, topics.events,
-                         lambda: (len(tables.pending), len(tables.held)))
+                         lambda: (len(tables.pending), len(tables.held)),
+                         recovering=recovering)
 
     @app.on_partitions_revoked.connect
     async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
@@ -271,8 +278,7 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
 
     def ready() -> tuple[bool, str]:
         return readiness(assigned=bool(app.consumer.assignment()),
-                         recovering=bool(app.rebalancing or getattr(app, "in_recovery", False)
-                                         or not app.tables.recovery.completed.is_set()),
+                         recovering=recovering(),
                          champion_loaded=follower.loaded.is_set())
 
     views = ScorerViews(processor, monitoring, registry, config.features.identity, ready,

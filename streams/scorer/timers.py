@@ -6,6 +6,13 @@
 - :class:`ExpiryRound`: every ``EXPIRY_SECONDS`` scored events and held labels past their
   label TTL are forgotten (a batch of its own), then the table-size and lag gauges are set.
 
+Neither acts while the tables are being recovered (``recovering``: a rebalance or a
+recovery in progress). The tables are then partly restored, and Faust's recovery writes
+the same databases from the changelog: a batch run then would read positions ahead of
+the entity states (or the reverse) and its writes could be overwritten by older changelog
+records. A partition stays in the stream's hands while it recovers: its idle time counts
+from the recovery's end, so the tail check does not race the stream's first fetch.
+
 Both see the consumer through a :class:`Consumer` (assignment and high watermarks), so
 tests drive them without a broker.
 """
@@ -96,7 +103,8 @@ class TailCheck:
     def __init__(self, consumer: Consumer, activity: PartitionActivity, repair: GapRepair,
                  runner: BatchRunner, processor: ScoringProcessor, events_topic: str,
                  labels_topic: str, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 recovering: Callable[[], bool] = lambda: False) -> None:
         self.consumer = consumer
         self.activity = activity
         self.repair = repair
@@ -105,9 +113,15 @@ class TailCheck:
         self.topics = {events_topic: False, labels_topic: True}  # topic -> labels?
         self.idle_seconds = idle_seconds
         self.clock = clock
+        self.recovering = recovering
 
     async def check(self) -> None:
         now = self.clock()
+        if self.recovering():
+            for topic in self.topics:  # idle from the recovery's end, not before
+                self.activity.delivered(topic, (tp.partition for tp in self.consumer.assignment()
+                                                if tp.topic == topic), now)
+            return
         for tp in list(self.consumer.assignment()):
             labels = self.topics.get(tp.topic)
             if labels is None or not self.activity.idle(tp.topic, tp.partition, now,
@@ -124,7 +138,8 @@ class TailCheck:
 class ExpiryRound:
     def __init__(self, consumer: Consumer, processor: ScoringProcessor, runner: BatchRunner,
                  observer: ScorerMetrics, events_topic: str,
-                 table_sizes: Callable[[], tuple[int, int]]) -> None:
+                 table_sizes: Callable[[], tuple[int, int]],
+                 recovering: Callable[[], bool] = lambda: False) -> None:
         self.consumer = consumer
         self.processor = processor
         self.runner = runner
@@ -132,8 +147,11 @@ class ExpiryRound:
         self.events_topic = events_topic
         #: (pending predictions, held labels) in the tables now.
         self.table_sizes = table_sizes
+        self.recovering = recovering
 
     async def tick(self) -> None:
+        if self.recovering():
+            return
         events = [tp for tp in self.consumer.assignment() if tp.topic == self.events_topic]
         partitions = [tp.partition for tp in events]
         await self.runner.run(lambda now_ms: self.processor.expire(partitions))

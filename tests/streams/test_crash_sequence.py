@@ -13,7 +13,7 @@ records keep features missing B's events (``apps_lifetime`` 6 where replay says 
 Here the "broker" is a dict of logs that refuses the entities changelog, the crash is the
 publish cancelled while it retries, and the new owner's tables are rebuilt from the logs.
 The claim is the chaos test's: every scored record's features equal a replay of every
-event.
+event. Also here: the timers leave the tables alone while they are recovered.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from streams.scorer.processor import Processor
 from streams.scorer.publisher import OutRecord, StepPublisher
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner
-from streams.scorer.timers import PartitionActivity, TailCheck
+from streams.scorer.timers import ExpiryRound, PartitionActivity, TailCheck
 from streams.validation import EventValidator, ValidEvent
 from tests.streams.test_processor import CONFIG, NOW_MS, event, make, rec, scored
 from tests.streams.test_scorer_shell import TP, FakeConsumer, FakeReader, _observer
@@ -154,3 +154,53 @@ def test_a_crash_with_the_entity_states_refused_then_a_move_keeps_replay_parity(
               replay[s["event_id"]]["apps_lifetime"])
              for s in sent if s["features"] != pytest.approx(replay[s["event_id"]])]
     assert not wrong, wrong
+
+
+class Recovery:
+    def __init__(self) -> None:
+        self.on = True
+
+    def __call__(self) -> bool:
+        return self.on
+
+
+def test_the_tail_check_waits_for_the_recovery_and_counts_idle_from_its_end() -> None:
+    p = make()
+    p.process_events([rec(event(0, NOW_MS), 0)], NOW_MS)
+    reader = FakeReader({("events", 0): [event(i, NOW_MS + i) for i in range(3)]})
+    observer, _, _ = _observer()
+    runner = Runner(Broker())
+    activity = PartitionActivity()
+    activity.assigned("events", [0], now=0.0)
+    now = [20.0]
+    recovering = Recovery()
+    check = TailCheck(FakeConsumer({TP("events", 0)}), activity, GapRepair(p, reader),
+                      BatchRunner(runner, observer), p, "events", "labels",  # type: ignore[arg-type]
+                      idle_seconds=10, clock=lambda: now[0], recovering=recovering)
+    asyncio.run(check.check())
+    assert reader.reads == [] and runner.results == [], "nothing read while recovering"
+    recovering.on = False
+    now[0] = 25.0  # recovered at 20 s at the latest: idle 5 s, not 25 s
+    asyncio.run(check.check())
+    assert reader.reads == []
+    now[0] = 31.0
+    asyncio.run(check.check())
+    assert reader.reads == [("events", 0, 1, 3)] and len(runner.results) == 1
+
+
+def test_the_expiry_round_waits_for_the_recovery() -> None:
+    p = make()
+    p.process_events([rec(event(0, NOW_MS), 0)], NOW_MS)
+    observer, _, _ = _observer()
+    runner = Runner(Broker())
+    recovering = Recovery()
+    events_0 = TP("events", 0)
+    tick = ExpiryRound(FakeConsumer({events_0}, {events_0: 1}), p,
+                       BatchRunner(runner, observer), observer, "events",  # type: ignore[arg-type]
+                       lambda: (len(p.tables.pending), len(p.tables.held)),
+                       recovering=recovering)
+    asyncio.run(tick.tick())
+    assert runner.results == []
+    recovering.on = False
+    asyncio.run(tick.tick())
+    assert len(runner.results) == 1
