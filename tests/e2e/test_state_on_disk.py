@@ -85,7 +85,7 @@ def test_a_killed_worker_restarts_from_its_databases_with_features_equal_to_repl
     try:
         produce(kafka_bootstrap, config.topics.events, [(r.key, r.value) for r in before])
         ids, _ = read_scored_for(kafka_bootstrap, config.topics.scored, before)
-        # The entity states are the second step of the publish: wait for them to land.
+        # The entity states are a later step of the publish: wait for them to land.
         changelog = f"streambed-{config.name}-entities-changelog"
         wait_until(lambda: sum(_changelog_ends(kafka_bootstrap, changelog).values()) > 0,
                    30, "entity states on their changelog")
