@@ -1,16 +1,22 @@
-"""Live: real broker, worker, Prometheus and Alertmanager; alerts fire on cue and are delivered.
+"""Live: real broker, scorer, learner, Prometheus and Alertmanager; alerts fire on cue and
+are delivered.
 
-The simulator's stream turns bad halfway (every numeric attribute drifts, and group B is
-made to look riskier than its true outcomes say). Through Prometheus' HTTP API the test
-checks that the drift and disparity alerts were quiet — with the statistics computed, not
-NaN — while the first half was scored, and firing after the second half. The rules are
-the shipped ones with every ``for:`` shortened to one second.
+The simulator's stream has three parts. On the first, the scorer takes its drift
+reference (the first events: the learner's records carry none yet) and the learner cuts a
+version, which a person promotes. The second part is the same population: through
+Prometheus' HTTP API the test checks that the drift and disparity alerts stayed quiet the
+whole time — with drift verdicts given (the test statistics are numbers, not NaN) and
+parity computed. On the third, every numeric
+attribute drifts and group B is made to look riskier than its true outcomes say: the
+drift alerts keyed on the drift tests' verdicts (``FeatureDriftDetected``, on
+``streambed_feature_drift_detected``) and the disparity alert fire. The rules are the
+shipped ones with every ``for:`` shortened to one second.
 
 Prometheus sends its alerts to a real Alertmanager running the shipped
 deploy/alertmanager/alertmanager.yml (timers shortened, webhooks pointed at a receiver in
 this test): the drifting features arrive grouped in one notification on the warning route,
-with the runbook, and a resolved notification follows once the traffic stops and the
-drift window empties.
+with the runbook, and a resolved notification follows once the traffic stops (a window
+with too few events gets no verdict, and the gauge returns to 0).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import math
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +42,15 @@ from tests.support import REPO, Prometheus, Worker, free_port, produce_to, wait_
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 
-COUNT = 4000
-#: Paced like a live source, so labels are learned as they come, not after a burst.
+#: Events: the first part teaches the learner its first cut, the second is the same
+#: population judged against that cut's reference, the third drifts.
+TAUGHT, SAME, COUNT = 700, 3600, 7000
+#: Paced like a live source, so labels are learned as they come and the scorer's disjoint
+#: drift windows (WINDOW_SECONDS) each see a few hundred events.
 RECORDS_PER_SECOND = 800
-WATCHED = ("FeatureDriftHigh", "PredictionDriftHigh", "GroupImpactDisparity")
+WINDOW_SECONDS = 2
+WATCHED_FEATURES = ["amount_last", "income_last", "credit_score_last"]
+WATCHED = ("FeatureDriftDetected", "PredictionDriftDetected", "GroupImpactDisparity")
 ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
@@ -52,24 +64,37 @@ def alertmanager_bin() -> str:
 
 
 def _drift_notification(status: str, features: set[str]) -> Any:
-    """Matches a FeatureDriftHigh notification of ``status`` naming at least ``features``."""
+    """Matches a FeatureDriftDetected notification of ``status`` naming at least
+    ``features``."""
     def match(path: str, body: dict[str, Any]) -> bool:
         named = {a["labels"].get("feature") for a in body["alerts"]}
-        return (body["groupLabels"].get("alertname") == "FeatureDriftHigh"
+        return (body["groupLabels"].get("alertname") == "FeatureDriftDetected"
                 and body["status"] == status and features <= named)
     return match
 
 
 def _short_windows(config_path: Path) -> None:
-    """Monitor windows of 20 s of wall-clock time, so the test sees change quickly."""
+    """Monitor windows of seconds of wall-clock time, so the test sees change quickly.
+
+    Drift: disjoint 2-second windows, a verdict from 50 events once one pair of windows
+    gives the dispersion, against the first 500 events (the champion's reference once the
+    learner's records carry one). The watched features are the per-event ones (a windowed
+    sum or maximum warms up over hours of event time, which a reference taken this early
+    would call drift). The false-alarm rate is 1e-4 per statistic and window, so the
+    quiet part (at most a dozen judged windows of the features and the score) flags
+    nothing with probability above 0.998; the drift (every numeric attribute times 1.6)
+    is flagged far beyond that level."""
     raw = yaml.safe_load(config_path.read_text())
-    raw["monitors"]["refresh_seconds"] = 1
-    raw["monitors"]["drift"].update(window_seconds=20, window_buckets=20)
-    raw["monitors"]["impact"].update(window_seconds=20, window_buckets=20)
-    # A version is cut from the first half's labels; a person promotes it before the
-    # injection (_promote_first_cut): then the monitors, not the gates, must catch what
-    # its served decisions do.
-    raw["model"]["promotion"] = {"examples_per_version": 1500}
+    raw["monitors"]["refresh_seconds"] = 0.5
+    raw["monitors"]["drift"].update(
+        features=WATCHED_FEATURES, window_seconds=WINDOW_SECONDS, window_buckets=1,
+        min_window_events=50, min_dispersion_pairs=1, false_alarm_rate=1e-4,
+        reference={"events": 500, "warmup_events": 0})
+    raw["monitors"]["impact"].update(window_seconds=4, window_buckets=4)
+    # A version is cut from the first part's labels; a person promotes it before the
+    # drift (_promote_first_cut): then the monitors, not the gates, must catch what its
+    # served decisions do.
+    raw["model"]["promotion"] = {"examples_per_version": 500}
     config_path.write_text(yaml.safe_dump(raw))
 
 
@@ -87,36 +112,44 @@ def _promote_first_cut(config_path: Path, config: Any) -> str:
     version = first() or ""
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "model", "promote", version, "--by", "test",
-         "--reason", "serve a trained model before the injection", "--override",
+         "--reason", "serve a trained model before the drift", "--override",
          "--config", str(config_path)], capture_output=True, text=True, cwd=REPO,
         timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return version
 
 
-def _produce_until_event(bootstrap: str, config, records: list, stop_at: int) -> int:
-    """Produce records (events and labels, in stream order) up to event number ``stop_at``."""
+def _monitoring(worker: Worker) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{worker.web_port}/monitoring"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return dict(json.loads(resp.read()))
+
+
+def _produce_events(bootstrap: str, config: Any, records: list, start: int, stop: int,
+                    ) -> None:
+    """Produce, paced, the events numbered ``start + 1`` to ``stop`` and the labels that
+    follow them in stream order (up to the next event)."""
     topics = {"event": config.topics.events, "label": config.topics.labels}
     batch, events = [], 0
     for rec in records:
-        if rec.kind == "event":
-            if events == stop_at:
-                break
-            events += 1
-        batch.append((topics[rec.kind], rec.key, rec.value))
+        events += rec.kind == "event"
+        if events > stop:
+            break
+        if events > start:
+            batch.append((topics[rec.kind], rec.key, rec.value))
     produce_to(bootstrap, batch, per_second=RECORDS_PER_SECOND)
-    return len(batch)
 
 
-def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_are_delivered(
+def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delivered(
     kafka_bootstrap: str, topic_config: Path, prometheus_bin: str, alertmanager_bin: str,
     tmp_path: Path,
 ) -> None:
     _short_windows(topic_config)
     config = load_config(topic_config)
     ensure_topics(config)
-    opts = SimulationOptions(count=COUNT, seed=42, entities=300, drift_at=0.5,
-                             disparity_at=0.5, mean_gap_ms=20_000, label_delay_ms=600_000)
+    opts = SimulationOptions(count=COUNT, seed=42, entities=300, drift_at=SAME / COUNT,
+                             disparity_at=SAME / COUNT, mean_gap_ms=20_000,
+                             label_delay_ms=600_000)
     records = list(Simulator(config, opts).records())
 
     began = time.monotonic()
@@ -137,82 +170,107 @@ def test_drift_and_disparity_alerts_are_quiet_before_injection_fire_after_and_ar
              Prometheus(prometheus_bin, tmp_path / "prometheus",
                         [f"127.0.0.1:{worker.web_port}"], rules_with_for(1),
                         alertmanager=f"127.0.0.1:{am.port}") as prom:
-            taken = _produce_until_event(kafka_bootstrap, config, records, COUNT // 2)
-            wait_until(lambda: worker.metric("streambed_events_total", outcome="scored")
-                       == COUNT // 2, 90, "the first half to be scored")
-
-            def computed() -> bool:  # every watched statistic is a number in Prometheus
-                psi = prom.query("streambed_feature_drift_psi")
-                parity = prom.query('streambed_demographic_parity_ratio{attribute="group"}')
-                return (len(psi) == len(config.monitors.drift.features or [])
-                        and all(not math.isnan(v) for _, v in psi)
-                        and bool(parity) and not math.isnan(parity[0][1]))
-
-            wait_until(computed, 30, "drift and parity statistics in Prometheus")
-            # Anything due is pending once the rules were evaluated on these statistics.
-            seen_at = time.time()
-            wait_until(lambda: prom.evaluated_after("streambed.alerts", seen_at), 10,
-                       "the alert rules to be evaluated on the statistics", step=0.2)
-            mark("first half quiet")
-            before = {(name, label) for name, label, _ in prom.alerts() if name in WATCHED}
-            assert before == set(), (
-                f"alerts before the injection: {before}; selection rates: "
-                f"{prom.query('streambed_group_selection_rate_ratio')}; window decisions: "
-                f"{prom.query('streambed_group_window_decisions')}; labels: "
-                f"{prom.query('streambed_labels_total')} {prom.query('streambed_labels_waiting')}")
-            assert prom.query('up{job="streambed"}')[0][1] == 1.0
+            _produce_events(kafka_bootstrap, config, records, 0, TAUGHT)
             promoted = _promote_first_cut(topic_config, config)
             wait_until(lambda: worker.metric("streambed_model_info", model_version=promoted,
                                              feature_set=config.features.identity) == 1.0,
                        60, "the promoted version to serve")
+            mark("promoted")
 
-            rest = records[taken:]
-            _produce_until_event(kafka_bootstrap, config, rest, COUNT)
-            wait_until(lambda: worker.metric("streambed_events_total", outcome="scored")
-                       == COUNT, 90, "the second half to be scored")
+            # The same population, judged against the reference.
+            judged_from = time.time()
+            _produce_events(kafka_bootstrap, config, records, TAUGHT, SAME)
+
+            def judged() -> bool:  # every watched statistic is a number in Prometheus
+                statistic = prom.query("streambed_feature_drift_statistic")
+                parity = prom.query('streambed_demographic_parity_ratio{attribute="group"}')
+                return (len(statistic) == len(WATCHED_FEATURES)
+                        and all(not math.isnan(v) for _, v in statistic)
+                        and bool(parity) and not math.isnan(parity[0][1]))
+
+            wait_until(judged, 30, "drift verdicts and parity in Prometheus")
+            seen_at = time.time()
+            wait_until(lambda: prom.evaluated_after("streambed.alerts", seen_at), 10,
+                       "the alert rules to be evaluated on the statistics", step=0.2)
+            mark("same population quiet")
+            # Drift quiet the whole time, not only now: ALERTS holds every pending or
+            # firing alert Prometheus evaluated since the second part began. (Parity over
+            # a 4-second window is noisy while the window fills: judged now, full.)
+            span = math.ceil(time.time() - judged_from) + 1
+            drift_alerts = "FeatureDriftDetected|PredictionDriftDetected"
+            before = prom.query(
+                f'max_over_time(ALERTS{{alertname=~"{drift_alerts}"}}[{span}s])')
+            before += [(labels, 1.0) for labels in (
+                {"alertname": name, "label": label, "state": state}
+                for name, label, state in prom.alerts() if name in WATCHED)]
+            assert before == [], (
+                f"alerts on the same population: {before}; drift statistics: "
+                f"{prom.query('streambed_feature_drift_statistic')}; thresholds: "
+                f"{prom.query('streambed_feature_drift_threshold')}; selection rates: "
+                f"{prom.query('streambed_group_selection_rate_ratio')}")
+            assert prom.query('up{job="streambed"}')[0][1] == 1.0
+
+            _produce_events(kafka_bootstrap, config, records, SAME, COUNT)
 
             def firing() -> set[tuple[str, str]]:
                 return {(n, label) for n, label, state in prom.alerts() if state == "firing"}
 
-            wait_until(lambda: {"FeatureDriftHigh", "GroupImpactDisparity"}
-                       <= {n for n, _ in firing()}, 60, "drift and disparity alerts to fire")
-            after = firing()
-            mark("firing")
-            assert ("GroupImpactDisparity", "group") in after
-            drifted = {label for name, label in after if name == "FeatureDriftHigh"}
-            assert {"amount_last", "credit_score_last"} <= drifted, after
-            assert "WorkerDown" not in {n for n, _ in after}
+            fired: set[tuple[str, str]] = set()
 
-            # Delivered: one notification for all the drifting features, on the warning
+            def drift_and_disparity() -> bool:  # firing at some time, not all at once
+                fired.update(firing())
+                return {("GroupImpactDisparity", "group"), ("FeatureDriftDetected",
+                        "amount_last"), ("FeatureDriftDetected", "credit_score_last")} <= fired
+
+            try:
+                wait_until(drift_and_disparity, 60, "drift and disparity alerts to fire",
+                           step=0.2)
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"{exc}; fired: {sorted(fired)}; now: {prom.alerts()}; detected: "
+                    f"{prom.query('streambed_feature_drift_detected')}; statistics: "
+                    f"{prom.query('streambed_feature_drift_statistic')}; thresholds: "
+                    f"{prom.query('streambed_feature_drift_threshold')}; parity: "
+                    f"{prom.query('streambed_demographic_parity_ratio')}; monitoring: "
+                    f"{_monitoring(worker)['feature_drift']}") from None
+            mark("firing")
+            drifted = {label for name, label in fired if name == "FeatureDriftDetected"}
+            assert "WorkerDown" not in {n for n, _ in firing()}
+
+            # Delivered: one notification for the drifting features, on the warning
             # route, with the runbook and links; grouped by alert name, not by feature.
-            path, note = receiver.wait_for(_drift_notification("firing", drifted), 30,
-                                           "the grouped FeatureDriftHigh notification")
+            path, note = receiver.wait_for(
+                _drift_notification("firing", {"amount_last", "credit_score_last"}), 30,
+                "the grouped FeatureDriftDetected notification")
             mark("notified")
             assert path == "/warning"
-            assert note["groupLabels"] == {"alertname": "FeatureDriftHigh", "job": "streambed"}
-            assert len(note["alerts"]) >= len(drifted) >= 2
+            assert note["groupLabels"] == {"alertname": "FeatureDriftDetected",
+                                           "job": "streambed"}
+            assert len(note["alerts"]) >= 2
             for alert in note["alerts"]:
                 notes = alert["annotations"]
-                assert notes["runbook"].startswith("docs/operations.md#featuredrifthigh - 1.")
-                assert notes["runbook_url"] == "docs/operations.md#featuredrifthigh"
+                assert notes["runbook"].startswith(
+                    "docs/operations.md#featuredriftdetected - 1.")
+                assert notes["runbook_url"] == "docs/operations.md#featuredriftdetected"
                 assert notes["dashboard_url"].startswith("/d/streambed/")
             drift_notes = [b for _, b in receiver.notifications
-                           if b["groupLabels"].get("alertname") == "FeatureDriftHigh"]
+                           if b["groupLabels"].get("alertname") == "FeatureDriftDetected"]
             assert all("feature" not in b["groupLabels"] for b in drift_notes)
 
-            # Resolved: traffic has stopped, so the 20 s drift window empties, the PSI is
-            # NaN again (not enough data) and Alertmanager says so.
-            _, resolved = receiver.wait_for(_drift_notification("resolved", drifted), 45,
-                                            "the resolved FeatureDriftHigh notification")
+            # Resolved: traffic has stopped, so the next windows get no verdict, the
+            # gauges return to 0 and Alertmanager says so.
+            _, resolved = receiver.wait_for(
+                _drift_notification("resolved", {"amount_last", "credit_score_last"}), 45,
+                "the resolved FeatureDriftDetected notification")
             mark("resolved")
             assert all(a["status"] == "resolved" for a in resolved["alerts"])
-            assert "docs/operations.md#featuredrifthigh" in resolved["commonAnnotations"].get(
-                "runbook_url", "")
+            assert "docs/operations.md#featuredriftdetected" in resolved[
+                "commonAnnotations"].get("runbook_url", "")
             assert not [b for p, b in receiver.notifications if p == "/critical"], (
                 "nothing critical happened")
             delivered = [(p, b["status"], b["groupLabels"]["alertname"], len(b["alerts"]))
                          for p, b in receiver.notifications]
-            print(f"alerts before injection: {sorted(before)}; after: {sorted(after)}; "
+            print(f"fired after the drift: {sorted(fired)} (drifted: {sorted(drifted)}); "
                   f"notifications: {delivered}; seconds: {phases}")
     finally:
         learner.stop()
