@@ -25,6 +25,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -125,8 +126,14 @@ def _monitoring(worker: Worker) -> dict[str, Any]:
         return dict(json.loads(resp.read()))
 
 
+def _in_background(target: Any, *args: Any, **kwargs: Any) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
+    thread.start()
+    return thread
+
+
 def _produce_events(bootstrap: str, config: Any, records: list, start: int, stop: int,
-                    ) -> None:
+                    per_second: float = RECORDS_PER_SECOND) -> None:
     """Produce, paced, the events numbered ``start + 1`` to ``stop`` and the labels that
     follow them in stream order (up to the next event)."""
     topics = {"event": config.topics.events, "label": config.topics.labels}
@@ -137,7 +144,7 @@ def _produce_events(bootstrap: str, config: Any, records: list, start: int, stop
             break
         if events > start:
             batch.append((topics[rec.kind], rec.key, rec.value))
-    produce_to(bootstrap, batch, per_second=RECORDS_PER_SECOND)
+    produce_to(bootstrap, batch, per_second=per_second)
 
 
 def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delivered(
@@ -177,21 +184,31 @@ def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delive
                        60, "the promoted version to serve")
             mark("promoted")
 
-            # The same population, judged against the reference.
+            # The same population, judged against the reference while it flows (a window
+            # with too few events gets no verdict: the statistics are NaN once it stops).
             judged_from = time.time()
-            _produce_events(kafka_bootstrap, config, records, TAUGHT, SAME)
+            same = _in_background(_produce_events, kafka_bootstrap, config, records,
+                                  TAUGHT, SAME, per_second=RECORDS_PER_SECOND / 2)
 
-            def judged() -> bool:  # every watched statistic is a number in Prometheus
-                statistic = prom.query("streambed_feature_drift_statistic")
-                parity = prom.query('streambed_demographic_parity_ratio{attribute="group"}')
-                return (len(statistic) == len(WATCHED_FEATURES)
-                        and all(not math.isnan(v) for _, v in statistic)
-                        and bool(parity) and not math.isnan(parity[0][1]))
+            judged: set[str] = set()
 
-            wait_until(judged, 30, "drift verdicts and parity in Prometheus")
+            def all_judged() -> bool:  # each watched statistic was a number at some scrape
+                values = {f: worker.metric("streambed_feature_drift_statistic", feature=f)
+                          for f in WATCHED_FEATURES}
+                values["parity"] = worker.metric("streambed_demographic_parity_ratio",
+                                                 attribute="group")
+                # NaN: no verdict (or parity) yet; 0.0: not exported yet
+                judged.update(k for k, v in values.items() if v == v and v != 0.0)
+                return judged >= {*WATCHED_FEATURES, "parity"}
+
+            wait_until(all_judged, 60, "drift verdicts and parity on the scorer", step=0.2)
             seen_at = time.time()
             wait_until(lambda: prom.evaluated_after("streambed.alerts", seen_at), 10,
                        "the alert rules to be evaluated on the statistics", step=0.2)
+            now_active = {(name, label) for name, label, _ in prom.alerts() if name in WATCHED}
+            assert now_active == set(), f"alerts on the same population: {now_active}"
+            same.join(timeout=120)
+            assert not same.is_alive(), "the second part was not produced in 120 s"
             mark("same population quiet")
             # Drift quiet the whole time, not only now: ALERTS holds every pending or
             # firing alert Prometheus evaluated since the second part began. (Parity over
@@ -200,9 +217,6 @@ def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delive
             drift_alerts = "FeatureDriftDetected|PredictionDriftDetected"
             before = prom.query(
                 f'max_over_time(ALERTS{{alertname=~"{drift_alerts}"}}[{span}s])')
-            before += [(labels, 1.0) for labels in (
-                {"alertname": name, "label": label, "state": state}
-                for name, label, state in prom.alerts() if name in WATCHED)]
             assert before == [], (
                 f"alerts on the same population: {before}; drift statistics: "
                 f"{prom.query('streambed_feature_drift_statistic')}; thresholds: "
@@ -210,7 +224,10 @@ def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delive
                 f"{prom.query('streambed_group_selection_rate_ratio')}")
             assert prom.query('up{job="streambed"}')[0][1] == 1.0
 
-            _produce_events(kafka_bootstrap, config, records, SAME, COUNT)
+            # Slower, so the drift lasts several windows: the alert fires and stays firing
+            # until Alertmanager has notified.
+            drift = _in_background(_produce_events, kafka_bootstrap, config, records, SAME,
+                                   COUNT, per_second=RECORDS_PER_SECOND / 2)
 
             def firing() -> set[tuple[str, str]]:
                 return {(n, label) for n, label, state in prom.alerts() if state == "firing"}
@@ -234,6 +251,8 @@ def test_drift_and_disparity_alerts_stay_quiet_then_fire_on_drift_and_are_delive
                     f"{prom.query('streambed_demographic_parity_ratio')}; monitoring: "
                     f"{_monitoring(worker)['feature_drift']}") from None
             mark("firing")
+            drift.join(timeout=120)
+            assert not drift.is_alive(), "the third part was not produced in 120 s"
             drifted = {label for name, label in fired if name == "FeatureDriftDetected"}
             assert "WorkerDown" not in {n for n, _ in firing()}
 
