@@ -40,8 +40,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -57,6 +58,7 @@ from tests.alerting import Alertmanager, WebhookReceiver, alertmanager_exe, shor
 from tests.support import REPO, Prometheus, Worker, free_port, produce_to, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
+T = TypeVar("T")
 
 #: Events of each part. The second and third parts are pools: traffic stops as soon as
 #: the part's condition holds, so at the pace below they bound its length (about 45 s and
@@ -141,16 +143,45 @@ def _promote_first_cut(config_path: Path, config: Any) -> str:
     return version
 
 
-def _monitoring(worker: Worker) -> dict[str, Any]:
-    url = f"http://127.0.0.1:{worker.web_port}/monitoring"
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        return dict(json.loads(resp.read()))
+def _answered(read: Callable[[], T]) -> T | None:
+    """``read()``, or None when the process did not answer in time: on a loaded machine a
+    scorer starved of CPU can take seconds to serve a page (seen at load average 17), and
+    the bounded wait that polls asks again."""
+    try:
+        return read()
+    except OSError:  # a timeout, or a refused connection (then the wait times out)
+        return None
+
+
+def _asked(read: Callable[[], T], what: str, timeout_seconds: float = 30.0) -> T:
+    """``read()``'s answer, asked again (bounded) while the process does not answer."""
+    deadline = time.monotonic() + timeout_seconds
+    while (answer := _answered(read)) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no answer in {timeout_seconds} s: {what}")
+        time.sleep(0.5)
+    return answer
+
+
+def _monitoring(worker: Worker) -> dict[str, Any] | None:
+    """The scorer's /monitoring snapshot, or None when it did not answer in 10 s."""
+    def read() -> dict[str, Any]:
+        url = f"http://127.0.0.1:{worker.web_port}/monitoring"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+    return _answered(read)
+
+
+def _drift(worker: Worker) -> Any:
+    """The feature drift part of the snapshot, for a failure's message."""
+    return (_monitoring(worker) or {}).get("feature_drift", "no answer")
 
 
 def _events_received(worker: Worker) -> float:
-    """Events the scorer has received, whatever their outcome (its batches acknowledged)."""
-    return sum(sample.value
-               for family in text_string_to_metric_families(worker.metrics_text())
+    """Events the scorer has received, whatever their outcome (its batches acknowledged);
+    0 when it did not answer."""
+    text = _answered(worker.metrics_text) or ""
+    return sum(sample.value for family in text_string_to_metric_families(text)
                for sample in family.samples if sample.name == "streambed_events_total")
 
 
@@ -253,11 +284,17 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
             taught = _part(config, records, 0, TAUGHT)
             produce_to(kafka_bootstrap, taught, per_second=2 * RECORDS_PER_SECOND)
             promoted = _promote_first_cut(topic_config, config)
-            wait_until(lambda: worker.metric("streambed_model_info", model_version=promoted,
-                                             feature_set=config.features.identity) == 1.0,
-                       60, "the promoted version to serve")
-            wait_until(lambda: {_monitoring(worker)["feature_drift"][f]["reference_source"]
-                                for f in WATCHED_FEATURES} == {"champion"}, 30,
+            wait_until(lambda: _answered(lambda: worker.metric(
+                "streambed_model_info", model_version=promoted,
+                feature_set=config.features.identity)) == 1.0, 60,
+                "the promoted version to serve")
+
+            def on_champions_reference() -> bool:
+                drift = (_monitoring(worker) or {}).get("feature_drift", {})
+                return {drift.get(f, {}).get("reference_source")
+                        for f in WATCHED_FEATURES} == {"champion"}
+
+            wait_until(on_champions_reference, 30,
                        "the scorer to compare with the promoted version's reference")
             mark("promoted")
 
@@ -269,6 +306,8 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
 
             def enough_judged() -> bool:
                 snapshot = _monitoring(worker)
+                if snapshot is None:
+                    return False
                 for feature, stats in snapshot["feature_drift"].items():
                     if feature in judged and stats["statistic"] is not None:
                         # one verdict per window: its statistic and size identify it
@@ -286,7 +325,7 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
                 except AssertionError as exc:
                     raise AssertionError(
                         f"{exc}; windows judged: {judged}; events produced: "
-                        f"{same.counted}; drift: {_monitoring(worker)['feature_drift']}"
+                        f"{same.counted}; drift: {_drift(worker)}"
                     ) from None
                 sent = TAUGHT + same.stop()
             mark("judged")
@@ -298,28 +337,29 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
                        f"the scorer to receive the {sent} events produced")
             drained = time.time()
             verdict_replaced = (math.floor(drained / WINDOW_SECONDS) + 2) * WINDOW_SECONDS
-            wait_until(lambda: _monitoring(worker)["refreshed_at"] >= verdict_replaced, 30,
+            wait_until(lambda: ((_monitoring(worker) or {}).get("refreshed_at") or 0)
+                       >= verdict_replaced, 30,
                        "the last stationary window's verdict to be published and replaced",
                        step=0.2)
             checked_at = time.time()
-            wait_until(lambda: prom.evaluated_after("streambed.alerts", checked_at), 10,
-                       "the alert rules to be evaluated on it", step=0.2)
+            wait_until(lambda: _answered(
+                lambda: prom.evaluated_after("streambed.alerts", checked_at)), 10,
+                "the alert rules to be evaluated on it", step=0.2)
             span = f"{math.ceil(time.time() - judged_from) + 1}s"
-            pending_or_firing = prom.query(
-                f'max_over_time(ALERTS{{alertname="FeatureDriftDetected"}}[{span}])')
-            gauges = prom.query(
-                f'max_over_time(streambed_feature_drift_detected{{job="streambed"}}[{span}])')
-            scrapes = prom.query(
-                f'count_over_time(streambed_feature_drift_detected{{job="streambed"}}[{span}])')
+            pending_or_firing, gauges, scrapes = (_asked(lambda q=q: prom.query(q), q) for q in (
+                f'max_over_time(ALERTS{{alertname="FeatureDriftDetected"}}[{span}])',
+                f'max_over_time(streambed_feature_drift_detected{{job="streambed"}}[{span}])',
+                f'count_over_time(streambed_feature_drift_detected{{job="streambed"}}[{span}])'))
             assert pending_or_firing == [], (
                 f"FeatureDriftDetected on the same population: {pending_or_firing}; "
-                f"windows judged: {judged}; drift: {_monitoring(worker)['feature_drift']}")
+                f"windows judged: {judged}; drift: {_drift(worker)}")
             assert {m["feature"]: v for m, v in gauges} == dict.fromkeys(WATCHED_FEATURES, 0.0)
             # Scraped throughout: at least once per window on average.
             assert len(scrapes) == len(WATCHED_FEATURES)
             assert min(v for _, v in scrapes) >= (time.time() - judged_from) / WINDOW_SECONDS
-            assert ("GroupImpactDisparity", "group", "firing") not in prom.alerts()
-            assert prom.query('up{job="streambed"}')[0][1] == 1.0
+            assert ("GroupImpactDisparity", "group", "firing") not in _asked(
+                prom.alerts, "Prometheus' alerts")
+            assert _asked(lambda: prom.query('up{job="streambed"}'), "up")[0][1] == 1.0
             mark("same population quiet")
 
             # ---- the drift, until FeatureDriftDetected has been delivered
@@ -329,7 +369,7 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
                 return {(n, label) for n, label, state in prom.alerts() if state == "firing"}
 
             def drift_and_disparity() -> bool:  # firing at some time, not all at once
-                fired.update(firing())
+                fired.update(_answered(firing) or set())
                 assert not drift.exhausted, "the drift pool ran out"
                 return {("GroupImpactDisparity", "group"), ("FeatureDriftDetected",
                         "amount_last"), ("FeatureDriftDetected", "credit_score_last")} <= fired
@@ -346,7 +386,7 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
                         f"{prom.query('streambed_feature_drift_statistic')}; thresholds: "
                         f"{prom.query('streambed_feature_drift_threshold')}; parity: "
                         f"{prom.query('streambed_demographic_parity_ratio')}; monitoring: "
-                        f"{_monitoring(worker)['feature_drift']}") from None
+                        f"{_drift(worker)}") from None
                 mark("firing")
                 # Delivered: one notification for the drifting features, on the warning
                 # route, with the runbook and links; grouped by alert name, not feature.
@@ -354,7 +394,7 @@ def test_feature_drift_alert_stays_quiet_then_fires_on_drift_and_is_delivered(
                     _drift_notification("firing", {"amount_last", "credit_score_last"}), 30,
                     "the grouped FeatureDriftDetected notification")
                 mark("notified")
-            assert "WorkerDown" not in {n for n, _ in firing()}
+            assert "WorkerDown" not in {n for n, _ in _asked(firing, "the firing alerts")}
             assert path == "/warning"
             assert note["groupLabels"] == {"alertname": "FeatureDriftDetected",
                                            "job": "streambed"}
