@@ -21,6 +21,11 @@ Printed (and appended to docs/monitoring.md by hand):
   watched features for that: the quickstart watches numeric features only).
 
 Run: ``.venv/bin/python bench/drift_oc.py [--seeds 4 --windows 30 ...]``.
+
+``--score-trend`` prints instead why the score is not stationary on this stream although
+every watched feature is: the quickstart's model, learned on the first examples and
+frozen, scores its last 500 examples (what a version's score reference holds) and each
+following window, beside the mean of ``apps_lifetime`` (a lifetime count the model reads).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from features.engine import FeatureEngine  # noqa: E402
 from features.spec import FeatureSet  # noqa: E402
+from governance import LogisticModel  # noqa: E402
 from monitors.chisquare import family_alpha  # noqa: E402
 from monitors.config import DriftConfig  # noqa: E402
 from monitors.drift import VariableDrift  # noqa: E402
@@ -99,6 +105,40 @@ def feature_rows(config: Config, fs: FeatureSet, seed: int, count: int,
             state = states[entity] = engine.new_state()
         yield engine.apply(state, int(event[s.time_field]), attrs)  # type: ignore[arg-type]
         i += 1
+
+
+def score_trend(config: Config, fs: FeatureSet, seed: int, taught: int, windows: int,
+                window_events: int) -> None:
+    """Mean score of the model learned on the first ``taught`` examples (then frozen) on
+    its last 500 examples and on each following window, and ``apps_lifetime``'s mean."""
+    s = config.event
+    attributes = [n for n in s.attributes if n != s.group_field]
+    engine = FeatureEngine(fs, s.allowed_lateness_ms)
+    states: dict[str, object] = {}
+    options = SimulationOptions(count=taught + windows * window_events, seed=seed,
+                                **{**DEMO_OPTIONS, "label_ratio": 1.0})
+    rows: list[tuple[str, dict[str, object]]] = []
+    labels: dict[str, int] = {}
+    for record in Simulator(config, options).records():
+        data = json.loads(record.value)
+        if record.kind == "label":
+            labels[data["event_id"]] = int(data["label"])
+            continue
+        state = states.setdefault(data[s.entity_field], engine.new_state())
+        rows.append((data[s.id_field], engine.apply(
+            state, int(data[s.time_field]), {n: data.get(n) for n in attributes})))
+    model = LogisticModel(config.model.spec)
+    for event_id, features in rows[:taught]:
+        model.learn_x(model.spec.to_x(features), labels[event_id])
+    parts = [("last 500 examples learned", rows[taught - 500:taught])] + [
+        (f"window {w + 1}", rows[taught + w * window_events:taught + (w + 1) * window_events])
+        for w in range(windows)]
+    print(f"\nquickstart model learned on {taught} examples, then frozen (seed {seed})")
+    print("\n| events | mean score | mean apps_lifetime |\n| --- | --- | --- |")
+    for name, part in parts:
+        scores = model.score_batch([f for _, f in part])
+        lifetime = statistics.fmean(float(f["apps_lifetime"]) for _, f in part)  # type: ignore[arg-type]
+        print(f"| {name} | {statistics.fmean(scores):.3f} | {lifetime:.1f} |", flush=True)
 
 
 def columns_of(rows: list[dict[str, object]], names: list[str]) -> dict[str, list[object]]:
@@ -165,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=3000, help="events before the reference")
     p.add_argument("--shift-windows", type=int, default=2, help="windows after a shift")
     p.add_argument("--no-shifts", action="store_true", help="stationary rates only")
+    p.add_argument("--score-trend", action="store_true",
+                   help="only the score's trend on this stream (see the module docstring)")
     args = p.parse_args(argv)
 
     started = time.monotonic()
@@ -176,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     raw = yaml.safe_load(Path(args.config).read_text())["features"]
     fs = FeatureSet.model_validate({"features": [*raw, CATEGORY_FEATURE]})
     window_events = args.window_events or round(drift.window_seconds * args.events_per_second)
+    if args.score_trend:
+        score_trend(config, fs, 42, 700, 3, args.window_events or 1000)
+        return
     # The monitors' windows are window_seconds of wall clock: that many events at this rate.
     drift = drift.model_copy(update={"window_seconds": window_events / args.events_per_second})
     reference_sizes = [args.reference or drift.reference.examples, 500]

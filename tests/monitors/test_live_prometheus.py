@@ -70,7 +70,6 @@ def test_real_prometheus_fires_drift_and_impact_alerts_and_nothing_else(
     prometheus: Prometheus,
 ) -> None:
     expected = {("FeatureDriftDetected", "amount"), ("PredictionDriftDetected", ""),
-                ("FeatureDriftHigh", "amount"), ("PredictionDriftHigh", ""),
                 ("GroupImpactDisparity", "group")}
     seen: set[tuple[str, str]] = set()
 
