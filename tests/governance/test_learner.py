@@ -25,6 +25,7 @@ from governance import (
     version_id,
 )
 from governance.records import dumps
+from monitors.config import DriftConfig
 from tests.governance.training_streams import FEATURE_SET, GROUPS, Scorer, run, stream
 
 SPEC = ModelSpec(learning_rate=0.05)
@@ -312,12 +313,14 @@ def as_json_text(data: object) -> object:
 
 
 def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]],
-             **promotion: object) -> LearnerCore:
-    """What the shell does: restore the snapshot, read the shadows' rows back."""
+             drift: DriftConfig | None = None, **promotion: object) -> LearnerCore:
+    """What the shell does: restore the snapshot (under ``drift`` and the core's promotion
+    policy changed by ``promotion``), read the shadows' rows back."""
     resumed = LearnerCore.restore(
         as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
         promotion=PromotionConfig(**{**core.promotion.model_dump(), **promotion}),
-        feature_set=FEATURE_SET, sensitive_attributes=GROUPS, training_topic="training")
+        feature_set=FEATURE_SET, sensitive_attributes=GROUPS, training_topic="training",
+        drift=drift)
     start = resumed.recollect_from()
     for offset, example in log:
         if start is not None and offset >= start:
