@@ -21,9 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from streams.devtools.kafka_local import BrokerError, BrokerOptions, start, stop
-from tests.support import Worker, free_port, fresh_config, port_is_free, stop_all
+from tests.support import (
+    HYPOTHESIS_PROFILES,
+    Worker,
+    free_port,
+    fresh_config,
+    port_is_free,
+    stop_all,
+)
+
+for _name, (_settings, _) in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(_name, **_settings)
+if os.environ.get("HYPOTHESIS_PROFILE") in HYPOTHESIS_PROFILES:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 #: A fixed port only when asked for; otherwise a free one, so other brokers on this machine
 #: (and the controller port, broker port + 1000) never collide with the test broker.

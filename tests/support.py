@@ -52,6 +52,32 @@ def fresh_config(dest: Path, bootstrap: str, prefix: str = "t", partitions: int 
     return path
 
 
+#: Hypothesis profiles, by name (``HYPOTHESIS_PROFILE``; tests/conftest.py registers and
+#: loads them): the profile's settings, and how many examples a property test that asks
+#: :func:`max_examples` runs against the number written in it. "ci" is what ``make test``
+#: runs: half of them (never fewer than 10), no example database (a fresh clone has none
+#: to replay) and a failure's reproduction blob printed. "thorough" runs five times as
+#: many, for a change to the feature engine or the learner. Without a profile: as written.
+HYPOTHESIS_PROFILES: dict[str, tuple[dict[str, Any], float]] = {
+    "ci": ({"database": None, "print_blob": True}, 0.5),
+    "thorough": ({}, 5.0),
+}
+
+
+def max_examples(written: int) -> int:
+    """The ``max_examples`` of a property test that names ``written``, under the profile in
+    force (:data:`HYPOTHESIS_PROFILES`).
+
+    >>> profile = os.environ.get("HYPOTHESIS_PROFILE")
+    >>> max_examples(70) == {"ci": 35, "thorough": 350}.get(profile, 70)
+    True
+    >>> max_examples(8) == {"thorough": 40}.get(profile, 8)  # never fewer than 10
+    True
+    """
+    _, scale = HYPOTHESIS_PROFILES.get(os.environ.get("HYPOTHESIS_PROFILE", ""), ({}, 1.0))
+    return max(min(written, 10), round(written * scale))
+
+
 @dataclass(frozen=True)
 class Ran:
     """What a command line gave back (the fields of ``subprocess.CompletedProcess`` that

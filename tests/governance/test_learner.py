@@ -27,6 +27,7 @@ from governance import (
 from governance.records import dumps
 from monitors.config import DriftConfig
 from tests.governance.training_streams import FEATURE_SET, GROUPS, Scorer, run, stream
+from tests.support import max_examples
 
 SPEC = ModelSpec(learning_rate=0.05)
 #: Small looks so the tests run fast: looks at 300, 600, 1200 and (final) 2400 paired.
@@ -329,7 +330,7 @@ def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]],
     return resumed
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=max_examples(20), deadline=None)
 @given(n=st.integers(5, 60), stop=st.integers(0, 400), mode=st.sampled_from(["gated", "manual"]),
        disparity=st.sampled_from([0.0, 1.5]), shadows=st.integers(1, 3))
 def test_restart_from_a_snapshot_gives_what_never_stopping_gives(
