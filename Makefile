@@ -43,9 +43,12 @@ kafka-jars: venv
 demo: venv system-deps kafka-jars
 	$(PY) -m streams.devtools.demo
 
+# Property tests run the "ci" Hypothesis profile: half the examples each test names
+# (tests/support.py, HYPOTHESIS_PROFILES); make test HYPOTHESIS_PROFILE=thorough runs 5x.
+HYPOTHESIS_PROFILE ?= ci
 test: venv system-deps kafka-jars
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) $(PY) -m pytest
 
 # Hostile payloads of every kind, scorers and the learner killed, a 30 s broker outage, then
 # the invariant (nothing lost, one outcome each, parity with replay, exactly-once learning).

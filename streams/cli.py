@@ -1,4 +1,4 @@
-"""The ``streambed`` command line: kafka, worker, simulate, replay, schemas.
+"""The ``streambed`` command line: every command of :data:`COMMANDS`.
 
 Every command validates its config first and exits with status 2 and the dotted path of
 each bad field when the config is wrong, before connecting to anything.
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from streams.config import Config, ConfigError, load_config
 
@@ -200,29 +203,7 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Commands defined in this module: a command line naming one of them builds only these,
-#: so a worker (and its supervised child) does not import the replay, backtest and report
-#: commands' modules (pandas, MLflow, Dask: seconds of start-up it has no use for).
-CORE_COMMANDS = frozenset({"kafka", "worker", "learner", "simulate", "schemas"})
-
-#: Commands whose parsers live beside them: (module, function adding the parser). Only the
-#: one asked for is imported when the command line names it (the model and evaluate
-#: modules bring River and SciPy: seconds of start-up and ~100 MB that replay never uses).
-_COMMAND_PARSERS = {
-    "model": ("streams.learner.commands", "add_model_parser"),
-    "replay": ("streams.replay.cli", "add_replay_parser"),
-    "features": ("streams.features_cli", "add_features_parser"),
-    "evaluate": ("streams.backtest.cli", "add_evaluate_parser"),
-    "report": ("streams.report.cli", "add_report_parser"),
-}
-
-
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command line; ``command`` (the one given, if known) skips the other commands'
-    modules: a core command imports none of :data:`_COMMAND_PARSERS`, another only its own."""
-    p = argparse.ArgumentParser(prog="streambed", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_kafka_parser(sub: Any, config_of: Any) -> None:
     k = sub.add_parser("kafka", help="a real local Kafka broker (KRaft) for dev and tests")
     k.add_argument("action", choices=["start", "stop", "status", "fetch"],
                    help="fetch: resolve the broker's jars with Maven, start nothing")
@@ -237,6 +218,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                     "(default: the default topic names)")
     k.set_defaults(func=_kafka)
 
+
+def _add_worker_parser(sub: Any, config_of: Any) -> None:
     w = sub.add_parser("worker", help="run the stream processor (a Faust worker)")
     w.add_argument("--config", required=True)
     w.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
@@ -249,6 +232,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="run the Faust worker in this process, without restarts")
     w.set_defaults(func=_worker)
 
+
+def _add_learner_parser(sub: Any, config_of: Any) -> None:
     lr = sub.add_parser("learner", help="the learner: training log -> versions -> gates")
     lr.add_argument("--config", required=True)
     lr.add_argument("--broker", help="override the config's broker URL (kafka://HOST:PORT)")
@@ -259,6 +244,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                     help="run the learner in this process, without restarts")
     lr.set_defaults(func=_learner)
 
+
+def _add_simulate_parser(sub: Any, config_of: Any) -> None:
     s = sub.add_parser("simulate", help="synthetic events and delayed labels")
     s.add_argument("--config", required=True)
     s.add_argument("--broker")
@@ -276,18 +263,48 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--progress", type=int, default=0, help="print counts every N records")
     s.set_defaults(func=_simulate)
 
+
+def _add_schemas_parser(sub: Any, config_of: Any) -> None:
     sc = sub.add_parser("schemas", help="write the JSON Schemas of the wire records")
     sc.add_argument("--out", default="schemas")
     sc.add_argument("--config", help="also write the schema of this config's events")
     sc.set_defaults(func=_schemas)
-    if command in CORE_COMMANDS:
-        return p
 
-    import importlib
 
-    for name, (module, adder) in _COMMAND_PARSERS.items():
-        if command not in _COMMAND_PARSERS or command == name:
-            getattr(importlib.import_module(module), adder)(sub, _config)
+#: Every command, in the order of ``--help``, with what adds its parser: a function of this
+#: module, or ``"module:function"`` imported only when needed. A command line that names
+#: a command builds that command's parser alone, so a worker (and its supervised child)
+#: does not import the replay, backtest and report modules (pandas, MLflow, Dask: seconds
+#: of start-up it has no use for), and replay does not import the model and evaluate
+#: modules (River and SciPy: seconds of start-up and ~100 MB).
+COMMANDS: dict[str, Callable[[Any, Any], None] | str] = {
+    "kafka": _add_kafka_parser,
+    "worker": _add_worker_parser,
+    "learner": _add_learner_parser,
+    "simulate": _add_simulate_parser,
+    "schemas": _add_schemas_parser,
+    "model": "streams.learner.commands:add_model_parser",
+    "replay": "streams.replay.cli:add_replay_parser",
+    "features": "streams.features_cli:add_features_parser",
+    "evaluate": "streams.backtest.cli:add_evaluate_parser",
+    "report": "streams.report.cli:add_report_parser",
+}
+
+
+def _parser_adder(where: Callable[[Any, Any], None] | str) -> Callable[[Any, Any], None]:
+    if callable(where):
+        return where
+    module, _, function = where.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``command`` (the one given, if it is one of :data:`COMMANDS`)
+    builds that command alone and imports no other command's module."""
+    p = argparse.ArgumentParser(prog="streambed", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in [command] if command in COMMANDS else COMMANDS:
+        _parser_adder(COMMANDS[name])(sub, _config)
     return p
 
 

@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Kafka broker for the session, workers as real processes; and
-how the suite is spread over xdist's processes.
+"""Shared fixtures: a real Kafka broker for the session (one for all of xdist's processes),
+workers as real processes, Hypothesis profiles; and how the suite is spread over xdist's
+processes.
 
 Nothing here skips: if Java, Maven, Kafka or Prometheus cannot be had, the fixture fails
 and says what is missing (``make test`` installs all of them).
@@ -14,6 +15,8 @@ other file stays whole on one process (some share a module-scoped fixture).
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -21,9 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from streams.devtools.kafka_local import BrokerError, BrokerOptions, start, stop
-from tests.support import Worker, free_port, fresh_config, port_is_free, stop_all
+from tests.support import (
+    HYPOTHESIS_PROFILES,
+    Worker,
+    free_port,
+    fresh_config,
+    port_is_free,
+    stop_all,
+)
+
+for _name, (_settings, _) in HYPOTHESIS_PROFILES.items():
+    settings.register_profile(_name, **_settings)
+if os.environ.get("HYPOTHESIS_PROFILE") in HYPOTHESIS_PROFILES:
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 #: A fixed port only when asked for; otherwise a free one, so other brokers on this machine
 #: (and the controller port, broker port + 1000) never collide with the test broker.
@@ -41,7 +57,11 @@ def free_broker_port() -> int:
 
 #: Test files by how long their tests run (longest first, measured with ``--durations``):
 #: handed out before everything else. A file not listed runs after them, in collection
-#: order; list a new file here if one of its tests takes more than about 30 s.
+#: order; list a new file here if one of its tests takes more than about 30 s. (Measured
+#: in CPU s, one process, shared machine: the backtest files 105 for 17 tests since they
+#: call the command line in process, test_experiments.py's export test 23 of them; the
+#: parity properties about 17 and 5 under the "ci" profile, 30 s or more of wall time
+#: beside three other processes, which is why they go before the short files.)
 LONGEST_FIRST = (
     "tests/e2e/test_state_on_disk.py",
     "tests/e2e/test_lifecycle.py",
@@ -55,6 +75,7 @@ LONGEST_FIRST = (
     "tests/e2e/test_parity.py",
     "tests/chaos/test_recreated_changelog.py",
     "tests/backtest/",
+    "tests/features/test_features_parity.py",
     "tests/streams/test_replay_dask.py",
     "tests/e2e/",
     "tests/chaos/",
@@ -97,18 +118,59 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return FileOrTest(config, log)
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Apache Kafka broker (KRaft) on loopback for the whole test session."""
-    opts = BrokerOptions(
-        port=TEST_BROKER_PORT or free_broker_port(), data_dir=tmp_path_factory.mktemp("kafka")
-    )
+#: Under xdist, the one broker the run's processes share: its options, written by the
+#: process that started it, in the directory above every process's own temporary directory.
+SHARED_BROKER = "kafka-broker.json"
+
+
+def _start_broker(data_dir: Path) -> BrokerOptions:
+    opts = BrokerOptions(port=TEST_BROKER_PORT or free_broker_port(), data_dir=data_dir)
     try:
         start(opts, log=lambda line: print(line, flush=True))
     except BrokerError as exc:
         pytest.fail(f"the test Kafka broker could not start: {exc}", pytrace=False)
+    return opts
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Apache Kafka broker (KRaft) on loopback for the whole test session.
+
+    Under xdist the run's processes share one broker (every test makes topics and a
+    consumer group unique to it, tests/support.py ``fresh_config``): the first process
+    that needs it starts it, the others find it in :data:`SHARED_BROKER`, and the
+    controller stops it when the run ends (:func:`pytest_sessionfinish`). Measured: a
+    broker costs about 6.5 CPU s to format and start and 2.5 CPU s a minute idle, and
+    512 MB of heap; four of them (one a process) spent about 75 CPU s more per run."""
+    if not hasattr(request.config, "workerinput"):
+        opts = _start_broker(tmp_path_factory.mktemp("kafka"))
+        yield opts.bootstrap
+        stop(opts, log=lambda line: print(line, flush=True))
+        return
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "kafka-broker.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        state = shared / SHARED_BROKER
+        if state.exists():
+            known = json.loads(state.read_text())
+            opts = BrokerOptions(port=known["port"], data_dir=Path(known["data_dir"]))
+        else:
+            opts = _start_broker(shared / "kafka")
+            state.write_text(json.dumps({"port": opts.port, "data_dir": str(opts.data_dir)}))
     yield opts.bootstrap
-    stop(opts, log=lambda line: print(line, flush=True))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The xdist controller stops the broker its processes shared, once they all ended."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    state = factory.getbasetemp() / SHARED_BROKER if factory is not None else None
+    if state is not None and state.exists():
+        known = json.loads(state.read_text())
+        stop(BrokerOptions(port=known["port"], data_dir=Path(known["data_dir"])),
+             log=lambda line: print(line, flush=True))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -13,7 +14,8 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,84 @@ def fresh_config(dest: Path, bootstrap: str, prefix: str = "t", partitions: int 
     path = dest / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+#: Hypothesis profiles, by name (``HYPOTHESIS_PROFILE``; tests/conftest.py registers and
+#: loads them): the profile's settings, and how many examples a property test that asks
+#: :func:`max_examples` runs against the number written in it. "ci" is what ``make test``
+#: runs: half of them (never fewer than 10), no example database (a fresh clone has none
+#: to replay) and a failure's reproduction blob printed. "thorough" runs five times as
+#: many, for a change to the feature engine or the learner. Without a profile: as written.
+HYPOTHESIS_PROFILES: dict[str, tuple[dict[str, Any], float]] = {
+    "ci": ({"database": None, "print_blob": True}, 0.5),
+    "thorough": ({}, 5.0),
+}
+
+
+def max_examples(written: int) -> int:
+    """The ``max_examples`` of a property test that names ``written``, under the profile in
+    force (:data:`HYPOTHESIS_PROFILES`).
+
+    >>> profile = os.environ.get("HYPOTHESIS_PROFILE")
+    >>> max_examples(70) == {"ci": 35, "thorough": 350}.get(profile, 70)
+    True
+    >>> max_examples(8) == {"thorough": 40}.get(profile, 8)  # never fewer than 10
+    True
+    """
+    _, scale = HYPOTHESIS_PROFILES.get(os.environ.get("HYPOTHESIS_PROFILE", ""), ({}, 1.0))
+    return max(min(written, 10), round(written * scale))
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command line gave back (the fields of ``subprocess.CompletedProcess`` that
+    the tests read)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def streambed(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+              ) -> Ran:
+    """``streambed ARGS`` run in this process by the console script's own function
+    (:func:`streams.cli.main`), with its output captured: the same parsing, commands and
+    exit status, without the 3 to 4 CPU seconds a fresh interpreter spends importing
+    River, SciPy, pandas and MLflow on every call. ``cwd`` and ``env`` (the whole
+    environment) hold for the call only. A test whose claim is about a fresh process (its
+    imports, its start-up) runs ``python -m streams.cli`` instead."""
+    from streams.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's errors and --help
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def model_command(config_path: Path, *args: str) -> Ran:
+    """``streambed model ARGS --config CONFIG_PATH`` (in this process, :func:`streambed`)."""
+    return streambed("model", *args, "--config", str(config_path))
+
+
+def audit_records(config: Any) -> list[dict[str, Any]]:
+    """Every record of the config's ``model.audit`` topic, as JSON."""
+    from streams.topics import read_all
+
+    return [json.loads(v) for _, _, v, _ in read_all(config, config.topics.model_audit)]
 
 
 def free_port() -> int:

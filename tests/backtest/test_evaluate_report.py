@@ -18,15 +18,16 @@ from streams.backtest import evaluate, load_history
 from streams.backtest.cli import read_metrics
 from streams.config import load_config
 from tests.backtest.tracking import cli_env
-from tests.support import REPO
+from tests.support import REPO, Ran, streambed
 
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 CARDS = REPO / "tests" / "backtest" / "cards_small.yaml"
 
 
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, env=cli_env())
+def cli(*args: str) -> Ran:
+    """``streambed ARGS`` in this process (one import of the offline stack, not one a
+    call); the shipped example's test below runs the command lines as fresh processes."""
+    return streambed(*args, cwd=REPO, env=cli_env())
 
 
 def simulate(config: Path, out: Path, *extra: str) -> Path:
@@ -184,7 +185,6 @@ def test_evaluate_and_report_on_the_shipped_cards_example_from_csv(tmp_path: Pat
     """examples/cards.yaml with its CSV history (text codes, an "NA" region): the second,
     different config the data scientist's guide uses."""
     import subprocess
-    import sys
 
     history = tmp_path / "cards"
     subprocess.run([sys.executable, str(REPO / "examples" / "cards_history.py"), "--out",

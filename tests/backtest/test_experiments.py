@@ -20,14 +20,15 @@ from streams.experiments import config_sha256, history_sha256, model_config_hash
 from streams.learner.environment import current_environment
 from streams.scorer.champion import Champion
 from streams.topics import ensure_topics
-from tests.support import REPO, produce_to
+from tests.support import REPO, Ran, produce_to, streambed
 
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> Ran:
+    """``streambed ARGS`` in this process (the import of MLflow, River and SciPy once, not
+    once a call), in ``cwd`` with ``env`` as its whole environment."""
+    return streambed(*args, cwd=cwd, env=env)
 
 
 def without_tracking_env() -> dict[str, str]:
@@ -161,11 +162,14 @@ def test_tracking_uri_option_wins_and_a_bad_store_is_one_clear_line(history: Pat
 
 # -- model export ------------------------------------------------------------------------
 
+#: argv: the features' Parquet file, then (model URI, output Parquet file) pairs. One fresh
+#: process loads and scores them all (one import of MLflow and pandas, not one a model).
 SCORE_IN_A_FRESH_PROCESS = """
 import sys
 import mlflow.pyfunc, pandas as pd
-model = mlflow.pyfunc.load_model(sys.argv[1])
-model.predict(pd.read_parquet(sys.argv[2])).to_parquet(sys.argv[3])
+features = pd.read_parquet(sys.argv[1])
+for ref, out in zip(sys.argv[2::2], sys.argv[3::2], strict=True):
+    mlflow.pyfunc.load_model(ref).predict(features).to_parquet(out)
 print(sorted(m for m in sys.modules if m.split('.')[0] in ('streams', 'features')))
 """
 
@@ -214,16 +218,17 @@ def test_model_export_registers_versions_that_score_exactly_as_the_scorer(
 
     features = run.features[config.features.names].copy()
     features.to_parquet(tmp_path / "features.parquet")
-    for record, ref in ((champion, f"models:/{name}@champion"),
-                        (older, f"models:/{name}/{registered[older.version].version}")):
-        out = tmp_path / f"scores-{record.sequence}.parquet"
-        done = subprocess.run([sys.executable, "-c", SCORE_IN_A_FRESH_PROCESS, ref,
-                               str(tmp_path / "features.parquet"), str(out)],
-                              cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert "streams" not in done.stdout  # the pyfunc needs no shell code to score
-        scored = pd.read_parquet(out)
+    loads = ((champion, f"models:/{name}@champion"),
+             (older, f"models:/{name}/{registered[older.version].version}"))
+    outs = {r.version: tmp_path / f"scores-{r.sequence}.parquet" for r, _ in loads}
+    done = subprocess.run([sys.executable, "-c", SCORE_IN_A_FRESH_PROCESS,
+                           str(tmp_path / "features.parquet"),
+                           *(str(x) for r, ref in loads for x in (ref, outs[r.version]))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "streams" not in done.stdout  # the pyfunc needs no shell code to score
+    for record, _ in loads:
+        scored = pd.read_parquet(outs[record.version])
         scorer = Champion.of(record)
         expected = [scorer.score_one({k: (None if pd.isna(v) else v) for k, v in row.items()})
                     for row in features.astype(object).to_dict("records")]

@@ -3,8 +3,6 @@ topics, the learner's versions and decisions from ``model.versions``/``model.aud
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +13,14 @@ from streams.config import load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics
 from tests.backtest.tracking import cli_env
-from tests.support import REPO, produce_to
+from tests.support import REPO, Ran, produce_to, streambed
 
 pytestmark = pytest.mark.kafka
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, env=cli_env())
+def cli(*args: str) -> Ran:
+    """``streambed ARGS`` in this process (tests/support.py's ``streambed``)."""
+    return streambed(*args, cwd=REPO, env=cli_env())
 
 
 def test_evaluate_and_report_read_history_and_decisions_from_kafka(

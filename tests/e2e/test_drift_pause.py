@@ -6,15 +6,13 @@ name and request id; ``model rebuild --verify`` replays the pause and the resume
 The training log is made in-process by the learner's own core and a scorer stand-in
 (tests/governance/training_streams.py) under the test's config, so the test knows before
 the learner runs that it pauses (tests/governance/test_drift_pause.py holds the same
-stream): one produce, one learner, three CLI calls (about 30 s on an idle machine; 92 s at load
+stream): one produce, one learner, three ``streambed model`` command lines, run in this
+process (tests/support.py's ``streambed``; about 30 s on an idle machine; 92 s at load
 average 13 to 16).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +22,9 @@ import yaml
 from governance import AuditRecord, Decision, LearnerCore
 from governance.records import dumps
 from streams.config import load_config
-from streams.topics import ensure_topics, read_all
+from streams.topics import ensure_topics
 from tests.governance.training_streams import Scorer, stream
-from tests.support import REPO, free_port, produce_to, wait_until
+from tests.support import audit_records, free_port, model_command, produce_to, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -68,14 +66,6 @@ def _training_log(config: Any) -> tuple[list[bytes], list[AuditRecord]]:
     return values, [a for a in decided if isinstance(a, AuditRecord)]
 
 
-def _model(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", "model", *args,
-                           "--config", str(config_path)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-
-
-def _audit(config: Any) -> list[dict[str, Any]]:
-    return [json.loads(v) for _, _, v, _ in read_all(config, config.topics.model_audit)]
 
 
 def test_the_learner_pauses_on_drift_and_a_named_person_resumes_it_on_record(
@@ -98,7 +88,7 @@ def test_the_learner_pauses_on_drift_and_a_named_person_resumes_it_on_record(
                "the learner to read the training log")
     wait_until(lambda: learner.metric("streambed_model_promotion_paused") == 1.0, 30,
                "the pause on the learner's /metrics")
-    audit = _audit(config)
+    audit = audit_records(config)
     pause = next(a for a in audit if a["decision"] == "pause")
     assert pause["by"] == "policy" and "feature x3 drifted" in pause["reason"]
     assert pause["drift"]["window_examples"] == 300
@@ -106,20 +96,20 @@ def test_the_learner_pauses_on_drift_and_a_named_person_resumes_it_on_record(
     assert any(f["statistic"] == "feature x3" and f["value"] > f["threshold"]
                for f in pause["drift"]["flags"])
 
-    resumed = _model(path, "resume", "--by", "Ada Lovelace", "--reason",
+    resumed = model_command(path, "resume", "--by", "Ada Lovelace", "--reason",
                      "the x3 shift is a known upstream change")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resume" in resumed.stdout and "Ada Lovelace" in resumed.stdout
     assert "feature x3" in resumed.stdout, "the statistics that had paused it"
-    record = [a for a in _audit(config) if a["decision"] == "resume"][-1]
+    record = [a for a in audit_records(config) if a["decision"] == "resume"][-1]
     assert record["by"] == "Ada Lovelace" and record["request_id"]
     assert record["reason"].startswith("the x3 shift is a known upstream change")
     wait_until(lambda: learner.metric("streambed_model_promotion_paused") == 0.0, 30,
                "the resume on the learner's /metrics")
 
     champion = pause["champion"]
-    rebuilt = _model(path, "rebuild", champion, "--verify")
+    rebuilt = model_command(path, "rebuild", champion, "--verify")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "every one identical to model.audit" in rebuilt.stdout, rebuilt.stdout
-    listed = _model(path, "audit")
+    listed = model_command(path, "audit")
     assert listed.returncode == 0 and "pause by policy" in listed.stdout, listed.stdout

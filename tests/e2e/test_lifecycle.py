@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,15 @@ from streams.config import load_config
 from streams.devtools.simulate import SimulationOptions, Simulator
 from streams.topics import ensure_topics, read_all
 from tests.governance.training_streams import stream
-from tests.support import REPO, free_port, json_values, produce_to, read_topic, wait_until
+from tests.support import (
+    audit_records,
+    free_port,
+    json_values,
+    model_command,
+    produce_to,
+    read_topic,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -120,14 +126,6 @@ def _records(config: Any, count: int, seed: int, **opts: Any) -> list[tuple[str,
     return [(topics[r.kind], r.key, r.value) for r in Simulator(config, sim).records()]
 
 
-def _model(config_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streams.cli", "model", *args,
-                           "--config", str(config_path)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
-
-
-def _audit(config: Any) -> list[dict[str, Any]]:
-    return [json.loads(v) for _, _, v, _ in read_all(config, config.topics.model_audit)]
 
 
 def _versions(config: Any) -> dict[str, dict[str, Any]]:
@@ -188,11 +186,11 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
         assert ev["from_offset"] > v["training"]["to_offset"], "nothing it learned from"
     learned_total = max(v["examples_learned"] for v in versions.values())
     assert learned_total == len(distinct) // 300 * 300, "every example learned exactly once"
-    audits = _audit(config)
+    audits = audit_records(config)
     assert all(a["policy_sha256"] and a["environment"] for a in audits)
 
     latest = max(versions.values(), key=lambda v: v["sequence"])["version"]
-    rebuilt = _model(path, "rebuild", latest, "--verify")
+    rebuilt = model_command(path, "rebuild", latest, "--verify")
     assert rebuilt.returncode == 0 and "rebuilt identically" in rebuilt.stdout, \
         rebuilt.stdout + rebuilt.stderr
     assert "every one identical to model.audit" in rebuilt.stdout, rebuilt.stdout
@@ -200,7 +198,7 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
     scored = json_values(read_topic(kafka_bootstrap, config.topics.scored,
                                     sum(1 for t, _, _ in records if t == config.topics.events)))
     assert {s["model_version"] for s in scored} <= set(versions), "only published versions"
-    promoted = _model(path, "promote", latest, "--by", "Ada Lovelace", "--reason",
+    promoted = model_command(path, "promote", latest, "--by", "Ada Lovelace", "--reason",
                       "reviewed it in shadow", "--override")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     champion = _versions(config)[latest]
@@ -210,7 +208,7 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
                                              model_version=champion["version"],
                                              feature_set=config.features.identity) == 1.0,
                    60, "the champion to reach every scorer")
-    listing = _model(path, "list")
+    listing = model_command(path, "list")
     assert listing.returncode == 0 and champion["version"] in listing.stdout
     assert "shadow" in listing.stdout, listing.stdout
 
@@ -229,7 +227,7 @@ def test_judged_on_shadow_scores_a_fair_candidate_is_promoted_an_unfair_one_held
     learner.kill()                        # mid-shadow: v1 has had two looks
     learner = worker_factory(path, free_port(), role="learner")
     scorer.send(1500, seed=2, learner=learner)
-    audits = _audit(config)
+    audits = audit_records(config)
     promoted = [a for a in audits if a["decision"] == "promote"]
     assert promoted and promoted[0]["by"] == "policy", [a["reason"] for a in audits]
     first = promoted[0]
@@ -238,7 +236,7 @@ def test_judged_on_shadow_scores_a_fair_candidate_is_promoted_an_unfair_one_held
     assert first["evaluation"]["examples"] >= 300 and first["evaluation"]["looks"]
 
     scorer.send(1200, seed=3, disparity=1.5, learner=learner)   # group B looks riskier
-    held = [a for a in _audit(config) if a["decision"] == "hold"
+    held = [a for a in audit_records(config) if a["decision"] == "hold"
             and any(g["attribute"] == "group" and g["outcome"] == "fail" for g in a["gates"])]
     assert held, "a candidate that learned the disparity is held"
     failing = [g for g in held[-1]["gates"] if g["outcome"] == "fail"]
@@ -246,13 +244,13 @@ def test_judged_on_shadow_scores_a_fair_candidate_is_promoted_an_unfair_one_held
     assert all(g["lower"] is not None and g["upper"] is not None for g in failing)
 
     version = held[-1]["version"]
-    show = _model(path, "show", version)
+    show = model_command(path, "show", version)
     assert show.returncode == 0 and "look" in show.stdout and "bound" in show.stdout, \
         show.stdout + show.stderr
     assert "policy sha256" in show.stdout and "environment: streambed" in show.stdout
-    audit = _model(path, "audit", "--version", version)
+    audit = model_command(path, "audit", "--version", version)
     assert audit.returncode == 0 and "looks so far" in audit.stdout, audit.stdout
-    rebuilt = _model(path, "rebuild", version, "--verify")
+    rebuilt = model_command(path, "rebuild", version, "--verify")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "rebuilt identically" in rebuilt.stdout
     assert "every one identical to model.audit" in rebuilt.stdout, rebuilt.stdout
@@ -268,12 +266,12 @@ def test_people_promote_override_and_roll_back_and_a_policy_change_is_on_record(
     learner = worker_factory(path, free_port(), role="learner")
     shadow = ShadowScorer(config, kafka_bootstrap)
     shadow.send(2700, seed=1, learner=learner)
-    waiting = [a for a in _audit(config) if a["decision"] == "await_review"]
+    waiting = [a for a in audit_records(config) if a["decision"] == "await_review"]
     assert waiting, "manual: the verdict awaits a person"
     fair = next((a["version"] for a in waiting if a["evaluation"]["outcome"] == "pass"), None)
     assert fair is not None, [a["reason"] for a in waiting]
     assert _versions(config)[fair]["status"] == "candidate"
-    ok = _model(path, "promote", fair, "--by", "Ada Lovelace", "--reason", "reviewed")
+    ok = model_command(path, "promote", fair, "--by", "Ada Lovelace", "--reason", "reviewed")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "look" in ok.stdout, ok.stdout          # the evidence it was promoted on
     wait_until(lambda: scorer.metric("streambed_model_info", model_version=fair,
@@ -281,22 +279,22 @@ def test_people_promote_override_and_roll_back_and_a_policy_change_is_on_record(
                60, "the promoted version to serve")
 
     shadow.send(900, seed=3, disparity=1.5, learner=learner)
-    unfair = next(a for a in _audit(config) if a["decision"] == "await_review"
+    unfair = next(a for a in audit_records(config) if a["decision"] == "await_review"
                   and a["evaluation"]["outcome"] == "fail")
-    refused = _model(path, "promote", unfair["version"], "--by", "Ada Lovelace",
+    refused = model_command(path, "promote", unfair["version"], "--by", "Ada Lovelace",
                      "--reason", "looks better on AUC")
     assert refused.returncode == 1 and "refused" in refused.stdout + refused.stderr, \
         refused.stdout + refused.stderr
-    refusal = [a for a in _audit(config)
+    refusal = [a for a in audit_records(config)
                if a["decision"] == "refuse" and a["version"] == unfair["version"]]
     assert refusal and refusal[-1]["by"] == "Ada Lovelace"
     assert any(g["outcome"] == "fail" for g in refusal[-1]["gates"])
 
-    forced = _model(path, "promote", unfair["version"], "--by", "Grace Hopper", "--reason",
+    forced = model_command(path, "promote", unfair["version"], "--by", "Grace Hopper", "--reason",
                     "incident 42: accepted risk", "--override")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert any(a["override"] and a["version"] == unfair["version"] for a in _audit(config))
-    back = _model(path, "rollback", "--by", "Grace Hopper", "--reason", "parity incident")
+    assert any(a["override"] and a["version"] == unfair["version"] for a in audit_records(config))
+    back = model_command(path, "rollback", "--by", "Grace Hopper", "--reason", "parity incident")
     assert back.returncode == 0, back.stdout + back.stderr
     wait_until(lambda: scorer.metric("streambed_model_info", model_version=fair,
                                      feature_set=config.features.identity) == 1.0,
@@ -309,18 +307,18 @@ def test_people_promote_override_and_roll_back_and_a_policy_change_is_on_record(
     assert learner.metric("streambed_model_decisions_total", decision="rollback") == 1
 
     # The policy is loosened: on record before anything is decided under it.
-    before = len(_audit(config))
+    before = len(audit_records(config))
     learner.stop()
     raw = yaml.safe_load(path.read_text())
     raw["model"]["promotion"]["parity_ratio_min"] = 0.7
     path.write_text(yaml.safe_dump(raw))
     learner = worker_factory(path, free_port(), role="learner")
-    wait_until(lambda: len(_audit(config)) > before, 60, "the policy change on record")
+    wait_until(lambda: len(audit_records(config)) > before, 60, "the policy change on record")
     shadow.send(600, seed=4, learner=learner)
-    after = _audit(config)[before:]
+    after = audit_records(config)[before:]
     assert after[0]["decision"] == "policy_changed", [a["decision"] for a in after]
     assert "promotion.parity_ratio_min" in after[0]["reason"]
     assert all(a["policy"]["promotion"]["parity_ratio_min"] == 0.7 for a in after)
-    decisions = {a["decision"] for a in _audit(config)}
+    decisions = {a["decision"] for a in audit_records(config)}
     assert {"bootstrap", "await_review", "promote", "refuse", "rollback",
             "policy_changed"} <= decisions

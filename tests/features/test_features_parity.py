@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 
 from features import FeatureEngine, compute_features
 from features.reference import reference_features
+from tests.support import max_examples
 
 FEATURES = every_feature()
 
@@ -40,7 +41,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).to_dict("records")
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(70), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams())
 def test_online_offline_and_reference_agree_in_arrival_and_event_time_order(events):
     online = _online(events)
@@ -58,7 +60,8 @@ def test_online_offline_and_reference_agree_in_arrival_and_event_time_order(even
     assert not mismatches(in_time_order, expected, FEATURES, by_time)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams(xs=huge_values))
 def test_huge_values_are_null_never_inf_and_online_equals_offline(events):
     """±1e308 and ±inf: a value that is not finite is null in both engines, the same rows,

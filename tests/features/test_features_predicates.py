@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from features import FeatureEngine, FeatureSet, Where
 from features.predicates import mask, matches
+from tests.support import max_examples
 
 
 def test_comparisons_with_null_are_false_even_ne_and_not_in():
@@ -71,7 +72,7 @@ def clauses(draw: st.DrawFn) -> Where:
     return Where(field="x", op=op, value=draw(scalars))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max_examples(300), deadline=None)
 @given(st.one_of(st.lists(cells, max_size=8),
                  st.lists(st.one_of(st.none(), st.floats(-3, 3)), max_size=8),
                  st.lists(st.integers(-3, 3), max_size=8)),

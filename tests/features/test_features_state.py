@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from features import FeatureEngine, FeatureSet, StateDecodeError
 from features.codec import FORMAT_VERSION
 from features.spec import Feature
+from tests.support import max_examples
 
 FEATURES = every_feature()
 ENGINE = FeatureEngine(FEATURES, LATENESS_MS)
@@ -39,7 +40,8 @@ def _same(a: dict, b: dict) -> bool:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams(), st.integers(1, 5))
 def test_encoding_the_state_every_k_events_changes_no_feature(events, k):
     never, every_k = _outputs(events, None), _outputs(events, k)
@@ -75,7 +77,8 @@ def test_random_bytes_decode_to_a_usable_state_or_state_decode_error(raw):
     _usable_or_refused(raw)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(event_streams(max_events=12), st.data())
 def test_mutated_encodings_decode_to_a_usable_state_or_state_decode_error(events, data):
     raw = bytearray(data.draw(st.sampled_from(_valid_encodings(events))))

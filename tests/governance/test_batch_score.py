@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from governance import LogisticModel, ModelSpec
+from tests.support import max_examples
 
 NAMES = ["amount", "apps_1h", "channel_last", "credit", "gap"]
 value = st.one_of(
@@ -31,7 +32,7 @@ def bits(values: list[float]) -> list[bytes]:
     return [struct.pack("<d", v) for v in values]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=max_examples(300), deadline=None)
 @given(spec=specs, learned=examples, rows=st.lists(row, min_size=1, max_size=30),
        same_keys=st.booleans())
 def test_batch_scores_are_bit_equal_to_river_row_by_row(
@@ -49,7 +50,7 @@ def test_batch_scores_are_bit_equal_to_river_row_by_row(
     assert bits(model.score_batch(rows)) == bits(alone)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=max_examples(200), deadline=None)
 @given(weights=st.dictionaries(st.sampled_from(NAMES), st.floats(-1e3, 1e3), min_size=1),
        means=st.dictionaries(st.sampled_from(NAMES), st.floats(-1e6, 1e6), min_size=1),
        variance=st.floats(0, 1e8), intercept=st.floats(-40, 40),

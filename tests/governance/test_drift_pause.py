@@ -20,14 +20,13 @@ from governance import (
     ModelVersionRecord,
     Output,
     PromotionConfig,
-    TrainingExample,
 )
 from governance.rebuild import replay_decisions
 from monitors.chisquare import family_alpha
 from monitors.config import DriftConfig
 from monitors.sketch import DriftReference, VariableSketch
 from streams.config import ConfigError, load_config
-from tests.governance.test_learner import SMALL, SPEC, as_json_text, v
+from tests.governance.test_learner import SMALL, SPEC, as_json_text, restored, v
 from tests.governance.training_streams import FEATURE_SET, GROUPS, run
 from tests.support import REPO
 
@@ -47,20 +46,6 @@ def drift_learner(drift: DriftConfig = DRIFT, **promotion: object) -> LearnerCor
 def audits(outputs: list[Output], *decisions: Decision) -> list[AuditRecord]:
     return [o for o in outputs if isinstance(o, AuditRecord)
             and (not decisions or o.decision in decisions)]
-
-
-def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]]) -> LearnerCore:
-    """As the shell restarts: the snapshot, then the rows read back from the log."""
-    resumed = LearnerCore.restore(
-        as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
-        promotion=core.promotion, feature_set=FEATURE_SET, sensitive_attributes=GROUPS,
-        training_topic="training", drift=DRIFT)
-    start = resumed.recollect_from()
-    for offset, example in log:
-        if start is not None and offset >= start:
-            resumed.recollect(offset, example)
-    assert resumed.evidence_complete()
-    return resumed
 
 
 def test_each_cut_stores_the_sketch_of_its_last_examples_scored_by_itself() -> None:
@@ -173,7 +158,7 @@ def test_a_restart_keeps_the_pause_and_decides_what_never_stopping_decides(
     straight, expected = never_stopping
     first = drift_learner()
     before, log = run(first, stop, seed=4, shift=SHIFT)
-    resumed = restored(first, log)
+    resumed = restored(first, log, drift=DRIFT)
     assert resumed.paused == first.paused
     after, _ = run(resumed, 6500, seed=4, shift=SHIFT, start=stop)
     dumped = [o.model_dump(mode="json") for o in before + after]
@@ -189,7 +174,7 @@ def test_a_snapshot_holds_each_reference_once() -> None:
     refs = [r["drift_reference"] for r in snapshot["versions"] if r["drift_reference"]]
     assert all(isinstance(k, str) for k in refs) and set(refs) <= set(snapshot["references"])
     assert len(json.dumps(snapshot)) < 600_000
-    assert restored(core, log).version(v(2)) == core.version(v(2))
+    assert restored(core, log, drift=DRIFT).version(v(2)) == core.version(v(2))
 
 
 def test_rebuild_verify_replays_pauses_resumes_and_a_pinned_baseline() -> None:
@@ -307,14 +292,7 @@ def test_a_restart_under_changed_drift_settings_is_on_record_and_replays() -> No
     outputs, log = run(core, 5500, seed=4, shift=shift)
     assert core.paused
     looser = DRIFT.model_copy(update={"resume_after": 2})
-    resumed = LearnerCore.restore(
-        as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
-        promotion=core.promotion, feature_set=FEATURE_SET, sensitive_attributes=GROUPS,
-        training_topic="training", drift=looser)
-    start = resumed.recollect_from()
-    for offset, example in log:
-        if start is not None and offset >= start:
-            resumed.recollect(offset, example)
+    resumed = restored(core, log, drift=looser)
     assert resumed.paused, "the pause survives the restart"
     changed = resumed.record_policy(now_ms=5_500_000)
     assert "drift.resume_after" in changed[0].reason  # type: ignore[union-attr]

@@ -25,7 +25,9 @@ from governance import (
     version_id,
 )
 from governance.records import dumps
+from monitors.config import DriftConfig
 from tests.governance.training_streams import FEATURE_SET, GROUPS, Scorer, run, stream
+from tests.support import max_examples
 
 SPEC = ModelSpec(learning_rate=0.05)
 #: Small looks so the tests run fast: looks at 300, 600, 1200 and (final) 2400 paired.
@@ -312,12 +314,14 @@ def as_json_text(data: object) -> object:
 
 
 def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]],
-             **promotion: object) -> LearnerCore:
-    """What the shell does: restore the snapshot, read the shadows' rows back."""
+             drift: DriftConfig | None = None, **promotion: object) -> LearnerCore:
+    """What the shell does: restore the snapshot (under ``drift`` and the core's promotion
+    policy changed by ``promotion``), read the shadows' rows back."""
     resumed = LearnerCore.restore(
         as_json_text(core.snapshot()), spec=SPEC,  # type: ignore[arg-type]
         promotion=PromotionConfig(**{**core.promotion.model_dump(), **promotion}),
-        feature_set=FEATURE_SET, sensitive_attributes=GROUPS, training_topic="training")
+        feature_set=FEATURE_SET, sensitive_attributes=GROUPS, training_topic="training",
+        drift=drift)
     start = resumed.recollect_from()
     for offset, example in log:
         if start is not None and offset >= start:
@@ -326,7 +330,7 @@ def restored(core: LearnerCore, log: list[tuple[int, TrainingExample]],
     return resumed
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=max_examples(20), deadline=None)
 @given(n=st.integers(5, 60), stop=st.integers(0, 400), mode=st.sampled_from(["gated", "manual"]),
        disparity=st.sampled_from([0.0, 1.5]), shadows=st.integers(1, 3))
 def test_restart_from_a_snapshot_gives_what_never_stopping_gives(
