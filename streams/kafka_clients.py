@@ -39,6 +39,10 @@ def ssl_context(security: Security) -> ssl.SSLContext | None:
     return ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH, cafile=cafile)
 
 
+#: How long a kafka-python client waits for the broker to answer its version probe.
+VERSION_PROBE_MS = 15_000
+
+
 def _sasl(security: Security) -> dict[str, Any]:
     if not security.sasl:
         return {}
@@ -67,8 +71,13 @@ def aiokafka_auth(security: Security) -> dict[str, Any]:
 
 
 def kafka_python_options(config: Config) -> dict[str, Any]:
-    """``bootstrap_servers`` and authentication for a kafka-python client of ``config``."""
-    return {"bootstrap_servers": config.bootstrap_servers, **kafka_python_auth(config.security)}
+    """``bootstrap_servers`` and authentication for a kafka-python client of ``config``.
+
+    kafka-python probes the broker's version when a client starts and gives up after 2 s
+    by default (``NoBrokersAvailable``); a loaded host can take longer to answer."""
+    return {"bootstrap_servers": config.bootstrap_servers,
+            "api_version_auto_timeout_ms": VERSION_PROBE_MS,
+            **kafka_python_auth(config.security)}
 
 
 def aiokafka_options(config: Config) -> dict[str, Any]:
