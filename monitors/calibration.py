@@ -37,7 +37,12 @@ import numpy as np
 EPSILON = 1e-6
 #: Ridge on the intercept and slope (keeps a separable sample finite).
 RIDGE = 1e-3
-NEWTON_STEPS = 30
+#: Newton steps, each at most ``MAX_STEP`` in either coefficient (plain Newton overshoots
+#: on logistic likelihoods when some logits are extreme).
+NEWTON_STEPS = 50
+MAX_STEP = 1.0
+#: The linear predictor is clipped to ``±LINEAR_CLIP`` before ``exp`` (no overflow).
+LINEAR_CLIP = 35.0
 
 
 def logit(scores: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -55,7 +60,11 @@ class LogisticCalibrator:
 
     def apply(self, scores: Sequence[float] | np.ndarray) -> np.ndarray:
         """The calibrated probability of each score."""
-        return 1.0 / (1.0 + np.exp(-(self.intercept + self.slope * logit(scores))))
+        return _sigmoid(self.intercept + self.slope * logit(scores))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -LINEAR_CLIP, LINEAR_CLIP)))
 
 
 def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -63,10 +72,11 @@ def _fit(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.
     design = np.stack([np.ones_like(x), x], axis=1)
     beta = np.array([0.0, 1.0])  # start from "already calibrated"
     for _ in range(NEWTON_STEPS):
-        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        p = _sigmoid(design @ beta)
         gradient = design.T @ (w * (y - p)) - RIDGE * beta
         hessian = (design * (w * p * (1.0 - p))[:, None]).T @ design + RIDGE * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
+        step = step * min(1.0, MAX_STEP / max(float(np.abs(step).max()), 1e-300))
         beta = beta + step
         if float(np.abs(step).max()) < 1e-10:
             break
@@ -98,5 +108,5 @@ def bootstrap_probabilities(scores: Sequence[float] | np.ndarray,
     for r in range(replicates):
         weights = rng.multinomial(len(x), np.full(len(x), 1.0 / len(x))).astype(np.float64)
         a, b = _fit(x, y, weights)
-        out[r] = 1.0 / (1.0 + np.exp(-(a + b * new)))
+        out[r] = _sigmoid(a + b * new)
     return out

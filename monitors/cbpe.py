@@ -46,6 +46,7 @@ import numpy as np
 from monitors.calibration import bootstrap_probabilities, fit_logistic
 from monitors.chisquare import chi2_sf
 from monitors.intervals import calibration_error, wilson
+from monitors.performance import roc_auc
 
 NAN = float("nan")
 
@@ -353,17 +354,9 @@ def reliability_check(
     flag = estimate_performance(s, d, probabilities=q, probability_draws=draws,
                                 simulations=max(simulations, FLAG_SIMULATIONS),
                                 level=1.0 - false_flag_rate / 2, seed=seed).roc_auc
-    realised = _roc_auc(s, y)
+    realised = roc_auc(s, y)
     covered = bool(estimate.covers(realised))
     reliable = check.calibrated and bool(flag.covers(realised) or math.isnan(realised))
     return Reliability(len(s), check, estimate, realised, estimate.value - realised,
                        covered, flag, reliable)
 
-
-def _roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return NAN
-    rank_sum = float(_ranks(scores)[labels.astype(bool)].sum())
-    return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives)
