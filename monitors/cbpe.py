@@ -301,6 +301,9 @@ def calibration_check(
 #: Label draws behind the flag's interval: its tails are ``false_flag_rate / 4`` each,
 #: which 400 draws would resolve to one or two draws.
 FLAG_SIMULATIONS = 4000
+#: Bootstrap refits of the calibrator behind the flag (its interval's tails and the
+#: calibration check's covariance need more than the estimate's 50).
+FLAG_REPLICATES = 200
 
 
 @dataclass(frozen=True)
@@ -363,7 +366,8 @@ def reliability_check(
                            NAN, False, NO_ESTIMATE, True)
     half = n // 2
     q = fit_logistic(s[:half], y[:half]).apply(s[half:])
-    draws = bootstrap_probabilities(s[:half], y[:half], s[half:], seed=seed)
+    draws = bootstrap_probabilities(s[:half], y[:half], s[half:], seed=seed,
+                                    replicates=FLAG_REPLICATES)
     s, d, y = s[half:], d[half:], y[half:]
     check = calibration_check(q, y, alpha=false_flag_rate / 2, max_error=max_error,
                               min_labels=0, probability_draws=draws)

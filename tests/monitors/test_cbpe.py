@@ -135,24 +135,25 @@ def test_calibrating_first_restores_the_intervals_nominal_coverage() -> None:
 
 
 def test_a_calibrated_estimate_is_flagged_at_most_at_the_stated_rate() -> None:
-    """100 windows of 500 labelled examples from an overconfident but stable model (so the
-    calibrator has real work to do), the flag's family-wise rate 1%: expected 1 flag;
-    more than 4 has probability 0.004 at 1% (binomial) and fails the test."""
+    """60 windows of 400 labelled examples from an overconfident but stable model (so the
+    calibrator has real work to do), the flag's family-wise rate 1%: expected 0.6 flags;
+    more than 3 has probability 0.003 at 1% (binomial) and fails the test. (The rate is
+    measured on more windows by bench/cbpe_oc.py.)"""
     rng = np.random.default_rng(12)
-    windows = 100
+    windows = 60
     flagged = 0
     for w in range(windows):
-        s, y = overconfident(rng, 500)
+        s, y = overconfident(rng, 400)
         flagged += not reliability_check(s, s >= 0.5, y, false_flag_rate=0.01,
                                          simulations=200, seed=w).reliable
-    assert flagged <= 4, f"{flagged} of {windows} calibrated windows flagged"
+    assert flagged <= 3, f"{flagged} of {windows} calibrated windows flagged"
 
 
 def test_a_concept_shift_inside_the_labelled_window_is_flagged() -> None:
     """The newer half of the labels follows another relation (the positive rate of every
     score doubled, or reversed): the calibrator fitted on the older half fails on it."""
     rng = np.random.default_rng(13)
-    for w in range(30):
+    for w in range(16):
         s, y = overconfident(rng, 1000)
         truth = np.minimum(1.0, 2.0 * s[500:]) if w % 2 else 1.0 - s[500:]
         y[500:] = rng.random(500) < truth
