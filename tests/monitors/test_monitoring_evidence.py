@@ -128,10 +128,15 @@ def test_estimates_before_labels_are_exported_with_intervals_and_checked_on_labe
     rows = batch(rng, 1000)
     m.on_scored_batch(rows, model_version="v1", now=1.0)
     m.set_champion_evaluation(0.8)
+    m.refresh(1.5)  # no label yet: estimated on the raw scores, and said so, unchecked
+    estimate = m.snapshot()["performance"]["estimate"]
+    assert estimate["probabilities"].startswith("raw") and estimate["calibrator"] is None
+    assert estimate["reliable"]
     for r in rows[:600]:
         m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < r.score),
                    groups=r.groups, model_version="v1", now=2.0)
     m.refresh(3.0)
+    assert m.snapshot()["performance"]["estimate"]["calibrator"]["labelled_examples"] == 600
     text = generate_latest(registry).decode()
     low, mid, high = (sample(text, "streambed_estimated_roc_auc_ratio", bound=b)
                       for b in ("lower", "estimate", "upper"))
