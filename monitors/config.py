@@ -186,10 +186,12 @@ class PerformanceConfig(_Section):
     estimate_simulations: int = Field(default=300, ge=50, le=10_000)
     estimate_level: float = Field(default=0.95, gt=0.5, lt=1)
     estimate_every_seconds: float = Field(default=30.0, ge=0)
-    #: The calibration check on labelled examples (Hosmer-Lemeshow, 10 groups): the
-    #: estimate is flagged unreliable when the test rejects at ``calibration_alpha`` AND the
-    #: expected calibration error exceeds ``max_calibration_error``; no check below
-    #: ``calibration_min_labels``.
+    #: The reliability flag on labelled examples (:func:`monitors.cbpe.reliability_check`):
+    #: ``calibration_alpha`` is its family-wise false-flag rate per check (half to
+    #: Hosmer-Lemeshow on the held-out half, which also needs the expected calibration
+    #: error above ``max_calibration_error``; half to the realised AUC leaving the CBPE
+    #: interval). ``calibration_min_labels``: labels needed to calibrate the scores before
+    #: estimating and to check; below it the raw scores are estimated on, unchecked.
     calibration_alpha: float = Field(default=0.01, gt=0, lt=0.5)
     max_calibration_error: float = Field(default=0.05, ge=0, lt=1)
     calibration_min_labels: int = Field(default=200, ge=20)

@@ -414,25 +414,29 @@ class Metrics:
         )
         self.performance_estimate_reliable = g(
             "streambed_performance_estimate_reliable",
-            "1 while the champion's scores are calibrated on the recent labelled examples "
-            "(Hosmer-Lemeshow not rejected at calibration_alpha, or calibration error within "
-            "max_calibration_error), so the CBPE estimates hold; 0 when not (concept shift: "
+            "1 while the CBPE estimate holds on the champion's recent labelled examples: a "
+            "calibrator fitted on their older half, judged on the newer half, passes "
+            "Hosmer-Lemeshow (or the calibration error is within max_calibration_error) and "
+            "the realised AUC falls in the CBPE interval; a calibrated estimate is flagged "
+            "in at most calibration_alpha of checks. 0 when not (concept shift: "
             "P(label | features) moved); 1 with too few labels to tell.",
         )
         self.calibration_error = g(
             "streambed_calibration_error_ratio",
-            "Expected calibration error of the champion's scores on its recent labelled "
-            "examples (NaN below calibration_min_labels).",
+            "Expected calibration error of the champion's calibrated probabilities on the "
+            "newer half of its recent labelled examples (the calibrator fitted on the older "
+            "half; NaN below calibration_min_labels).",
         )
         self.estimated_roc_auc_gap = g(
             "streambed_estimated_roc_auc_gap",
-            "On the champion's recent labelled examples: the CBPE estimate of ROC AUC from "
-            "their scores alone minus the AUC their labels realised.",
+            "On the newer half of the champion's recent labelled examples: the CBPE estimate "
+            "of ROC AUC (calibrator fitted on the older half) minus the AUC they realised.",
         )
         self.estimated_roc_auc_covered = g(
             "streambed_estimated_roc_auc_covered",
-            "1 if the realised ROC AUC of the recent labelled examples lies inside the "
-            "CBPE interval estimated from their scores, else 0 (NaN: too few labels).",
+            "1 if the realised ROC AUC of the newer half of the recent labelled examples lies "
+            "inside its CBPE interval (calibrator fitted on the older half), else 0 (NaN: "
+            "too few labels).",
         )
         self.champion_evaluation_roc_auc = g(
             "streambed_champion_evaluation_roc_auc_ratio",

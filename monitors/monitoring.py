@@ -30,18 +30,19 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from monitors.calibration import bootstrap_probabilities, fit_logistic
 from monitors.cbpe import (
     NO_ESTIMATE,
     Estimate,
     PerformanceEstimate,
-    calibration_check,
     estimate_performance,
+    reliability_check,
 )
 from monitors.config import INTERSECTION_JOIN, MonitorsConfig
 from monitors.drift import DriftStats, VariableDrift
 from monitors.impact import OUTCOMES, AttributeImpact, outcome_of
 from monitors.metrics import Metrics
-from monitors.performance import PerformanceMonitor, roc_auc
+from monitors.performance import PerformanceMonitor
 from monitors.reference import Reference, load_reference
 from monitors.sketch import DriftReference
 
@@ -406,12 +407,25 @@ class Monitoring:
         self._estimated_at = now
         m = self.metrics
         recent = list(self._recent)
+        labelled = self._performance.window(self.model_version or "")
+        scores = [s for s, _, _ in labelled]
+        labels_ = [y for _, _, y in labelled]
+        recent_scores = [r[0] for r in recent]
+        # Calibrate before estimating (as NannyML's CBPE does): on the champion's most
+        # recent labelled examples (at most performance.window_labels); below
+        # calibration_min_labels the raw scores are taken as probabilities, and said so.
+        calibrated = len(labelled) >= cfg.calibration_min_labels and len(recent) > 0
+        calibrator = fit_logistic(scores, labels_) if calibrated else None
         estimate = estimate_performance(
-            [r[0] for r in recent], [r[1] for r in recent],
+            recent_scores, [r[1] for r in recent],
             {a: [r[2][i] for r in recent] for i, a in enumerate(self._impact)},
             favourable_decision=self._favourable, simulations=cfg.estimate_simulations,
             level=cfg.estimate_level, seed=len(recent),
             min_group_size=self.config.impact.min_group_size,
+            probabilities=calibrator.apply(recent_scores) if calibrator else None,
+            probability_draws=bootstrap_probabilities(scores, labels_, recent_scores,
+                                                      seed=len(recent))
+            if calibrator else None,
         ) if len(recent) >= cfg.min_labels else PerformanceEstimate(len(recent), NO_ESTIMATE,
                                                                       NO_ESTIMATE)
         _set_bounds(m.estimated_roc_auc, estimate.roc_auc)
@@ -423,29 +437,30 @@ class Monitoring:
                 _set_bounds(m.estimated_group_true_positive_rate, g.true_positive_rate, labels)
                 _set_bounds(m.estimated_group_false_positive_rate, g.false_positive_rate,
                             labels)
-        labelled = self._performance.window(self.model_version or "")
-        scores = [s for s, _, _ in labelled]
-        labels_ = [y for _, _, y in labelled]
-        check = calibration_check(scores, labels_, alpha=cfg.calibration_alpha,
+        # The flag: calibrator fitted on the older half of the labelled examples, judged on
+        # the newer half (calibration check, and the realised AUC inside the CBPE interval);
+        # a calibrated estimate is flagged in at most calibration_alpha of checks.
+        check = reliability_check(scores, [d for _, d, _ in labelled], labels_,
+                                  false_flag_rate=cfg.calibration_alpha,
                                   max_error=cfg.max_calibration_error,
-                                  min_labels=cfg.calibration_min_labels)
-        gap = covered = math.nan
-        if len(labelled) >= cfg.calibration_min_labels:
-            on_labelled = estimate_performance(scores, [d for _, d, _ in labelled],
-                                               simulations=cfg.estimate_simulations,
-                                               level=cfg.estimate_level, seed=len(labelled))
-            realised = roc_auc(scores, labels_)
-            gap = on_labelled.roc_auc.value - realised
-            covered = float(on_labelled.roc_auc.covers(realised))
-        m.performance_estimate_reliable.set(int(check.calibrated))
-        m.calibration_error.set(check.calibration_error)
-        m.estimated_roc_auc_gap.set(gap)
+                                  min_labels=cfg.calibration_min_labels,
+                                  simulations=cfg.estimate_simulations,
+                                  level=cfg.estimate_level, seed=len(labelled))
+        covered = math.nan if math.isnan(check.gap) else float(check.covered)
+        m.performance_estimate_reliable.set(int(check.reliable))
+        m.calibration_error.set(check.calibration.calibration_error)
+        m.estimated_roc_auc_gap.set(check.gap)
         m.estimated_roc_auc_covered.set(covered)
         self._estimate = {
             **estimate.to_dict(),
-            "reliable": check.calibrated,
-            "calibration": check.to_dict(),
-            "roc_auc_gap": gap,
+            "probabilities": "calibrated" if calibrator else "raw scores (too few labels)",
+            "calibrator": ({"intercept": calibrator.intercept, "slope": calibrator.slope,
+                            "labelled_examples": calibrator.examples}
+                           if calibrator else None),
+            "reliable": check.reliable,
+            "calibration": check.calibration.to_dict(),
+            "reliability": check.to_dict(),
+            "roc_auc_gap": check.gap,
             "roc_auc_covered": covered,
             "champion_evaluation_roc_auc": self.champion_evaluation_auc,
         }

@@ -128,10 +128,15 @@ def test_estimates_before_labels_are_exported_with_intervals_and_checked_on_labe
     rows = batch(rng, 1000)
     m.on_scored_batch(rows, model_version="v1", now=1.0)
     m.set_champion_evaluation(0.8)
+    m.refresh(1.5)  # no label yet: estimated on the raw scores, and said so, unchecked
+    estimate = m.snapshot()["performance"]["estimate"]
+    assert estimate["probabilities"].startswith("raw") and estimate["calibrator"] is None
+    assert estimate["reliable"]
     for r in rows[:600]:
         m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < r.score),
                    groups=r.groups, model_version="v1", now=2.0)
     m.refresh(3.0)
+    assert m.snapshot()["performance"]["estimate"]["calibrator"]["labelled_examples"] == 600
     text = generate_latest(registry).decode()
     low, mid, high = (sample(text, "streambed_estimated_roc_auc_ratio", bound=b)
                       for b in ("lower", "estimate", "upper"))
@@ -146,17 +151,24 @@ def test_estimates_before_labels_are_exported_with_intervals_and_checked_on_labe
         sample(text, "streambed_estimated_group_favourable_rate_ratio", attribute="group×age",
                group="A×young", bound="estimate"),
         sum(r.decision == 0 for r in young_a) / len(young_a))
-    # A concept shift: the labels stop following the scores.
+    # A concept shift: the labels stop following the scores. While the labelled window
+    # straddles it, the calibrator fitted on its older half fails on its newer half.
     for r in rows[600:]:
-        m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < 1 - r.score),
-                   groups=r.groups, model_version="v1", now=4.0)
-    for r in rows[:600]:
         m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < 1 - r.score),
                    groups=r.groups, model_version="v1", now=4.0)
     m.refresh(5.0)
     text = generate_latest(registry).decode()
     assert sample(text, "streambed_performance_estimate_reliable") == 0
     assert sample(text, "streambed_estimated_roc_auc_covered") == 0
+    # Once the whole window is after the shift the calibrator has learned the new relation
+    # (a negative slope): the estimate follows it and holds again.
+    for r in rows[:600]:
+        m.on_label(score=r.score, decision=r.decision, label=int(rng.random() < 1 - r.score),
+                   groups=r.groups, model_version="v1", now=6.0)
+    m.refresh(7.0)
+    text = generate_latest(registry).decode()
+    assert sample(text, "streambed_estimated_roc_auc_ratio", bound="upper") < 0.5
+    assert m.snapshot()["performance"]["estimate"]["calibrator"]["slope"] < 0
 
 
 def test_a_pinned_baseline_catches_drift_the_latest_reference_absorbed() -> None:
