@@ -316,10 +316,10 @@ def _auc_lines(m: dict, config: Config, count: int) -> list[str]:
     """The champion's ROC AUC estimated before labels (CBPE) beside the AUC its labels
     realised: live on the scorer (its last scored events, no labels yet), and on the
     champion's labelled examples from the training log, before and after the injected
-    drift (estimated from their scores alone, realised from their labels), each with the
-    calibration check that says whether the estimate can be trusted."""
-    from monitors.cbpe import calibration_check, estimate_performance
-    from monitors.performance import roc_auc
+    drift (the monitor's own reliability check: scores calibrated on the older half,
+    estimate and calibration judged on the newer half), each saying whether the estimate
+    can be trusted."""
+    from monitors.cbpe import reliability_check
     from streams.learner.commands import _training_log
 
     champion = _model_version(m)
@@ -338,21 +338,21 @@ def _auc_lines(m: dict, config: Config, count: int) -> list[str]:
         if len(part) < perf.calibration_min_labels:
             lines.append(f"  {name}: {len(part)} labelled examples served by it, too few")
             continue
-        scores = [e.score for e in part]
-        labels = [e.label for e in part]
-        guess = estimate_performance(scores, [e.decision for e in part],
-                                     simulations=perf.estimate_simulations,
-                                     level=perf.estimate_level, seed=len(part)).roc_auc
-        realised = roc_auc(scores, labels)
-        check = calibration_check(scores, labels, alpha=perf.calibration_alpha,
-                                  max_error=perf.max_calibration_error,
-                                  min_labels=perf.calibration_min_labels)
+        r = reliability_check([e.score for e in part], [e.decision for e in part],
+                              [e.label for e in part], false_flag_rate=perf.calibration_alpha,
+                              max_error=perf.max_calibration_error,
+                              min_labels=perf.calibration_min_labels,
+                              simulations=perf.estimate_simulations,
+                              level=perf.estimate_level, seed=len(part))
+        guess, check = r.estimate, r.calibration
         lines.append(
-            f"  {name} (its last {len(part)} labelled examples): estimated {guess.value:.3f} "
-            f"[{guess.lower:.3f}, {guess.upper:.3f}], realised {realised:.3f}: "
-            f"{'inside' if guess.covers(realised) else 'outside'} the interval; calibration "
-            f"error {check.calibration_error:.3f} (Hosmer-Lemeshow p {check.p_value:.2g}): "
-            + ("reliable" if check.calibrated else "flagged UNRELIABLE (P(label | features) "
+            f"  {name} (calibrated on the older {len(part) - r.labels} of its last "
+            f"{len(part)} labelled examples, judged on the newer {r.labels}): estimated "
+            f"{guess.value:.3f} [{guess.lower:.3f}, {guess.upper:.3f}], realised "
+            f"{r.realised_roc_auc:.3f}: {'inside' if r.covered else 'outside'} the interval; "
+            f"calibration error {check.calibration_error:.3f} (Hosmer-Lemeshow p "
+            f"{check.p_value:.2g}): "
+            + ("reliable" if r.reliable else "flagged UNRELIABLE (P(label | features) "
                "changed: the estimate does not hold)"))
     return lines
 
