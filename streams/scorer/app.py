@@ -47,6 +47,7 @@ from streams.scorer.batch import InRecord
 from streams.scorer.batching import AdaptiveBatching, take_batches
 from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.gaps import GapReader, VersionFollower
+from streams.scorer.gc_watch import watch_gc
 from streams.scorer.observe import ScorerMetrics
 from streams.scorer.processor import Processor
 from streams.scorer.publisher import ProducerSender, TwoStepPublisher
@@ -138,6 +139,7 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     disable_created_metrics()  # *_created series only add noise to every scrape
     registry = CollectorRegistry()
     add_standard_collectors(registry)
+    watch_gc(registry)  # streambed_gc_pause_max_seconds: the full collections' longest
     metrics = Metrics(registry)
     monitoring = Monitoring(config.monitors, config.features.names, metrics)
     observer = ScorerMetrics(metrics, monitoring, config.features.identity)
