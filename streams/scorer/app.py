@@ -139,7 +139,7 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     disable_created_metrics()  # *_created series only add noise to every scrape
     registry = CollectorRegistry()
     add_standard_collectors(registry)
-    watch_gc(registry)  # streambed_gc_pause_max_seconds: the full collections' longest
+    gc_pauses = watch_gc(registry)  # the longest full collection, and more
     metrics = Metrics(registry)
     monitoring = Monitoring(config.monitors, config.features.names, metrics)
     observer = ScorerMetrics(metrics, monitoring, config.features.identity)
@@ -249,6 +249,7 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
             await recovery.completed.wait()
             gc.collect()
             gc.freeze()
+            gc_pauses.serving()
             while recovery.completed.is_set():
                 await asyncio.sleep(1.0)
 

@@ -8,7 +8,11 @@ exports them to a registry:
 
 - ``streambed_gc_pauses_total{generation}``: collections finished;
 - ``streambed_gc_pause_seconds_total{generation}``: their summed wall-clock duration;
-- ``streambed_gc_pause_max_seconds{generation}``: the longest one since the process began.
+- ``streambed_gc_pause_max_seconds{generation}``: the longest one since the scorer began
+  serving (:meth:`GcPauses.serving`, once its tables are recovered and start-up's objects
+  frozen), or since the process began until then;
+- ``streambed_gc_startup_pause_max_seconds{generation}``: the longest one before that
+  (imports, recovery, and the collection before the freeze).
 
 The wall clock includes other processes' turns on the core (a loaded machine lengthens a
 pause); the callbacks themselves cost two clock reads per collection.
@@ -20,6 +24,9 @@ pause); the callbacks themselves cost two clock reads per collection.
 >>> pauses.callback("stop", {"generation": 0})
 >>> pauses.count, pauses.longest[2], pauses.total[0]
 ([1, 0, 1], 0.25, 0.5)
+>>> pauses.serving()
+>>> pauses.longest[2], pauses.startup_longest[2], pauses.count[2]
+(0.0, 0.25, 1)
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ class GcPauses:
         self.count = [0] * GENERATIONS
         self.total = [0.0] * GENERATIONS
         self.longest = [0.0] * GENERATIONS
+        self.startup_longest = [0.0] * GENERATIONS
         self._began = 0.0
 
     def callback(self, phase: str, info: dict[str, Any]) -> None:
@@ -56,6 +64,13 @@ class GcPauses:
         self.total[generation] += took
         if took > self.longest[generation]:
             self.longest[generation] = took
+
+    def serving(self) -> None:
+        """Start-up is over: the longest pauses so far become start-up's, and the longest
+        restart from zero (counts and totals go on)."""
+        self.startup_longest = [max(a, b) for a, b in zip(self.startup_longest, self.longest,
+                                                          strict=True)]
+        self.longest = [0.0] * GENERATIONS
 
     def install(self) -> GcPauses:
         """Time this process's collections from now on (once per process)."""
@@ -80,12 +95,18 @@ class GcPauseCollector(Collector):
             "cyclic garbage collections, by generation.", labels=["generation"])
         longest = GaugeMetricFamily(
             "streambed_gc_pause_max_seconds", "The longest cyclic garbage collection of "
-            "this process so far (wall clock), by generation.", labels=["generation"])
+            "this process since it began serving (wall clock), by generation.",
+            labels=["generation"])
+        startup = GaugeMetricFamily(
+            "streambed_gc_startup_pause_max_seconds", "The longest cyclic garbage "
+            "collection of this process before it began serving (start-up and recovery).",
+            labels=["generation"])
         for g in range(GENERATIONS):
             count.add_metric([str(g)], p.count[g])
             total.add_metric([str(g)], p.total[g])
             longest.add_metric([str(g)], p.longest[g])
-        yield from (count, total, longest)
+            startup.add_metric([str(g)], p.startup_longest[g])
+        yield from (count, total, longest, startup)
 
 
 def watch_gc(registry: CollectorRegistry) -> GcPauses:
