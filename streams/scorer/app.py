@@ -29,6 +29,7 @@ import asyncio
 import functools
 import gc
 import hashlib
+import importlib
 import logging
 import socket
 import time
@@ -241,12 +242,19 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
 
     @app.task
     async def freeze_after_recovery() -> None:
-        """Once the tables are recovered, move what the start-up made (modules, config,
-        the recovery's garbage collected first) out of the cyclic GC's reach: full
-        collections then walk only what the scorer makes while it serves."""
+        """Once the tables are recovered, import what serving needs but start-up did not
+        wait for (River, for the performance monitor's ADWIN at the first label: seconds
+        of imports kept off a restart's path to its first scored record; on a thread, so
+        batches go on meanwhile), then move what the start-up made (modules, config, the
+        recovery's garbage collected first) out of the cyclic GC's reach: full collections
+        then walk only what the scorer makes while it serves."""
         recovery = app.tables.recovery
+        warmed = False
         while True:
             await recovery.completed.wait()
+            if not warmed:
+                await asyncio.to_thread(importlib.import_module, "river.drift")
+                warmed = True
             gc.collect()
             gc.freeze()
             gc_pauses.serving()

@@ -25,6 +25,17 @@ def test_the_worker_command_line_and_the_scorer_app_import_no_offline_module():
     assert _imported_after("import streams.scorer.app") == []
 
 
+def test_building_the_scorer_app_imports_neither_river_nor_the_offline_stack(tmp_path):
+    """River comes later, on a thread once the tables are recovered (the performance
+    monitor's ADWIN needs it at the first label), not on the path to the first score."""
+    assert _imported_after(
+        "from pathlib import Path\n"
+        "from streams.config import load_config\n"
+        "from streams.scorer.app import create_app\n"
+        "create_app(load_config('examples/quickstart.yaml'), web_port=6199, "
+        f"data_dir=Path({str(tmp_path)!r}))") == []
+
+
 def test_the_full_command_line_still_has_every_command():
     from streams.cli import build_parser
 
