@@ -40,9 +40,13 @@ Steps (each can be skipped or scaled; see --help):
               scores the events and is killed; warm first, then cold. Each time a few
               fresh events wait; seconds from the process start to its first scored record,
               and its VmRSS then.
+              With --restart-load scorer, the loading worker's VmRSS and its full-GC
+              pauses (gc.callbacks, streambed_gc_pause_max_seconds) once it scored them.
+              --restart-again FILE: more warm restarts on the same state, one each time
+              FILE is touched, until it is removed.
   rss         a fresh topic set; --rss-count events over --rss-entities entities produced
               while one scorer runs; VmRSS/VmHWM of the worker process (from /proc) once
-              every event is scored.
+              every event is scored, and its full-GC pauses (gc.callbacks).
   pair        one scorer, then two in one consumer group, each on a fresh topic set, every
               worker up and assigned before --pair-count events are produced; throughput
               from the first scored event to the last (summed over the workers).
@@ -312,6 +316,21 @@ def drain(workers: list[Worker], target: int, timeout: float,
             say(f"  {what}: {n:,.0f} / {target:,} ({rate:,.0f} events/s)")
     took = time.perf_counter() - t0
     return n0, took, (n - n0) / took if n > n0 else math.nan
+
+
+def gc_pauses(worker: Worker) -> dict[str, float]:
+    """The worker's full collections so far (``streams.scorer.gc_watch``, timed through
+    ``gc.callbacks`` in the worker): count, summed and longest wall-clock pause since it
+    began serving, and the longest before (start-up, recovery)."""
+    out = {"count": 0.0, "total": 0.0, "max": 0.0, "startup": 0.0, "max_cpu": 0.0}
+    names = {"streambed_gc_pauses_total": "count", "streambed_gc_pause_seconds_total": "total",
+             "streambed_gc_pause_max_seconds": "max",
+             "streambed_gc_startup_pause_max_seconds": "startup",
+             "streambed_gc_pause_max_cpu_seconds": "max_cpu"}
+    for s in samples(worker):
+        if s.name in names and s.labels.get("generation") == "2":
+            out[names[s.name]] = s.value
+    return out
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -839,12 +858,21 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
             time.sleep(3)  # the last batch's commit, a timer round
             assert w.proc is not None
             loaded = rss_kib(w.proc.pid)
+            gc_loaded = gc_pauses(w)
+            say(f"  loaded: VmRSS {loaded['VmRSS'] / 1024:,.0f} MiB (peak "
+                f"{loaded['VmHWM'] / 1024:,.0f}); full collections {gc_loaded['count']:.0f}, "
+                f"longest {gc_loaded['max'] * 1e3:.0f} ms serving (CPU "
+                f"{gc_loaded['max_cpu'] * 1e3:.0f} ms; "
+                f"{gc_loaded['startup'] * 1e3:.0f} ms in start-up), {gc_loaded['total']:.1f} s "
+                "in all")
         finally:
             w.kill()
         kinds = [("warm", data), ("cold", cold)]
     records = changelog_records(b.bootstrap, config)
     out: dict[str, Any] = {"entities": n, "changelog": records,
                            "rss_loaded": loaded.get("VmRSS", 0), "load": a.restart_load}
+    if loaded:
+        out["hwm_loaded"], out["gc_loaded"] = loaded["VmHWM"], gc_loaded
     for kind, where in kinds:
         produce(b.bootstrap, config.topics.events,
                 events(config, 20, n, seed=10 + len(out)), what=f"{kind} fresh events")
@@ -858,10 +886,38 @@ def step_restart(b: Bench, r: dict[str, Any]) -> None:
         say(f"  {kind}: first scored record {took:.1f} s after the process started "
             f"(VmRSS {out[f'rss_{kind}'] / 1024:,.0f} MiB)")
     out["restore_rate"] = records / out["cold"]
+    if a.restart_again:
+        out["again"] = warm_again(b, cfg_path, config, kinds[0][1] if kinds[0][0] == "warm"
+                                  else kinds[1][1], port, Path(a.restart_again))
     r["restart"] = out
     say(f"  {records:,} changelog records: cold restore {out['restore_rate']:,.0f} records/s "
         "(start-up included)" + (f"; VmRSS with {n:,} entities loaded "
                                  f"{loaded['VmRSS'] / 1024:,.0f} MiB" if loaded else ""))
+
+
+def warm_again(b: Bench, cfg_path: Path, config: Config, data: Path, port: int,
+               flag: Path) -> list[float]:
+    """Warm restarts on the same state, one each time ``flag`` is touched, until it is
+    removed (start-up changes measured against state that took long to put in place; the
+    workers run the code in the tree as it is at their start)."""
+    flag.touch()
+    seen, took_all = 0.0, []
+    say(f"restart: a warm restart each time {flag} is touched; remove it to go on")
+    while flag.exists():
+        mtime = flag.stat().st_mtime
+        if mtime == seen:
+            time.sleep(1.0)
+            continue
+        seen = mtime
+        produce(b.bootstrap, config.topics.events,
+                events(config, 20, b.args.restart_entities, seed=100 + len(took_all)),
+                what="warm-again fresh events")
+        took, w = first_scored_after_start(b, cfg_path, data, port)
+        w.kill()
+        took_all.append(took)
+        say(f"  warm again: first scored record {took:.1f} s after the process started "
+            f"(load {os.getloadavg()[0]:.2f})")
+    return took_all
 
 
 def step_rss(b: Bench, r: dict[str, Any]) -> None:
@@ -881,14 +937,18 @@ def step_rss(b: Bench, r: dict[str, Any]) -> None:
         time.sleep(3)  # a timer round: expiry, monitors
         mem = rss_kib(w.proc.pid)
         pending = sum(s.value for s in samples(w) if s.name == "streambed_pending_predictions")
+        gc_run = gc_pauses(w)
     finally:
         w.stop()
     r["rss"] = {"idle": idle["VmRSS"], "rss": mem["VmRSS"], "hwm": mem["VmHWM"],
-                "pending": pending, "slowest_scrape": slowest_scrape[0]}
+                "pending": pending, "slowest_scrape": slowest_scrape[0], "gc": gc_run}
     say(f"  VmRSS {mem['VmRSS'] / 1024:,.0f} MiB (peak {mem['VmHWM'] / 1024:,.0f} MiB; "
         f"{idle['VmRSS'] / 1024:,.0f} MiB idle before the events); "
         f"{pending:,.0f} predictions pending; slowest /metrics answer "
-        f"{slowest_scrape[0]:.1f} s")
+        f"{slowest_scrape[0]:.1f} s; full collections {gc_run['count']:.0f}, longest "
+        f"{gc_run['max'] * 1e3:.0f} ms serving (CPU {gc_run['max_cpu'] * 1e3:.0f} ms; "
+        f"{gc_run['startup'] * 1e3:.0f} ms in start-up), "
+        f"{gc_run['total']:.1f} s in all")
 
 
 def step_pair(b: Bench, r: dict[str, Any]) -> None:
@@ -1063,6 +1123,16 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
                      f"(state put in place by the {m.get('load', 'scorer')})",
                      f"warm {m['warm']:.1f} s, cold {m['cold']:.1f} s "
                      f"({m['changelog']:,} changelog records, {m['restore_rate']:,.0f}/s)"))
+        if "gc_loaded" in m:
+            g = m["gc_loaded"]
+            rows.append(("worker's full collections while loading (gc.callbacks)",
+                         f"{g['count']:,.0f}, longest {g['max'] * 1e3:,.0f} ms serving "
+                         f"(CPU {g['max_cpu'] * 1e3:,.0f} ms; "
+                         f"{g['startup'] * 1e3:,.0f} ms in start-up), "
+                         f"{g['total']:,.1f} s in all"))
+        if m.get("again"):
+            rows.append(("warm restarts again (--restart-again)",
+                         ", ".join(f"{t:.1f} s" for t in m["again"])))
         rows.append(("worker VmRSS: loaded / warm restart / cold restart",
                      f"{m['rss_loaded'] / 1024 or math.nan:,.0f} / "
                      f"{m['rss_warm'] / 1024:,.0f} / "
@@ -1072,6 +1142,10 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
         rows.append((f"worker RSS after {a.rss_count:,} events / {a.rss_entities:,} entities",
                      f"{m['rss'] / 1024:,.0f} MiB (peak {m['hwm'] / 1024:,.0f}, idle "
                      f"{m['idle'] / 1024:,.0f})"))
+        rows.append(("worker's full collections in that run (gc.callbacks)",
+                     f"{m['gc']['count']:,.0f}, longest {m['gc']['max'] * 1e3:,.0f} ms serving "
+                     f"(CPU {m['gc']['max_cpu'] * 1e3:,.0f} ms; "
+                     f"{m['gc']['startup'] * 1e3:,.0f} ms in start-up)"))
     if "pair2" in r:
         rows.append((f"two scorers vs one, {a.pair_count:,} events",
                      f"{r['pair2']:,.0f} vs {r['pair1']:,.0f} events/s "
@@ -1135,6 +1209,9 @@ def main() -> None:
     p.add_argument("--restart-load", choices=("processor", "scorer"), default="processor",
                    help="how the restart step's state is put in place: the Processor in "
                    "process writing the changelog (fast), or a worker scoring the events")
+    p.add_argument("--restart-again", metavar="FILE",
+                   help="after the restart step, a warm restart on the same state each time "
+                   "FILE is touched, until it is removed")
     p.add_argument("--rss-count", type=int, default=1_000_000)
     p.add_argument("--rss-entities", type=int, default=1_000_000)
     p.add_argument("--pair-count", type=int, default=100_000)

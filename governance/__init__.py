@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
         ArtifactError,
         LogisticArtifact,
         LogisticModel,
+        ScoringModel,
         artifact_sha256,
         read_artifact,
     )
@@ -72,7 +73,8 @@ if TYPE_CHECKING:  # the lazy names, for type checkers and editors
 
 _LAZY = {
     "governance.artifact": ["RIVER_VERSION", "ArtifactError", "LogisticArtifact",
-                            "LogisticModel", "artifact_sha256", "read_artifact"],
+                            "LogisticModel", "ScoringModel", "artifact_sha256",
+                            "read_artifact"],
     "governance.evaluation": ["impact", "performance"],
     "governance.gates": ["Judgement", "judge", "look_at", "overall"],
     "governance.learner": ["GovernanceError", "LearnerCore", "Output", "learnable",
@@ -124,6 +126,7 @@ __all__ = [
     "Output",
     "PromotionConfig",
     "PromotionPolicy",
+    "ScoringModel",
     "Source",
     "TrainingExample",
     "TrainingRange",

@@ -33,20 +33,24 @@ governance.artifact.ArtifactError: invalid model artifact: weights.x: Input shou
 from __future__ import annotations
 
 import collections
+import importlib.metadata
+import math
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import river
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from river import compose, linear_model, optim, preprocessing
-from river.utils import VectorDict
-from river.utils.math import sigmoid
 
 from governance.config import CLIP_GRADIENT, ModelSpec, sha256_hex
 
-RIVER_VERSION: str = river.__version__
+if TYPE_CHECKING:
+    from river import compose
+
+#: River is imported only where a pipeline is built (learning): its package imports
+#: (SciPy's stats, SQLAlchemy, its datasets) take seconds, and a scorer, which only scores
+#: (:class:`ScoringModel`), restarts without them.
+RIVER_VERSION: str = importlib.metadata.version("river")
 ARTIFACT_FORMAT = "streambed.logistic_regression/1"
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -107,8 +111,24 @@ def artifact_sha256(artifact: Mapping[str, Any]) -> str:
     return sha256_hex(artifact)
 
 
+def sigmoid(x: float) -> float:
+    """River's ``river.utils.math.sigmoid``, the same operations in the same order (so the
+    same bits; a test holds the two equal), without importing River.
+
+    >>> sigmoid(0.0), sigmoid(-31.0), sigmoid(31.0)
+    (0.5, 0, 1)
+    """
+    if x < -30:
+        return 0
+    if x > 30:
+        return 1
+    return 1 / (1 + math.exp(-x))
+
+
 def new_pipeline(spec: ModelSpec) -> compose.Pipeline:
     """A fresh, untrained River pipeline for a spec."""
+    from river import compose, linear_model, optim, preprocessing
+
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LogisticRegression(
@@ -162,58 +182,8 @@ class LogisticModel:
         >>> m.score_batch(rows) == [m.score(r)[0] for r in rows]
         True
         """
-        if not rows:
-            return []
-        z = np.zeros(len(rows))
-        scaler, weights = self._scaler, self._lr._weights
-        with np.errstate(all="ignore"):  # overflow and NaN as River's floats give them
-            for key, (values, present) in sorted(self._inputs(rows).items()):
-                var = scaler.vars.get(key, 0.0)
-                t = (values - scaler.means.get(key, 0.0)) / var**0.5 if var else \
-                    np.zeros(len(values))
-                term = weights.get(key, 0.0) * t
-                z = z + (term if present is None else np.where(present, term, 0.0))
-        z = z + self._lr.intercept
-        return [float(sigmoid(v)) for v in z.tolist()]
-
-    def _inputs(self, rows: Sequence[Mapping[str, Any]]
-                ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """The model inputs of many rows as columns: name -> (values, which rows have it;
-        None when all do), as :meth:`ModelSpec.to_x` makes them for one row."""
-        n, fill, buckets = len(rows), self.spec.fill_null, self.spec.text_buckets
-        first = rows[0].keys()
-        same = all(row.keys() == first for row in rows)
-        names = first if same else dict.fromkeys(k for row in rows for k in row)
-        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        for name in names:
-            col = [row[name] for row in rows] if same else \
-                [row.get(name, _ABSENT) for row in rows]
-            kinds = set(map(type, col))
-            if kinds <= _NUMBERS:
-                out[name] = (np.array(col, dtype=np.float64), None)
-                continue
-            if kinds <= _NUMBERS_OR_NULL:
-                out[name] = (np.array([fill if v is None else v for v in col],
-                                      dtype=np.float64), None)
-                continue
-            numeric = np.zeros(n, dtype=bool)
-            values = np.zeros(n)
-            texts: dict[str, list[int]] = {}
-            for i, v in enumerate(col):
-                if v is _ABSENT:
-                    continue
-                if isinstance(v, str):
-                    texts.setdefault(f"{name}[{zlib.crc32(v.encode()) % buckets}]",
-                                     []).append(i)
-                else:
-                    numeric[i], values[i] = True, fill if v is None else float(v)
-            if numeric.any():
-                out[name] = (values, None if numeric.all() else numeric)
-            for key, at in texts.items():
-                present = np.zeros(n, dtype=bool)
-                present[at] = True
-                out[key] = (np.ones(n), present)
-        return out
+        return score_rows(self.spec, self._scaler.means, self._scaler.vars,
+                          self._lr._weights, self._lr.intercept, rows)
 
     def learn(self, features: Mapping[str, float | int | bool | None], label: int) -> None:
         self.learn_x(self.spec.to_x(features), label)
@@ -250,6 +220,8 @@ class LogisticModel:
     @classmethod
     def from_artifact(cls, data: Mapping[str, Any] | LogisticArtifact) -> LogisticModel:
         """Rebuild the pipeline from artifact data; ArtifactError if anything is wrong."""
+        from river.utils import VectorDict
+
         art = data if isinstance(data, LogisticArtifact) else read_artifact(data)
         spec = art.model
         model = cls(spec)
@@ -261,6 +233,110 @@ class LogisticModel:
         lr.intercept = art.intercept
         lr.optimizer.n_iterations = art.optimizer.iterations
         return model
+
+
+def score_rows(spec: ModelSpec, means: Mapping[str, float], variances: Mapping[str, float],
+               weights: Mapping[str, float], intercept: float,
+               rows: Sequence[Mapping[str, Any]]) -> list[float]:
+    """The positive class's probability for each row of features, from the scaler's
+    statistics and the regression's weights (:meth:`LogisticModel.score_batch` says how,
+    and why it is bit-equal to River's own score of one row)."""
+    if not rows:
+        return []
+    z = np.zeros(len(rows))
+    with np.errstate(all="ignore"):  # overflow and NaN as River's floats give them
+        for key, (values, present) in sorted(_model_inputs(spec, rows).items()):
+            var = variances.get(key, 0.0)
+            t = (values - means.get(key, 0.0)) / var**0.5 if var else np.zeros(len(values))
+            term = weights.get(key, 0.0) * t
+            z = z + (term if present is None else np.where(present, term, 0.0))
+    z = z + intercept
+    return [float(sigmoid(v)) for v in z.tolist()]
+
+
+def _model_inputs(spec: ModelSpec, rows: Sequence[Mapping[str, Any]]
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The model inputs of many rows as columns: name -> (values, which rows have it;
+    None when all do), as :meth:`ModelSpec.to_x` makes them for one row."""
+    n, fill, buckets = len(rows), spec.fill_null, spec.text_buckets
+    first = rows[0].keys()
+    same = all(row.keys() == first for row in rows)
+    names = first if same else dict.fromkeys(k for row in rows for k in row)
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name in names:
+        col = [row[name] for row in rows] if same else \
+            [row.get(name, _ABSENT) for row in rows]
+        kinds = set(map(type, col))
+        if kinds <= _NUMBERS:
+            out[name] = (np.array(col, dtype=np.float64), None)
+            continue
+        if kinds <= _NUMBERS_OR_NULL:
+            out[name] = (np.array([fill if v is None else v for v in col],
+                                  dtype=np.float64), None)
+            continue
+        numeric = np.zeros(n, dtype=bool)
+        values = np.zeros(n)
+        texts: dict[str, list[int]] = {}
+        for i, v in enumerate(col):
+            if v is _ABSENT:
+                continue
+            if isinstance(v, str):
+                texts.setdefault(f"{name}[{zlib.crc32(v.encode()) % buckets}]",
+                                 []).append(i)
+            else:
+                numeric[i], values[i] = True, fill if v is None else float(v)
+        if numeric.any():
+            out[name] = (values, None if numeric.all() else numeric)
+        for key, at in texts.items():
+            present = np.zeros(n, dtype=bool)
+            present[at] = True
+            out[key] = (np.ones(n), present)
+    return out
+
+
+class ScoringModel:
+    """A model that only scores: the artifact's numbers, without a River pipeline (a
+    scorer serves versions and never learns, and starts seconds sooner without River's
+    imports). Its scores are :func:`score_rows`'s, bit-equal to
+    :class:`LogisticModel`'s for the same artifact (tests/governance/test_artifact.py).
+
+    >>> m = LogisticModel(ModelSpec())
+    >>> m.learn({"x": 1.0, "t": "a"}, 1); m.learn({"x": 3.0, "t": None}, 0)
+    >>> s = ScoringModel.from_artifact(m.to_artifact())
+    >>> s.score({"x": 2.5, "t": "a"}) == m.score({"x": 2.5, "t": "a"})
+    True
+    >>> ScoringModel(ModelSpec()).score({"x": 1.0})
+    (0.5, 1)
+    """
+
+    __slots__ = ("intercept", "means", "spec", "variances", "weights")
+
+    def __init__(self, spec: ModelSpec, means: Mapping[str, float] | None = None,
+                 variances: Mapping[str, float] | None = None,
+                 weights: Mapping[str, float] | None = None, intercept: float = 0.0) -> None:
+        self.spec = spec
+        self.means = dict(means or {})
+        self.variances = dict(variances or {})
+        self.weights = dict(weights or {})
+        self.intercept = float(intercept)
+
+    def score(self, features: Mapping[str, float | int | bool | None]) -> tuple[float, int]:
+        """Probability of the positive class and the thresholded decision."""
+        p = self.score_batch([features])[0]
+        return p, int(p >= self.spec.threshold)
+
+    def score_batch(self, rows: Sequence[Mapping[str, float | int | bool | str | None]]
+                    ) -> list[float]:
+        """Probabilities of the positive class for many rows (:func:`score_rows`)."""
+        return score_rows(self.spec, self.means, self.variances, self.weights,
+                          self.intercept, rows)
+
+    @classmethod
+    def from_artifact(cls, data: Mapping[str, Any] | LogisticArtifact) -> ScoringModel:
+        """The artifact's numbers; ArtifactError if anything is wrong."""
+        art = data if isinstance(data, LogisticArtifact) else read_artifact(data)
+        return cls(art.model, art.scaler.means, art.scaler.variances, art.weights,
+                   art.intercept)
 
 
 #: A row without a feature another row has (only a text value's buckets differ normally).

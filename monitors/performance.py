@@ -85,13 +85,20 @@ class PerformanceMonitor:
 
     def __init__(self, config: PerformanceConfig) -> None:
         self.config = config
-        # Imported here: river takes about a second to import, and `monitors.config` (read
-        # by every CLI command through the package) should not pay for it.
-        from river.drift import ADWIN
-
         self._versions: OrderedDict[str, deque[tuple[float, int, int]]] = OrderedDict()
-        self.detector = ADWIN(delta=config.adwin_delta)
+        self._detector: Any = None
         self.detections = 0
+
+    @property
+    def detector(self) -> Any:
+        """River's ADWIN, made at the first labelled prediction: River's package imports
+        take seconds, which a scorer's restart (imports on its critical path) and
+        ``monitors.config`` (read by every CLI command) should not pay for."""
+        if self._detector is None:
+            from river.drift import ADWIN
+
+            self._detector = ADWIN(delta=self.config.adwin_delta)
+        return self._detector
 
     def observe(self, *, score: float, decision: int, label: int, model_version: str) -> bool:
         """Record one labelled prediction; True if ADWIN detected a change of error rate."""
@@ -120,7 +127,8 @@ class PerformanceMonitor:
     @property
     def error_ratio(self) -> float:
         """ADWIN's estimate of the current error rate (NaN before any label)."""
-        return float(self.detector.estimation) if self.detector.width else NAN
+        detector = self._detector
+        return float(detector.estimation) if detector is not None and detector.width else NAN
 
     def statistics(self) -> dict[str, VersionStats]:
         out: dict[str, VersionStats] = {}

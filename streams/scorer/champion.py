@@ -43,6 +43,7 @@ from governance import (
     LogisticModel,
     ModelSpec,
     ModelVersionRecord,
+    ScoringModel,
     VersionStatus,
     artifact_sha256,
     version_id,
@@ -51,9 +52,12 @@ from monitors.sketch import DriftReference, reference_at_cut
 
 
 class Champion:
-    """A model version that scores feature vectors; immutable once serving."""
+    """A model version that scores feature vectors; immutable once serving. The scorer's
+    models are :class:`governance.ScoringModel` (the artifact's numbers, no River: a
+    scorer restarts without River's seconds of imports); a :class:`LogisticModel` scores
+    the same bits."""
 
-    def __init__(self, model: LogisticModel, version: str) -> None:
+    def __init__(self, model: ScoringModel | LogisticModel, version: str) -> None:
         self.model = model
         self.version = version
         self.threshold = model.spec.threshold
@@ -61,11 +65,11 @@ class Champion:
     @classmethod
     def bootstrap(cls, spec: ModelSpec, feature_set: str) -> Champion:
         """Version 0: the untrained model, the first champion of every lineage."""
-        return cls(LogisticModel(spec), version_id(feature_set, spec, 0))
+        return cls(ScoringModel(spec), version_id(feature_set, spec, 0))
 
     @classmethod
     def of(cls, record: ModelVersionRecord) -> Champion:
-        return cls(LogisticModel.from_artifact(record.artifact), record.version)
+        return cls(ScoringModel.from_artifact(record.artifact), record.version)
 
     def score_one(self, features: Mapping[str, Any]) -> float:
         score, _ = self.model.score(features)

@@ -1,7 +1,8 @@
 """Scoring a batch at once gives every row the very bits River gives it alone.
 
 Decisions, rebuilds and exports depend on those bits, so the property is equality of the
-IEEE-754 representation, not closeness.
+IEEE-754 representation, not closeness. The scorer's :class:`ScoringModel` (the artifact's
+numbers without River) gives the same bits, one row or many.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from river.utils.math import sigmoid as river_sigmoid
 
-from governance import LogisticModel, ModelSpec
+from governance import ArtifactError, LogisticModel, ModelSpec, ScoringModel
+from governance.artifact import sigmoid
 from tests.support import max_examples
 
 NAMES = ["amount", "apps_1h", "channel_last", "credit", "gap"]
@@ -48,6 +51,13 @@ def test_batch_scores_are_bit_equal_to_river_row_by_row(
         rows = [{name: r.get(name) for name in NAMES} for r in rows]
     alone = [model.score(r)[0] for r in rows]
     assert bits(model.score_batch(rows)) == bits(alone)
+    try:
+        artifact = model.to_artifact()
+    except ArtifactError:  # diverged (a weight not finite): no artifact to serve
+        return
+    scoring = ScoringModel.from_artifact(artifact)
+    assert bits(scoring.score_batch(rows)) == bits(alone)
+    assert [scoring.score(r) for r in rows] == [model.score(r) for r in rows]
 
 
 @settings(max_examples=max_examples(200), deadline=None)
@@ -70,7 +80,23 @@ def test_batch_scores_are_bit_equal_for_any_learned_state(
     model = LogisticModel.from_artifact(artifact)
     alone = [model.score(r)[0] for r in rows]
     assert bits(model.score_batch(rows)) == bits(alone)
+    scoring = ScoringModel.from_artifact(artifact)
+    assert bits(scoring.score_batch(rows)) == bits(alone)
+    assert bits([scoring.score(r)[0] for r in rows]) == bits(alone)
+
+
+@given(st.one_of(st.floats(allow_nan=False), st.floats(-40, 40)))
+def test_the_sigmoid_is_rivers_bit_for_bit(x: float) -> None:
+    assert bits([sigmoid(x)]) == bits([river_sigmoid(x)])
+
+
+def test_an_untrained_scoring_model_scores_as_an_untrained_pipeline() -> None:
+    rows = [{"amount": 3.0, "channel_last": "web", "gap": None}]
+    fresh = LogisticModel(ModelSpec())
+    assert ScoringModel(ModelSpec()).score_batch(rows) == fresh.score_batch(rows) == [0.5]
+    assert ScoringModel(ModelSpec()).score(rows[0]) == fresh.score(rows[0])
 
 
 def test_an_empty_batch_scores_nothing() -> None:
     assert LogisticModel(ModelSpec()).score_batch([]) == []
+    assert ScoringModel(ModelSpec()).score_batch([]) == []

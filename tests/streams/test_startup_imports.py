@@ -1,12 +1,14 @@
 """A worker starts without the offline stack: pandas, pyarrow, MLflow and Dask cost
-seconds of interpreter start-up (a restart's downtime) and the scorer uses none of them."""
+seconds of interpreter start-up (a restart's downtime) and the scorer uses none of them;
+nor River (and SciPy through it): a scorer scores with the artifact's numbers
+(governance.ScoringModel), and River's package imports took over half of its start-up."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-OFFLINE = ("pandas", "pyarrow", "mlflow", "dask")
+OFFLINE = ("pandas", "pyarrow", "mlflow", "dask", "river", "scipy")
 
 
 def _imported_after(code: str) -> list[str]:
@@ -21,6 +23,17 @@ def test_the_worker_command_line_and_the_scorer_app_import_no_offline_module():
                            "build_parser('worker')"
                            ) == []
     assert _imported_after("import streams.scorer.app") == []
+
+
+def test_building_the_scorer_app_imports_neither_river_nor_the_offline_stack(tmp_path):
+    """River comes later, on a thread once the tables are recovered (the performance
+    monitor's ADWIN needs it at the first label), not on the path to the first score."""
+    assert _imported_after(
+        "from pathlib import Path\n"
+        "from streams.config import load_config\n"
+        "from streams.scorer.app import create_app\n"
+        "create_app(load_config('examples/quickstart.yaml'), web_port=6199, "
+        f"data_dir=Path({str(tmp_path)!r}))") == []
 
 
 def test_the_full_command_line_still_has_every_command():
