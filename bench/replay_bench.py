@@ -124,7 +124,10 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
             sys.executable, "-m", "streams.cli", "replay", "--config", str(config),
             "--events", str(history), "--order", "event-time", "--out", str(ours),
             "--no-progress", "--memory-budget", args.memory_budget], cwd=REPO)
-        say(text.strip().splitlines()[-1])
+        memory = [line.strip() for line in text.splitlines()
+                  if line.strip().startswith(("memory:", "peak RSS by phase"))]
+        for line in [*memory, text.strip().splitlines()[-1]]:
+            say(line)
         load_k = os.getloadavg()[0]
         say(f"kaskada, {events:,} events (load {load_k:.1f})")
         k_wall, k_rss, _, k_cpu = run_measured(
@@ -133,7 +136,7 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
         results[f"kaskada_{events}"] = {
             "events": events, "entities": entities, "wall": wall, "rss": rss,
             "cpu": cpu, "k_cpu": k_cpu, "k_wall": k_wall, "k_rss": k_rss, "rows": rows,
-            "differ": differ,
+            "differ": differ, "memory": memory,
             "load": (load + load_k + os.getloadavg()[0]) / 3,
             "buckets": next((line.split(":")[1].split()[0] for line in text.splitlines()
                              if "entity buckets" in line), "1")}
@@ -261,6 +264,9 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"{r['k_rss'] / 2**30:.2f} GiB | | |")
             rows.append(f"| same, values ({r['rows']:,} rows, 10 features) | differing "
                         f"columns: {differ} | | | |")
+            for line in r.get("memory", []):
+                rows.append(f"| same, streambed's {line.split(':')[0]} | "
+                            f"{line.split(':', 1)[1].strip()} | | | |")
     if "kafka" in results:
         r = results["kafka"]
         rows.append(f"| `--from-kafka` read (confluent-kafka consume → Arrow), {r['read']:,} "
