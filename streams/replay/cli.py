@@ -315,7 +315,8 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
                               since_ms=plan.since_ms, until_ms=plan.until_ms,
                               attributes=not args.no_attributes,
                               partitions=args.partitions, scheduler=args.scheduler,
-                              progress=progress)
+                              progress=progress,
+                              memory_budget_bytes=plan.memory_budget_bytes)
     estimate = records.rows_estimate() if hasattr(records, "rows_estimate") else len(records)
     return replay_to_files(config, records, plan.outputs, order=args.order, labels=labels,
                            online=online, since_ms=plan.since_ms, until_ms=plan.until_ms,

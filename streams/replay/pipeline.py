@@ -158,7 +158,7 @@ class Spill:
 
     def tables(self, bucket: int) -> Iterator[pa.Table]:
         """A bucket's rows in arrival order, a written piece at a time (as Arrow)."""
-        if bucket not in self._writers:
+        if not self.counts[bucket]:
             return
         with pa.OSFile(str(self.paths[bucket]), "rb") as source:
             for batch in pa.ipc.open_stream(source):
@@ -166,7 +166,7 @@ class Spill:
 
     def read(self, bucket: int) -> pd.DataFrame | None:
         """A bucket's events in arrival order (None when it has none); the file goes."""
-        if bucket not in self._writers:
+        if not self.counts[bucket]:
             return None
         events = read_spilled(self.paths[bucket], self.config)
         self.paths[bucket].unlink()
@@ -174,6 +174,18 @@ class Spill:
 
     def close(self) -> None:
         self._dir.cleanup()
+
+    @classmethod
+    def of_file(cls, config: Config, path: str | Path, events: int,
+                directory: str | None = None) -> Spill:
+        """One bucket written elsewhere (a Dask task's part, ``events`` rows in arrival
+        order), read as bucket 0 of a spill: so a task can cut it as the local engine
+        cuts a bucket (:class:`~streams.replay.chunked.BucketReplay`). Closing the spill
+        does not remove ``path`` (reading it whole does, as for any bucket)."""
+        spill = cls(config, 1, directory)
+        spill.paths = [Path(path)]
+        spill.counts[0] = events
+        return spill
 
 
 def read_spilled(path: str | Path, config: Config) -> pd.DataFrame:

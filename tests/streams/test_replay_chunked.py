@@ -144,6 +144,9 @@ def test_replay_to_files_in_buckets_writes_the_rows_of_one_replay(tmp_path: Path
     assert all(peak > 0 for _, peak in result.bucket_peaks)
     assert result.first_pass_peak_bytes > 0
     assert result.peak_rss_bytes >= max(peak for _, peak in result.bucket_peaks)
+    rejects = pd.read_csv(tmp_path / "rejects.csv")
+    assert len(rejects) == result.rejected["late"]
+    assert rejects["where"].str.startswith("line ").all()
 
 
 def _bucket_sizes(rows: pd.DataFrame, buckets: int) -> list[int]:
@@ -151,9 +154,6 @@ def _bucket_sizes(rows: pd.DataFrame, buckets: int) -> list[int]:
 
     keys = entity_bucket(rows["entity_id"].to_numpy(), buckets, 0)
     return pd.Series(keys).value_counts().reindex(range(buckets), fill_value=0).tolist()
-    rejects = pd.read_csv(tmp_path / "rejects.csv")
-    assert len(rejects) == result.rejected["late"]
-    assert rejects["where"].str.startswith("line ").all()
 
 
 def test_a_budget_below_what_the_process_uses_is_refused_with_what_it_needs() -> None:
