@@ -14,8 +14,9 @@ Steps (``--steps``, default ``kaskada,dask,kafka``):
   of the whole command and of its read alone.
 - ``dask``: the first ``--sizes`` history, ``streambed replay --order event-time`` with the
   local engine and with ``--engine dask`` (a local cluster of 2 worker processes,
-  ``--dask-partitions`` tasks, default 4): wall, CPU (the driver's; the workers' is not
-  counted by ``wait4``), peak RSS of the command, and both outputs compared sorted by
+  ``--dask-partitions`` tasks, default 4): wall, CPU (``wait4`` counts the command and the
+  worker processes it started and reaped), peak RSS (the largest of those processes), and
+  both outputs compared sorted by
   ``entity_id, ts, event_id`` (values and dtypes).
 - ``kernels``: vectorised ``compute_features`` against the online engine per event (the
   first replay benchmark, kept for its table in BENCHMARKS.md).
@@ -324,7 +325,8 @@ def table(results: dict[str, Any]) -> list[str]:
                     f"{r['events']:,} events: wall (local engine's) | {r['d_wall']:.1f} s "
                     f"({r['wall']:.1f} s: dask is {r['wall'] / r['d_wall']:.2f}x local) | "
                     f"| | {r['load']:.1f} |")
-        rows.append(f"| same, driver CPU and peak RSS (local engine's) | {r['d_cpu']:.1f} s, "
+        rows.append(f"| same, CPU of the command and its workers, largest peak RSS (local "
+                    f"engine's) | {r['d_cpu']:.1f} s, "
                     f"{r['d_rss'] / 2**30:.2f} GiB ({r['cpu']:.1f} s, "
                     f"{r['rss'] / 2**30:.2f} GiB) | | | |")
         rows.append(f"| same, outputs sorted by (entity_id, ts, event_id), {r['rows']:,} rows "
