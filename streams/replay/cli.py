@@ -94,7 +94,8 @@ def add_replay_parser(sub: Any, config_of: Any) -> None:
     r.add_argument("--memory-budget", default="1GiB",
                    help="bound on the replay's resident memory (default 1GiB; e.g. 512MiB, "
                         "4GiB): a history that does not fit is cut by entity and spilled "
-                        "to a temporary directory (TMPDIR)")
+                        "to a temporary directory (TMPDIR); with --engine dask, the bound "
+                        "of each task's replay of its part")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--engine", choices=["local", "dask"], default="local",
                    help="dask: partition the history by entity over a Dask cluster and "
