@@ -58,7 +58,8 @@ chaos: venv system-deps kafka-jars
 # The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
 # appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
 # Then the replay's: streambed against Kaskada 0.6.1 (in its own bench-only virtualenv,
-# .venv-kaskada, made on first use) and --from-kafka (REPLAY_BENCH_ARGS="--help").
+# .venv-kaskada, made on first use), `--engine dask` against the local engine, and
+# --from-kafka (REPLAY_BENCH_ARGS="--help").
 BENCH_ARGS ?=
 REPLAY_BENCH_ARGS ?=
 bench: venv system-deps kafka-jars

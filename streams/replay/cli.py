@@ -94,7 +94,8 @@ def add_replay_parser(sub: Any, config_of: Any) -> None:
     r.add_argument("--memory-budget", default="1GiB",
                    help="bound on the replay's resident memory (default 1GiB; e.g. 512MiB, "
                         "4GiB): a history that does not fit is cut by entity and spilled "
-                        "to a temporary directory (TMPDIR)")
+                        "to a temporary directory (TMPDIR); with --engine dask, the bound "
+                        "of each task's replay of its part")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--engine", choices=["local", "dask"], default="local",
                    help="dask: partition the history by entity over a Dask cluster and "
@@ -315,7 +316,8 @@ def _run(args: argparse.Namespace, plan: Plan) -> Any:
                               since_ms=plan.since_ms, until_ms=plan.until_ms,
                               attributes=not args.no_attributes,
                               partitions=args.partitions, scheduler=args.scheduler,
-                              progress=progress)
+                              progress=progress,
+                              memory_budget_bytes=plan.memory_budget_bytes)
     estimate = records.rows_estimate() if hasattr(records, "rows_estimate") else len(records)
     return replay_to_files(config, records, plan.outputs, order=args.order, labels=labels,
                            online=online, since_ms=plan.since_ms, until_ms=plan.until_ms,
@@ -445,7 +447,31 @@ def _report(args: argparse.Namespace, plan: Plan, result: Any, seconds: float) -
         lines.append(f"  memory: {result.buckets} entity buckets within --memory-budget "
                      f"{plan.memory_budget_bytes >> 20} MiB ({result.spilled_bytes >> 20} "
                      f"MiB spilled{hot}); peak RSS {result.peak_rss_bytes >> 20} MiB")
+        if result.bucket_peaks:
+            lines.append("  " + bucket_peaks_line(result.first_pass_peak_bytes,
+                                                  result.bucket_peaks))
     lines.append(f"feature_set={config.features.identity}; wrote {', '.join(written)} "
                  f"in {seconds:.1f}s")
     print("\n".join(lines))
     return 0
+
+
+def bucket_peaks_line(first_pass: int, peaks: list[tuple[int, int]]) -> str:
+    """Where the peak RSS was: the first pass, then the buckets' replays (first, last,
+    largest): flat when nothing held grows with the history.
+
+    >>> line = bucket_peaks_line(300 << 20, [(400_000, 600 << 20), (10, 500 << 20),
+    ...                                      (410_000, 610 << 20)])
+    >>> for part in line.split(", "):
+    ...     print(part)
+    peak RSS by phase: first pass 300 MiB; buckets: first 600 MiB (400,000 events)
+    last 610 MiB (410,000 events)
+    highest 610 MiB (410,000 events) of 3
+    """
+    top = max(range(len(peaks)), key=lambda i: peaks[i][1])
+
+    def at(i: int) -> str:
+        return f"{peaks[i][1] >> 20} MiB ({peaks[i][0]:,} events)"
+
+    return (f"peak RSS by phase: first pass {first_pass >> 20} MiB; buckets: first {at(0)}, "
+            f"last {at(len(peaks) - 1)}, highest {at(top)} of {len(peaks)}")

@@ -22,13 +22,15 @@ Each part holds every event of its entities in arrival order, so each row equals
 local engine's (tested, compared sorted by ``entity_id, ts, event_id``, dtypes
 included).
 
-What scales: entities (parts spread over workers; a task's memory is its part, so more
-partitions make smaller tasks), and for arrival order from Kafka, partitions. What does
-not: one hot entity (all its events are one task's, replayed at once: the local engine's
-chunked replay of hot entities, :mod:`streams.replay.chunked`, is not used in a task),
-and, for files, the driver's single pass (read, validate, spill: one process, about the
-local engine's first pass). ``OUT`` must be on a file system every worker reads and
-writes (a shared volume on a real cluster).
+What scales: entities (parts spread over workers; a task's memory is bounded by
+``memory_budget_bytes`` per worker process: a part larger than that is cut again in the
+task, and a hot entity replayed in chunks with its state carried, exactly as the local
+engine does, :mod:`streams.replay.chunked`), and for arrival order from Kafka,
+partitions. What does not: one hot entity (its events are one task's: bounded in memory,
+but replayed at the online engine's speed, on one core), a Kafka partition's task (it
+replays its partition at once, in memory), and, for files, the driver's single pass
+(read, validate, spill: one process, about the local engine's first pass). ``OUT`` must
+be on a file system every worker reads and writes (a shared volume on a real cluster).
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ import pandas as pd
 
 from streams.config import Config
 from streams.replay.accepted import Acceptance, Rejected
+from streams.replay.chunked import BucketReplay
 from streams.replay.history import RowFinisher, output_columns
 from streams.replay.partition import Order, replay_partition
-from streams.replay.pipeline import RowsWriter, Spill, read_spilled
+from streams.replay.pipeline import DEFAULT_MEMORY_BUDGET, RowsWriter, Spill, bucket_capacity
 from streams.replay.sources import RawRecord
 from streams.replay.topic import TopicHistory
 
@@ -71,6 +74,9 @@ class PartResult:
     received: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     examples: list[Rejected] = field(default_factory=list)
+    #: Entities too large for the task's budget, replayed in chunks (and their events).
+    hot_entities: int = 0
+    hot_events: int = 0
 
 
 @dataclass
@@ -93,6 +99,10 @@ class DaskReplayResult:
     @property
     def outside(self) -> int:
         return sum(p.outside for p in self.parts)
+
+    @property
+    def hot_entities(self) -> int:
+        return sum(p.hot_entities for p in self.parts)
 
     @property
     def files(self) -> list[str]:
@@ -147,13 +157,34 @@ def replay_kafka_partition(config: Config, history: TopicHistory, out_dir: str, 
     return result
 
 
-def replay_spilled_part(config: Config, bucket: int, path: str, out_dir: str, *,
-                        labels: pd.DataFrame | None, order: Order, since_ms: int | None,
-                        until_ms: int | None, attributes: list[str]) -> PartResult:
-    """One task: read one part's spilled events (``path``) and replay them."""
-    events = read_spilled(path, config)
-    return replay_part(config, bucket, events, out_dir, labels=labels, order=order,
-                       since_ms=since_ms, until_ms=until_ms, attributes=attributes)
+def replay_spilled_part(config: Config, bucket: int, path: str, events: int, out_dir: str,
+                        *, labels: pd.DataFrame | None, order: Order, since_ms: int | None,
+                        until_ms: int | None, attributes: list[str],
+                        memory_budget_bytes: int | None = None,
+                        bucket_events: int | None = None) -> PartResult:
+    """One task: one part's spilled events (``path``, ``events`` rows) replayed as the
+    local engine replays a bucket: at once when it fits the worker's budget, otherwise
+    cut again by entity and its hot entities replayed in chunks (``bucket_events``
+    overrides the events the budget affords: tests cut small parts with it). Its rows
+    are written as one Parquet file, a row group per piece."""
+    capacity = bucket_events or bucket_capacity(memory_budget_bytes or DEFAULT_MEMORY_BUDGET)
+    cutter = BucketReplay(config, order, attributes, capacity)
+    finish = RowFinisher(labels, None, since_ms, until_ms)
+    target = Path(out_dir) / f"part-{bucket:05d}.parquet"
+    writer = RowsWriter(target)
+    spill = Spill.of_file(config, path, events)
+    try:
+        for frame in cutter.replay_spilled(spill, 0):
+            rows = finish(frame).drop(columns="_seq")
+            if len(rows):
+                writer.write(rows)
+    finally:
+        writer.close()
+        spill.close()
+    assert cutter.cuts is not None
+    return PartResult(bucket, writer.rows, finish.outside,
+                      str(target) if writer.rows else None,
+                      hot_entities=cutter.cuts.hot_entities, hot_events=cutter.cuts.hot_events)
 
 
 def replay_part(config: Config, bucket: int, events: pd.DataFrame, out_dir: str, *,
@@ -189,11 +220,13 @@ def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str |
                    since_ms: int | None = None, until_ms: int | None = None,
                    attributes: bool = True, partitions: int = DEFAULT_PARTITIONS,
                    scheduler: str | None = None, workers: int = LOCAL_WORKERS,
-                   progress: bool = False) -> DaskReplayResult:
+                   progress: bool = False, memory_budget_bytes: int | None = None,
+                   bucket_events: int | None = None) -> DaskReplayResult:
     """Replay ``source`` (raw records, an events file or a topic read, as for the local
     engine) into the Parquet dataset ``out`` (a directory of part files), one Dask task
     per part. ``out`` must be a path every worker can write (a shared file system on a
-    real cluster)."""
+    real cluster). ``memory_budget_bytes`` bounds each worker process's replay of a
+    part (``bucket_events``: the events a task replays at once, for tests)."""
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, not {partitions}")
     out_dir = Path(out)
@@ -223,8 +256,10 @@ def replay_on_dask(config: Config, source: Iterable[RawRecord] | Any, out: str |
         else:
             assert spill is not None
             futures = [client.submit(replay_spilled_part, config, bucket,
-                                     str(spill.paths[bucket]), target, order=order,
-                                     **bounds, pure=False)
+                                     str(spill.paths[bucket]), int(spill.counts[bucket]),
+                                     target, order=order, **bounds,
+                                     memory_budget_bytes=memory_budget_bytes,
+                                     bucket_events=bucket_events, pure=False)
                        for bucket in range(spill.buckets) if spill.counts[bucket]]
         result.parts = sorted(client.gather(futures), key=lambda p: p.bucket)
     finally:
@@ -269,6 +304,9 @@ def report_dask(args: argparse.Namespace, config: Config, result: DaskReplayResu
                f"rows={result.rows} rejected: {rejected}; {len(result.parts)} Dask tasks")
     if args.since or args.until:
         summary += f"; outside --since/--until (history only)={result.outside}"
+    if result.hot_entities:
+        summary += (f"; {result.hot_entities} hot entit(ies) "
+                    f"({sum(p.hot_events for p in result.parts)} events) replayed in chunks")
     examples = [f"  e.g. {example}" for example in result.examples[:6]]
     if result.rows == 0:
         print(summary, file=sys.stderr)

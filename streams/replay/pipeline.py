@@ -57,6 +57,28 @@ def rss_bytes() -> int:
         return 0
 
 
+def reset_peak_rss() -> None:
+    """Start a new peak-RSS window: Linux's high-water mark (``VmHWM``) reset to now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss() -> int:
+    """This process's peak resident set size since :func:`reset_peak_rss` (or since it
+    started): ``VmHWM`` from ``/proc`` (0 where unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def plan_buckets(events: int, memory_budget_bytes: int, used_bytes: int | None = None) -> int:
     """How many entity buckets keep a replay of ``events`` events within the budget.
 
@@ -136,7 +158,7 @@ class Spill:
 
     def tables(self, bucket: int) -> Iterator[pa.Table]:
         """A bucket's rows in arrival order, a written piece at a time (as Arrow)."""
-        if bucket not in self._writers:
+        if not self.counts[bucket]:
             return
         with pa.OSFile(str(self.paths[bucket]), "rb") as source:
             for batch in pa.ipc.open_stream(source):
@@ -144,7 +166,7 @@ class Spill:
 
     def read(self, bucket: int) -> pd.DataFrame | None:
         """A bucket's events in arrival order (None when it has none); the file goes."""
-        if bucket not in self._writers:
+        if not self.counts[bucket]:
             return None
         events = read_spilled(self.paths[bucket], self.config)
         self.paths[bucket].unlink()
@@ -152,6 +174,18 @@ class Spill:
 
     def close(self) -> None:
         self._dir.cleanup()
+
+    @classmethod
+    def of_file(cls, config: Config, path: str | Path, events: int,
+                directory: str | None = None) -> Spill:
+        """One bucket written elsewhere (a Dask task's part, ``events`` rows in arrival
+        order), read as bucket 0 of a spill: so a task can cut it as the local engine
+        cuts a bucket (:class:`~streams.replay.chunked.BucketReplay`). Closing the spill
+        does not remove ``path`` (reading it whole does, as for any bucket)."""
+        spill = cls(config, 1, directory)
+        spill.paths = [Path(path)]
+        spill.counts[0] = events
+        return spill
 
 
 def read_spilled(path: str | Path, config: Config) -> pd.DataFrame:
@@ -198,6 +232,12 @@ class Replayed:
     peak_rss_bytes: int = 0
     #: How the buckets were cut further (buckets replayed, hot entities).
     cuts: Cuts = field(default_factory=Cuts)
+    #: Peak RSS of the first pass (read, validate, spill), and of each spilled bucket's
+    #: replay and write, as (events in the bucket, peak bytes) in the order replayed:
+    #: the evidence that nothing held grows with the history (a late bucket peaks as
+    #: high as an early one of the same size).
+    first_pass_peak_bytes: int = 0
+    bucket_peaks: list[tuple[int, int]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -247,6 +287,7 @@ def replay_parts(config: Config, source: Any, *, order: Order = "arrival",
         spill = Spill(config, buckets, spill_dir) if buckets > 1 else None
         held: list[pd.DataFrame] = []
         held_rows = 0
+        reset_peak_rss()
         try:
             for frame in acceptance.frames(source):
                 if not len(frame):
@@ -277,10 +318,18 @@ def replay_parts(config: Config, source: Any, *, order: Order = "arrival",
                 return
             spill.finish_writing()
             outcome.spilled_bytes = spill.spilled_bytes()
+            outcome.first_pass_peak_bytes = peak_rss()
             for b in range(spill.buckets):
+                events = int(spill.counts[b])
+                reset_peak_rss()
                 for rows in cutter.replay_spilled(spill, b):
                     observe()
                     yield rows
+                if events:
+                    outcome.bucket_peaks.append((events, peak_rss()))
+            outcome.peak_rss_bytes = max(outcome.peak_rss_bytes,
+                                         outcome.first_pass_peak_bytes,
+                                         *(peak for _, peak in outcome.bucket_peaks))
         finally:
             if spill is not None:
                 spill.close()

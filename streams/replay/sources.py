@@ -229,9 +229,9 @@ def iter_labels_file(path: str | Path, rows: int = 500_000) -> Iterable[pd.DataF
         chunks = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
                              chunksize=rows)
     else:
-        import pyarrow.parquet as pq
+        from streams.replay.batches import parquet_reader
 
-        chunks = (b.to_pandas() for b in pq.ParquetFile(path).iter_batches(batch_size=rows))
+        chunks = (b.to_pandas() for b in parquet_reader(path).iter_batches(batch_size=rows))
     for chunk in chunks:
         yield _normalised_labels(chunk, path)
 

@@ -46,6 +46,10 @@ class FilesResult:
     buckets: int = 1
     spilled_bytes: int = 0
     peak_rss_bytes: int = 0
+    #: Peak RSS of the first pass, and of each bucket's replay as (events, bytes):
+    #: see :class:`~streams.replay.pipeline.Replayed`.
+    first_pass_peak_bytes: int = 0
+    bucket_peaks: list[tuple[int, int]] = field(default_factory=list)
     #: Entities too large for a bucket, replayed in chunks (and their events).
     hot_entities: int = 0
     hot_events: int = 0
@@ -117,6 +121,8 @@ def replay_to_files(config: Config, source: Any, outputs: dict[str | None, Path]
     result.outside = finish.outside
     result.buckets, result.spilled_bytes = outcome.buckets, outcome.spilled_bytes
     result.peak_rss_bytes = outcome.peak_rss_bytes
+    result.first_pass_peak_bytes = outcome.first_pass_peak_bytes
+    result.bucket_peaks = outcome.bucket_peaks
     result.hot_entities, result.hot_events = outcome.cuts.hot_entities, outcome.cuts.hot_events
     if reference_features:
         result.reference = reference.frame(empty[config.features.names])

@@ -138,9 +138,22 @@ def test_replay_to_files_in_buckets_writes_the_rows_of_one_replay(tmp_path: Path
     written = written.set_index("event_id").loc[whole["event_id"]].reset_index()
     pd.testing.assert_frame_equal(written, whole, check_dtype=False, check_exact=True)
     assert result.rows == len(whole) and result.rejected == {"late": 3000 - len(whole)}
+    # the peak RSS of each phase is recorded: the first pass, then each bucket's replay
+    assert [events for events, _ in result.bucket_peaks] == \
+        [n for n in _bucket_sizes(whole, 6) if n]
+    assert all(peak > 0 for _, peak in result.bucket_peaks)
+    assert result.first_pass_peak_bytes > 0
+    assert result.peak_rss_bytes >= max(peak for _, peak in result.bucket_peaks)
     rejects = pd.read_csv(tmp_path / "rejects.csv")
     assert len(rejects) == result.rejected["late"]
     assert rejects["where"].str.startswith("line ").all()
+
+
+def _bucket_sizes(rows: pd.DataFrame, buckets: int) -> list[int]:
+    from streams.replay.partition import entity_bucket
+
+    keys = entity_bucket(rows["entity_id"].to_numpy(), buckets, 0)
+    return pd.Series(keys).value_counts().reindex(range(buckets), fill_value=0).tolist()
 
 
 def test_a_budget_below_what_the_process_uses_is_refused_with_what_it_needs() -> None:
