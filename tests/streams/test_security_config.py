@@ -17,6 +17,7 @@ import yaml
 
 from streams.config import ConfigError, load_config
 from streams.kafka_clients import (
+    VERSION_PROBE_MS,
     aiokafka_options,
     faust_credentials,
     kafka_python_options,
@@ -39,6 +40,7 @@ def _write(tmp_path: Path, security: dict | None) -> Path:
 def test_without_a_security_section_clients_use_plaintext(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, None))
     assert kafka_python_options(config) == {"bootstrap_servers": "127.0.0.1:9092",
+                                            "api_version_auto_timeout_ms": VERSION_PROBE_MS,
                                             "security_protocol": "PLAINTEXT"}
     assert faust_credentials(config) is None
 
