@@ -151,6 +151,11 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
     # Half-way, the simulator makes group B look riskier than its outcomes say.
     records = _records(config, 1800, seed=31, disparity_at=0.5)
     first, second = records[: len(records) // 2], records[len(records) // 2:]
+    # The lineage must begin before the first example: one that begins later cuts nothing
+    # before the log's end as it found it (governance.learner: catch_up_to), and the
+    # version count below would be short by what the scorers had joined meanwhile.
+    wait_until(lambda: learner.metric("streambed_learner_active") == 1.0, 60,
+               "the learner to begin its lineage")
     produce_to(kafka_bootstrap, first)
     wait_until(lambda: learner.metric("streambed_learner_examples_total", outcome="learned")
                >= 300, 120, "the learner to learn from the first half")
