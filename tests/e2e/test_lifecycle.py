@@ -159,6 +159,12 @@ def test_two_scorers_one_learner_one_version_sequence_and_exactly_once_learning(
     produce_to(kafka_bootstrap, first)
     wait_until(lambda: learner.metric("streambed_learner_examples_total", outcome="learned")
                >= 300, 120, "the learner to learn from the first half")
+    # Its first cut is shadow-scored before it goes down: scorers finish the first half
+    # within seconds, so a cut they had not taken up would meet only the second half's
+    # events if the kill beat its publication, and none once relearned after them.
+    wait_until(lambda: all(w.metric("streambed_shadow_versions") >= 1
+                           or w.metric("streambed_shadow_scores_total") > 0
+                           for w in (one, two)), 60, "the scorers to take up the first cut")
 
     learner.kill()  # mid-stream: the rest arrives while it is down
     produce_to(kafka_bootstrap, second)
