@@ -51,11 +51,16 @@ class GapRepair:
             expected[rec.partition] = rec.offset + 1
         return out, skipped
 
-    async def tail(self, topic: str, partition: int, *, labels: bool = False) -> list[InRecord]:
-        """Records skipped at the end of a partition (nothing later reveals them)."""
+    async def tail(self, topic: str, partition: int, *, labels: bool = False,
+                   limit: int | None = None) -> list[InRecord]:
+        """Records skipped at the end of a partition (nothing later reveals them): the
+        first ``limit`` of them when given (the rest at the next call, if still missing)."""
         end = await self.reader.end_offset(topic, partition)
         start = self.positions.missing_before(partition, end, labels=labels)
-        return [] if start is None else await self.read(topic, partition, start, end)
+        if start is None:
+            return []
+        return await self.read(topic, partition, start,
+                               end if limit is None else min(end, start + limit))
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[InRecord]:
         log.error("%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",

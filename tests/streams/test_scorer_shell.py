@@ -29,7 +29,12 @@ from streams.scorer.publisher import (
 )
 from streams.scorer.readback import GapRepair
 from streams.scorer.runner import BatchRunner
-from streams.scorer.timers import ExpiryRound, PartitionActivity, TailCheck
+from streams.scorer.timers import (
+    TAIL_BATCH_RECORDS,
+    ExpiryRound,
+    PartitionActivity,
+    TailCheck,
+)
 from streams.scorer.views import ScorerViews, readiness
 from tests.streams.test_champion import version_records
 from tests.streams.test_processor import CONFIG, NOW_MS, event, label, make, rec, scored
@@ -385,6 +390,29 @@ def test_the_tail_of_an_idle_partition_is_read_back_and_a_busy_one_left_alone() 
     assert len(publisher.published) == 1 and len(p.tables.held) == 3, "held for their events"
     assert p.next_offset(0, labels=True) == 4
     assert _count(metrics, "streambed_skipped_offsets_total") == 3
+
+
+def test_a_long_tail_is_read_back_one_bounded_batch_per_check() -> None:
+    p = make()
+    n = TAIL_BATCH_RECORDS + 500
+    values = [event(i, NOW_MS, f"u{i}") for i in range(n)]
+    p.process_events([rec(values[0], 0)], NOW_MS)
+    reader = FakeReader({("events", 0): values})
+    observer, _, _ = _observer()
+    publisher = FakePublisher()
+    runner = BatchRunner(publisher, observer)  # type: ignore[arg-type]
+    activity = PartitionActivity()
+    activity.assigned("events", [0], now=0.0)
+    check = TailCheck(FakeConsumer({TP("events", 0)}), activity, GapRepair(p, reader),
+                      runner, p, "events", "labels", idle_seconds=10,
+                      clock=iter([20.0, 21.0, 22.0]).__next__)
+    asyncio.run(check.check())
+    assert reader.reads == [("events", 0, 1, 1 + TAIL_BATCH_RECORDS)]
+    assert p.next_offset(0) == 1 + TAIL_BATCH_RECORDS
+    asyncio.run(check.check())
+    assert reader.reads[-1] == ("events", 0, 1 + TAIL_BATCH_RECORDS, n)
+    asyncio.run(check.check())
+    assert len(reader.reads) == 2 and p.next_offset(0) == n, "nothing left to read back"
 
 
 def test_the_expiry_round_publishes_its_batch_then_sets_sizes_and_lag() -> None:
