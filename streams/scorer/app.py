@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from monitors.metrics import Metrics, add_standard_collectors
@@ -75,6 +77,10 @@ from streams.scorer.timers import (
 from streams.scorer.views import TEXT_FORMAT_0_0_4, ScorerViews, readiness
 
 log = logging.getLogger(__name__)
+
+#: How long the tail check waits for the stream consumer's position (faust's consumer
+#: thread answers at once unless the position is being reset: then the next check asks).
+POSITION_SECONDS = 2.0
 
 
 def in_record(message: Any) -> InRecord:
@@ -355,7 +361,7 @@ def _json(web: Any, answer: tuple[dict[str, Any], int]) -> Any:
 
 
 class _Consumer:
-    """The app's consumer as the timers see it (assignment, high watermarks)."""
+    """The app's consumer as the timers see it (assignment, positions, high watermarks)."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
@@ -365,3 +371,11 @@ class _Consumer:
 
     def highwater(self, tp: Any) -> int | None:
         return self.app.consumer.highwater(tp)
+
+    async def position(self, tp: Any) -> int | None:
+        """aiokafka's position (on faust's consumer thread): None while the partition has
+        no valid position (a reset or a seek under way) or is no longer assigned."""
+        try:
+            return await asyncio.wait_for(self.app.consumer.position(tp), POSITION_SECONDS)
+        except (TimeoutError, KafkaError, ConsumerNotStarted):
+            return None

@@ -3,8 +3,7 @@
 :class:`GapRepair` asks :meth:`Processor.missing_before
 <streams.scorer.processor.Processor.missing_before>` (the one statement of the rule) where
 a batch, or an idle partition's tail, starts after a gap, and reads the missing records
-with a :class:`~streams.scorer.gaps.GapReader` (or anything with its ``read`` and
-``end_offset``).
+with a :class:`~streams.scorer.gaps.GapReader` (or anything with its ``read``).
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ class Positions(Protocol):
 
 class Reader(Protocol):
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Any]: ...
-
-    async def end_offset(self, topic: str, partition: int) -> int: ...
 
 
 class GapRepair:
@@ -51,11 +48,14 @@ class GapRepair:
             expected[rec.partition] = rec.offset + 1
         return out, skipped
 
-    async def tail(self, topic: str, partition: int, *, labels: bool = False,
+    async def tail(self, topic: str, partition: int, fetched: int, *, labels: bool = False,
                    limit: int | None = None) -> list[InRecord]:
-        """Records skipped at the end of a partition (nothing later reveals them): the
-        first ``limit`` of them when given (the rest at the next call, if still missing)."""
-        end = await self.reader.end_offset(topic, partition)
+        """Records skipped at the end of a partition (nothing later reveals them): those
+        below ``fetched``, the stream consumer's position (it was handed every record
+        before it), not yet processed; the first ``limit`` of them when given (the rest at
+        the next call, if still missing). Records from ``fetched`` on are the stream's to
+        deliver: a partition merely behind a backlog has nothing skipped."""
+        end = fetched
         start = self.positions.missing_before(partition, end, labels=labels)
         if start is None:
             return []

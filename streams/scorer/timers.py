@@ -2,7 +2,10 @@
 
 - :class:`TailCheck`: records skipped at the end of an idle partition have no later record
   to reveal them; every ``TAIL_CHECK_SECONDS`` each assigned input partition idle for
-  ``IDLE_SECONDS`` has its end compared with the next offset due (:mod:`.readback`).
+  ``IDLE_SECONDS`` has the stream consumer's position (the offset it fetches next: every
+  record before it was handed to the stream) compared with the next offset due
+  (:mod:`.readback`). Not the partition's end: a partition behind a backlog is idle too
+  while faust serves the others, and its records are still to come from the stream.
 - :class:`ExpiryRound`: every ``EXPIRY_SECONDS`` scored events and held labels past their
   label TTL are forgotten (a batch of its own), then the table-size and lag gauges are set.
 
@@ -13,8 +16,8 @@ the entity states (or the reverse) and its writes could be overwritten by older 
 records. A partition stays in the stream's hands while it recovers: its idle time counts
 from the recovery's end, so the tail check does not race the stream's first fetch.
 
-Both see the consumer through a :class:`Consumer` (assignment and high watermarks), so
-tests drive them without a broker.
+Both see the consumer through a :class:`Consumer` (assignment, positions and high
+watermarks), so tests drive them without a broker.
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ log = logging.getLogger(__name__)
 TAIL_CHECK_SECONDS = 5.0
 IDLE_SECONDS = 10.0
 #: At most this many records are read back from one partition's tail per check, one batch
-#: of the stream's own size: a partition behind a large backlog also looks idle (faust
-#: served the others meanwhile), and reading its whole tail at once held 100,000 records
-#: in memory and the event loop for about 30 s (1,000,000-entity benchmark, RSS 350 → 1,087
-#: MiB). The rest follows at the next checks, or from the stream.
+#: of the stream's own size: when the tail was read up to the partition's end, a partition
+#: behind a large backlog looked skipped, and reading its whole tail at once held 100,000
+#: records and the event loop for about 30 s (1,000,000-entity benchmark, RSS 350 → 1,087
+#: MiB). The rest follows at the next checks.
 TAIL_BATCH_RECORDS = 1_000
 EXPIRY_SECONDS = 2.0
 
@@ -49,6 +52,9 @@ class Consumer(Protocol):
         """TopicPartitions (``.topic``, ``.partition``) held now."""
 
     def highwater(self, tp: Any) -> int | None: ...
+
+    async def position(self, tp: Any) -> int | None:
+        """The offset the stream consumer fetches next on ``tp`` (None: not known now)."""
 
 
 class ScoringProcessor(Protocol):
@@ -133,7 +139,10 @@ class TailCheck:
             if labels is None or not self.activity.idle(tp.topic, tp.partition, now,
                                                          self.idle_seconds):
                 continue
-            records = await self.repair.tail(tp.topic, tp.partition, labels=labels,
+            fetched = await self.consumer.position(tp)
+            if fetched is None:
+                continue
+            records = await self.repair.tail(tp.topic, tp.partition, fetched, labels=labels,
                                              limit=TAIL_BATCH_RECORDS)
             if records and tp in self.consumer.assignment():
                 process = self.processor.process_labels if labels \

@@ -4,9 +4,10 @@ The sequence seen in CI (tests/chaos/test_crash_before_ack.py, ``entities`` refu
 scorer publishes batch B; the broker takes the batch's outputs and pending predictions,
 refuses its entity states and (when both went in one step) takes its positions; the scorer
 is killed; the partition moves. The next owner's tables are what the changelogs hold: the
-positions say B was applied, the entity states do not have it. Its tail check, with the
-partition idle since its assignment, reads the records after that position and scores
-them against states without B's events; when the stream then redelivers B, each of its
+positions say B was applied, the entity states do not have it. Its tail check (which then
+compared the partition's end, not the stream consumer's position, with the next offset
+due), with the partition idle since its assignment, read the records after that position
+and scored them against states without B's events; when the stream then redelivered B, each of its
 events is taken for already applied (its entity's last offset is past it), so the later
 records keep features missing B's events (``apps_lifetime`` 6 where replay says 7).
 
@@ -138,10 +139,12 @@ def test_a_crash_with_the_entity_states_refused_then_a_move_keeps_replay_parity(
     batches = BatchRunner(runner, observer)  # type: ignore[arg-type]
     activity = PartitionActivity()
     activity.assigned("events", [0], now=0.0)
-    check = TailCheck(FakeConsumer({TP("events", 0)}), activity,
-                      GapRepair(new, FakeReader({("events", 0): values})), batches, new,
-                      "events", "labels", idle_seconds=10, clock=lambda: 20.0)
-    asyncio.run(check.check())  # the partition idle since its assignment: its tail read
+    # The partition idle since its assignment; the consumer starts at the last committed
+    # offset, B's first (with the states of A and B but not B's position, nothing is read).
+    check = TailCheck(FakeConsumer({TP("events", 0)}, positions={TP("events", 0): b.start}),
+                      activity, GapRepair(new, FakeReader({("events", 0): values})),
+                      batches, new, "events", "labels", idle_seconds=10, clock=lambda: 20.0)
+    asyncio.run(check.check())
     # Then the stream redelivers from the last committed offset (B's first).
     redelivered = [rec(values[o], o) for o in (*b, *after)]
     asyncio.run(batches.run(lambda now_ms: new.process_events(redelivered, now_ms)))
@@ -174,7 +177,8 @@ def test_the_tail_check_waits_for_the_recovery_and_counts_idle_from_its_end() ->
     activity.assigned("events", [0], now=0.0)
     now = [20.0]
     recovering = Recovery()
-    check = TailCheck(FakeConsumer({TP("events", 0)}), activity, GapRepair(p, reader),
+    check = TailCheck(FakeConsumer({TP("events", 0)}, positions={TP("events", 0): 3}),
+                      activity, GapRepair(p, reader),
                       BatchRunner(runner, observer), p, "events", "labels",  # type: ignore[arg-type]
                       idle_seconds=10, clock=lambda: now[0], recovering=recovering)
     asyncio.run(check.check())

@@ -351,15 +351,22 @@ def test_nothing_is_read_back_on_a_partition_never_processed_or_without_a_gap() 
 
 
 class FakeConsumer:
-    def __init__(self, tps: set[Any], highwater: dict[Any, int] | None = None) -> None:
+    """``positions``: the stream consumer's next fetch offset per partition."""
+
+    def __init__(self, tps: set[Any], highwater: dict[Any, int] | None = None,
+                 positions: dict[Any, int] | None = None) -> None:
         self.tps = tps
         self.high = highwater or {}
+        self.positions = positions or {}
 
     def assignment(self) -> set[Any]:
         return set(self.tps)
 
     def highwater(self, tp: Any) -> int | None:
         return self.high.get(tp)
+
+    async def position(self, tp: Any) -> int | None:
+        return self.positions.get(tp)
 
 
 @dataclass(frozen=True)
@@ -382,9 +389,11 @@ def test_the_tail_of_an_idle_partition_is_read_back_and_a_busy_one_left_alone() 
     activity.assigned("events", [1], now=0.0)
     activity.delivered("events", [1], now=15.0)
     clock = iter([20.0]).__next__
-    check = TailCheck(FakeConsumer({TP("labels", 0), TP("events", 1)}), activity,
-                      GapRepair(p, reader), runner, p, "events", "labels", idle_seconds=10,
-                      clock=clock)
+    # The stream consumer was handed labels 1-3 (its position is 4) and the events up to 3.
+    check = TailCheck(FakeConsumer({TP("labels", 0), TP("events", 1)},
+                                   positions={TP("labels", 0): 4, TP("events", 1): 3}),
+                      activity, GapRepair(p, reader), runner, p, "events", "labels",
+                      idle_seconds=10, clock=clock)
     asyncio.run(check.check())
     assert reader.reads == [("labels", 0, 1, 4)], "the events partition delivered 5 s ago"
     assert len(publisher.published) == 1 and len(p.tables.held) == 3, "held for their events"
@@ -403,9 +412,9 @@ def test_a_long_tail_is_read_back_one_bounded_batch_per_check() -> None:
     runner = BatchRunner(publisher, observer)  # type: ignore[arg-type]
     activity = PartitionActivity()
     activity.assigned("events", [0], now=0.0)
-    check = TailCheck(FakeConsumer({TP("events", 0)}), activity, GapRepair(p, reader),
-                      runner, p, "events", "labels", idle_seconds=10,
-                      clock=iter([20.0, 21.0, 22.0]).__next__)
+    check = TailCheck(FakeConsumer({TP("events", 0)}, positions={TP("events", 0): n}),
+                      activity, GapRepair(p, reader), runner, p, "events", "labels",
+                      idle_seconds=10, clock=iter([20.0, 21.0, 22.0]).__next__)
     asyncio.run(check.check())
     assert reader.reads == [("events", 0, 1, 1 + TAIL_BATCH_RECORDS)]
     assert p.next_offset(0) == 1 + TAIL_BATCH_RECORDS
@@ -413,6 +422,27 @@ def test_a_long_tail_is_read_back_one_bounded_batch_per_check() -> None:
     assert reader.reads[-1] == ("events", 0, 1 + TAIL_BATCH_RECORDS, n)
     asyncio.run(check.check())
     assert len(reader.reads) == 2 and p.next_offset(0) == n, "nothing left to read back"
+
+
+def test_a_partition_behind_a_backlog_is_left_to_the_stream() -> None:
+    """Idle for the tail check (faust served the other partitions) but nothing skipped:
+    the stream consumer has not been handed the records past the next offset due, so
+    they come from the stream, however far the partition's end is."""
+    p = make()
+    values = [event(i, NOW_MS, f"u{i}") for i in range(50)]
+    p.process_events([rec(values[0], 0)], NOW_MS)
+    reader = FakeReader({("events", 0): values})
+    publisher = FakePublisher()
+    observer, _, _ = _observer()
+    activity = PartitionActivity()
+    activity.assigned("events", [0, 1], now=0.0)
+    events_0, events_1 = TP("events", 0), TP("events", 1)
+    check = TailCheck(FakeConsumer({events_0, events_1}, {events_0: 50},
+                                   positions={events_0: 1}),  # events[1]: position unknown
+                      activity, GapRepair(p, reader), BatchRunner(publisher, observer),  # type: ignore[arg-type]
+                      p, "events", "labels", idle_seconds=10, clock=lambda: 20.0)
+    asyncio.run(check.check())
+    assert reader.reads == [] and publisher.published == [] and p.next_offset(0) == 1
 
 
 def test_the_expiry_round_publishes_its_batch_then_sets_sizes_and_lag() -> None:
