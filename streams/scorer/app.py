@@ -19,7 +19,7 @@ once per dirty key per batch (:mod:`streams.scorer.tables`). With ``state.store:
 they live in RocksDB under the data directory and a restart replays only the changelog
 past what each partition database persisted; with ``memory`` they are restored from their
 changelogs from the beginning. Each worker joins its group as a static member (a group
-instance id from its host and data directory), so a worker restarted after a crash takes
+instance id from its host, data directory and web port), so a worker restarted after a crash takes
 its partitions back at once instead of after the session timeout; faust-streaming's fixed
 start-up waits are removed (:mod:`.quick_start`) and River is imported only once the
 tables are recovered, so a warm restart reaches its first score in seconds. The worker
