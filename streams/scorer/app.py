@@ -49,11 +49,11 @@ from monitors.monitoring import Monitoring
 from streams.config import Config
 from streams.kafka_clients import aiokafka_options, faust_credentials
 from streams.scorer import restore
-from streams.scorer.batch import InRecord
 from streams.scorer.batching import AdaptiveBatching, take_batches
 from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.gaps import GapReader, VersionFollower
 from streams.scorer.gc_watch import watch_gc
+from streams.scorer.intake import Intake
 from streams.scorer.observe import ScorerMetrics
 from streams.scorer.processor import Processor
 from streams.scorer.publisher import ProducerSender, StepPublisher
@@ -64,7 +64,7 @@ from streams.scorer.quick_start import (
     quick_fetches,
 )
 from streams.scorer.readback import GapRepair
-from streams.scorer.runner import BatchRunner, now_ms
+from streams.scorer.runner import BatchRunner
 from streams.scorer.tables import Tables, rocksdb_options, state_table
 from streams.scorer.timers import (
     EXPIRY_SECONDS,
@@ -81,13 +81,6 @@ log = logging.getLogger(__name__)
 #: How long the tail check waits for the stream consumer's position (faust's consumer
 #: thread answers at once unless the position is being reset: then the next check asks).
 POSITION_SECONDS = 2.0
-
-
-def in_record(message: Any) -> InRecord:
-    """What the processor needs of a Faust message (its timestamp is in seconds)."""
-    stamp = message.timestamp
-    return InRecord(message.value or b"", message.key, message.topic, message.partition,
-                    message.offset, int(stamp * 1000) if stamp else now_ms())
 
 
 def group_instance_id(app_id: str, data_dir: Path, web_port: int) -> str:
@@ -210,10 +203,7 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
     activity = PartitionActivity()
     consumer = _Consumer(app)
 
-    def recovering() -> bool:
-        """A rebalance or a table recovery in progress (the tables partly restored)."""
-        return bool(app.rebalancing or getattr(app, "in_recovery", False)
-                    or not app.tables.recovery.completed.is_set())
+    recovering = functools.partial(tables_recovering, app)
 
     tail_check = TailCheck(consumer, activity, repair, runner, processor, topics.events,
                            topics.labels, recovering=recovering)
@@ -247,25 +237,19 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
         finally:
             await versions.close()
 
-    async def take(stream: Any, *, labels: bool) -> None:
-        topic = topics.labels if labels else topics.events
-        process = processor.process_labels if labels else processor.process_events
-        async for events, waited in take_batches(stream, AdaptiveBatching()):
-            if not labels:
-                await follower.loaded.wait()  # never score with a model not the champion
-            records = [in_record(e.message) for e in events]
-            activity.delivered(topic, {r.partition for r in records}, time.monotonic())
-            records, skipped = await repair.fill(records, labels=labels)
-            await runner.run(functools.partial(process, records), skipped_offsets=skipped,
-                             batch_wait_seconds=waited)
+    events_intake = Intake(topics.events, labels=False, process=processor.process_events,
+                           activity=activity, repair=repair, runner=runner,
+                           champion_loaded=follower.loaded)
+    labels_intake = Intake(topics.labels, labels=True, process=processor.process_labels,
+                           activity=activity, repair=repair, runner=runner)
 
     @app.agent(raw_topic(topics.events), concurrency=1)
     async def score_events(stream: Any) -> None:
-        await take(stream, labels=False)
+        await events_intake.take(take_batches(stream, AdaptiveBatching()))
 
     @app.agent(raw_topic(topics.labels), concurrency=1)
     async def join_labels(stream: Any) -> None:
-        await take(stream, labels=True)
+        await labels_intake.take(take_batches(stream, AdaptiveBatching()))
 
     @app.task
     async def freeze_after_recovery() -> None:
@@ -358,6 +342,13 @@ def create_app(config: Config, *, web_port: int = 6066, web_host: str = "127.0.0
 def _json(web: Any, answer: tuple[dict[str, Any], int]) -> Any:
     body, status = answer
     return web.json(body, status=status)
+
+
+def tables_recovering(app: Any) -> bool:
+    """A rebalance or a table recovery in progress (the tables partly restored): the
+    timers wait and ``/ready`` says so."""
+    return bool(app.rebalancing or getattr(app, "in_recovery", False)
+                or not app.tables.recovery.completed.is_set())
 
 
 class _Consumer:
