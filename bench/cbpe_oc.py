@@ -12,8 +12,8 @@
    from a stable model, calibrated and overconfident (logit twice the truth's), with its
    95% Wilson upper bound.
 
-Run: ``.venv/bin/python bench/cbpe_oc.py [--seeds 2 3 4 --flag-windows 300]`` (the
-defaults; ~10 min on 2 loaded cores).
+Run: ``make cbpe-oc`` or ``.venv/bin/python bench/cbpe_oc.py [--seeds 2 3 4 --flag-windows
+300]`` (the defaults; ~10 min on 2 loaded cores).
 """
 
 from __future__ import annotations
