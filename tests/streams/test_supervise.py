@@ -26,28 +26,35 @@ def _signal_handlers_restored() -> Iterator[None]:
 
 
 def _child(tmp_path: Path, statuses: list[int]) -> list[str]:
-    """A child that exits with ``statuses[n]`` on its n-th start (counted in a file)."""
+    """A child that exits with ``statuses[n]`` on its n-th start (0 past the list), and
+    leaves one mark a start in a file: ``s`` when it saw itself supervised, else ``-``."""
     starts = tmp_path / "starts"
     code = (f"import os, pathlib, sys\np = pathlib.Path({str(starts)!r})\n"
-            "n = len(p.read_text()) if p.exists() else 0\np.write_text('x' * (n + 1))\n"
-            f"assert os.environ[{SUPERVISED_ENV!r}] == '1'\n"
-            f"sys.exit({statuses!r}[n])")
+            "marks = p.read_text() if p.exists() else ''\n"
+            f"p.write_text(marks + ('s' if os.environ.get({SUPERVISED_ENV!r}) == '1' "
+            "else '-'))\n"
+            f"sys.exit(({statuses!r} + [0] * 9)[len(marks)])")
     return [sys.executable, "-c", code]
 
 
 def _starts(tmp_path: Path) -> int:
-    return len((tmp_path / "starts").read_text())
+    """How many children started, each of them supervised."""
+    marks = (tmp_path / "starts").read_text()
+    assert set(marks) == {"s"}, marks
+    return len(marks)
 
 
 def test_a_first_child_with_a_bad_config_ends_the_supervisor_with_its_status(tmp_path):
     said: list[str] = []
-    assert supervise(_child(tmp_path, [USAGE_EXIT, 0]), "worker", say=said.append) == 2
+    assert supervise(_child(tmp_path, [USAGE_EXIT, 0]), "worker", say=said.append,
+                     max_restarts=3) == 2
     assert _starts(tmp_path) == 1 and said == []
 
 
 def test_a_failed_child_is_restarted_after_the_backoff_and_a_clean_exit_ends_it(tmp_path):
     said: list[str] = []
-    assert supervise(_child(tmp_path, [1, 0]), "worker", say=said.append) == 0
+    assert supervise(_child(tmp_path, [1, 0]), "worker", say=said.append,
+                     max_restarts=3) == 0
     assert _starts(tmp_path) == 2
     assert said == ["worker: the worker exited with status 1; restarting in 1 s"]
 
@@ -56,7 +63,8 @@ def test_a_later_child_with_a_bad_config_is_restarted_as_any_failure(tmp_path):
     """Only the first start stands for the supervisor's own check of the config: later,
     a config file caught mid-edit must not end a worker that ran."""
     said: list[str] = []
-    assert supervise(_child(tmp_path, [70, USAGE_EXIT, 0]), "worker", say=said.append) == 0
+    assert supervise(_child(tmp_path, [70, USAGE_EXIT, 0]), "worker", say=said.append,
+                     max_restarts=3) == 0
     assert _starts(tmp_path) == 3
     assert [s.split(";")[0] for s in said] == ["worker: the worker exited with status 70",
                                                "worker: the worker exited with status 2"]
