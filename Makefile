@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test chaos bench gates-oc drift-oc lint venv system-deps kafka-jars schemas clean
+.PHONY: demo test chaos bench gates-oc drift-oc cbpe-oc lint venv system-deps kafka-jars schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ gates-oc: venv
 DRIFT_OC_ARGS ?=
 drift-oc: venv
 	$(PY) bench/drift_oc.py $(DRIFT_OC_ARGS)
+
+# Operating characteristics of CBPE, the performance estimate before labels (a benchmark,
+# not a timed test; ~10 min on 2 cores): interval coverage on the simulator before and after
+# its drift, and the reliability flag's false-flag rate. The tables go in docs/monitoring.md.
+# Smaller or other runs: make cbpe-oc CBPE_OC_ARGS="--seeds 2 --flag-windows 50".
+CBPE_OC_ARGS ?=
+cbpe-oc: venv
+	$(PY) bench/cbpe_oc.py $(CBPE_OC_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -12,30 +12,34 @@
    from a stable model, calibrated and overconfident (logit twice the truth's), with its
    95% Wilson upper bound.
 
-Run: ``.venv/bin/python bench/cbpe_oc.py [--seeds 2 3 4 --flag-windows 300]`` (the
-defaults; ~10 min on 2 loaded cores).
+Run: ``make cbpe-oc`` or ``.venv/bin/python bench/cbpe_oc.py [--seeds 2 3 4 --flag-windows
+300]`` (the defaults; ~10 min on 2 loaded cores).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from features.engine import FeatureEngine
-from features.spec import FeatureSet
-from governance import LogisticModel
-from monitors.calibration import bootstrap_probabilities, fit_logistic, logit
-from monitors.cbpe import estimate_performance, reliability_check
-from monitors.intervals import wilson
-from monitors.performance import roc_auc
-from streams.config import load_config
-from streams.devtools.simulate import SimulationOptions, Simulator
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"
+from featured_stream import featured_events, learned_model  # noqa: E402
+
+from features.spec import FeatureSet  # noqa: E402
+from monitors.calibration import bootstrap_probabilities, fit_logistic, logit  # noqa: E402
+from monitors.cbpe import estimate_performance, reliability_check  # noqa: E402
+from monitors.intervals import wilson  # noqa: E402
+from monitors.performance import roc_auc  # noqa: E402
+from streams.config import load_config  # noqa: E402
+from streams.devtools.simulate import SimulationOptions  # noqa: E402
+
+QUICKSTART = REPO / "examples" / "quickstart.yaml"
 
 
 def simulator(seed: int, train: int, window: int, windows: int) -> dict[str, int]:
@@ -46,23 +50,8 @@ def simulator(seed: int, train: int, window: int, windows: int) -> dict[str, int
     options = SimulationOptions(count=count, seed=seed, entities=300, mean_gap_ms=20_000,
                                 label_delay_ms=600_000,
                                 drift_at=(train + windows * window) / count)
-    engine = FeatureEngine(spec, config.event.allowed_lateness_ms)
-    event = config.event
-    attributes = [n for n in event.attributes if n != event.group_field]
-    states: dict[object, object] = {}
-    rows: list[tuple[str, dict[str, object]]] = []
-    labels: dict[str, int] = {}
-    for record in Simulator(config, options).records():
-        data = json.loads(record.value)
-        if record.kind == "label":
-            labels[data["event_id"]] = data["label"]
-            continue
-        state = states.setdefault(data[event.entity_field], engine.new_state())
-        rows.append((data[event.id_field], engine.apply(
-            state, int(data[event.time_field]), {n: data.get(n) for n in attributes})))
-    model = LogisticModel(config.model.spec)
-    for event_id, features in rows[:train]:
-        model.learn_x(model.spec.to_x(features), labels[event_id])
+    rows, labels = featured_events(config, spec, options)
+    model = learned_model(config, rows[:train], labels)
     perf = config.monitors.performance
     tally = {"windows": 0, "raw_covered": 0, "calibrated_covered": 0, "flagged": 0,
              "after_drift_missed": 0, "after_drift_missed_unflagged": 0}

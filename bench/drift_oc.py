@@ -45,10 +45,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from featured_stream import featured_events, learned_model  # noqa: E402
 
 from features.engine import FeatureEngine  # noqa: E402
 from features.spec import FeatureSet  # noqa: E402
-from governance import LogisticModel  # noqa: E402
 from monitors.chisquare import family_alpha  # noqa: E402
 from monitors.config import DriftConfig  # noqa: E402
 from monitors.drift import VariableDrift  # noqa: E402
@@ -111,25 +113,10 @@ def score_trend(config: Config, fs: FeatureSet, seed: int, taught: int, windows:
                 window_events: int) -> None:
     """Mean score of the model learned on the first ``taught`` examples (then frozen) on
     its last 500 examples and on each following window, and ``apps_lifetime``'s mean."""
-    s = config.event
-    attributes = [n for n in s.attributes if n != s.group_field]
-    engine = FeatureEngine(fs, s.allowed_lateness_ms)
-    states: dict[str, object] = {}
     options = SimulationOptions(count=taught + windows * window_events, seed=seed,
                                 **{**DEMO_OPTIONS, "label_ratio": 1.0})
-    rows: list[tuple[str, dict[str, object]]] = []
-    labels: dict[str, int] = {}
-    for record in Simulator(config, options).records():
-        data = json.loads(record.value)
-        if record.kind == "label":
-            labels[data["event_id"]] = int(data["label"])
-            continue
-        state = states.setdefault(data[s.entity_field], engine.new_state())
-        rows.append((data[s.id_field], engine.apply(
-            state, int(data[s.time_field]), {n: data.get(n) for n in attributes})))
-    model = LogisticModel(config.model.spec)
-    for event_id, features in rows[:taught]:
-        model.learn_x(model.spec.to_x(features), labels[event_id])
+    rows, labels = featured_events(config, fs, options)
+    model = learned_model(config, rows[:taught], labels)
     parts = [("last 500 examples learned", rows[taught - 500:taught])] + [
         (f"window {w + 1}", rows[taught + w * window_events:taught + (w + 1) * window_events])
         for w in range(windows)]

@@ -1,7 +1,11 @@
 """The ``streambed`` command line: every command of :data:`COMMANDS`.
 
 Every command validates its config first and exits with status 2 and the dotted path of
-each bad field when the config is wrong, before connecting to anything.
+each bad field when the config is wrong, before connecting to anything. A supervised
+command (``worker``, ``learner``) validates it in its child: the supervisor imports no
+more than it needs to start that child (this module, argparse, :mod:`streams.supervise`:
+no pydantic, NumPy or config), and stops with the child's status 2
+(:data:`streams.supervise.USAGE_EXIT`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streams.config import Config, ConfigError, load_config
+if TYPE_CHECKING:
+    from streams.config import Config
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from streams.config import load_config
+
     overrides = {"broker": getattr(args, "broker", None)}
     return load_config(args.config, **overrides)
 
@@ -27,6 +34,7 @@ def _config(args: argparse.Namespace) -> Config:
 def _kafka(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from streams.config import load_config
     from streams.devtools.kafka_local import (
         BrokerError,
         BrokerOptions,
@@ -69,11 +77,11 @@ def _kafka(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    config = _config(args)  # before the heavy imports: a bad config fails at once
     from streams.supervise import child_argv, exit_when_crashed, is_supervised, supervise
 
     if not args.no_supervise and not is_supervised():
-        return supervise(child_argv(), "worker")
+        return supervise(child_argv(), "worker")  # the child validates the config
+    config = _config(args)  # before the heavy imports: a bad config fails at once
     import faust
 
     from streams.scorer.app import create_app
@@ -117,11 +125,11 @@ def quiet_startup_noise() -> None:
 
 
 def _learner(args: argparse.Namespace) -> int:
-    config = _config(args)
     from streams.supervise import child_argv, is_supervised, supervise
 
     if not args.no_supervise and not is_supervised():
-        return supervise(child_argv(), "learner")
+        return supervise(child_argv(), "learner")  # the child validates the config
+    config = _config(args)
     import signal
     import threading
 
@@ -314,14 +322,25 @@ def main(argv: list[str] | None = None) -> int:
         argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as exc:
-        print(f"streambed: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
-    except RuntimeError as exc:  # BrokerError and friends: one clear line, no traceback
+    except Exception as exc:
+        status = _exit_status(exc)
+        if status is None:
+            raise
         print(f"streambed: {exc}", file=sys.stderr)
-        return 1
+        return status
+
+
+def _exit_status(exc: Exception) -> int | None:
+    """2 for a :class:`streams.config.ConfigError`, 1 for a ``RuntimeError`` (BrokerError
+    and friends: one clear line, no traceback), None for anything else (a traceback).
+    A ConfigError exists only once streams.config is imported, which this module does
+    not do before a command needs it (the supervisor never does)."""
+    config = sys.modules.get("streams.config")
+    if config is not None and isinstance(exc, config.ConfigError):
+        return 2
+    return 1 if isinstance(exc, RuntimeError) else None
 
 
 if __name__ == "__main__":

@@ -40,13 +40,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from governance.config import ModelSpec, sha256_hex
 from streams.config import Config
 from streams.learner.environment import dependency_set
+
+if TYPE_CHECKING:  # imported where a frame is handled: `streambed model`'s parser imports
+    import pandas as pd  # this module (through mlflow_export) and has no use for pandas
 
 #: The experiment runs go to unless ``--experiment`` says otherwise.
 DEFAULT_EXPERIMENT = "streambed"
@@ -202,12 +203,16 @@ def params_of(inputs: RunInputs) -> dict[str, str]:
 
 
 def _iso(ms: int | None) -> str:
+    import pandas as pd
+
     return "-" if ms is None else pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
 
 
 def metrics_of_frame(frame: pd.DataFrame) -> list[tuple[str, float, int, int]]:
     """``(key, value, timestamp_ms, step)`` for every finite number of a tidy frame: the
     value, its interval's ends and its sample size; step = the period's index."""
+    import pandas as pd
+
     periods = sorted(set(frame["period"]))
     step_of = {p: i for i, p in enumerate(periods)}
     out = []
@@ -293,6 +298,8 @@ def record_backtest(args: argparse.Namespace, command: str, runs: Mapping[str, A
     ``history`` (:class:`~streams.backtest.History`), the tidy ``frame``."""
     if getattr(args, "no_mlflow", False):
         return None
+    import pandas as pd
+
     configs = {name: r.config for name, r in runs.items()}
     ts = pd.concat([r.features["ts"] for r in runs.values()]) if runs else pd.Series()
     options = {k: getattr(args, k) for k in ("order", "period", "bootstrap", "seed", "since",

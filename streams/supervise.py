@@ -11,11 +11,16 @@ nothing is lost; output stays at-least-once.
 
 Inside the child, :func:`exit_when_crashed` cuts the linger short: once the app has
 crashed, the process exits a few seconds later and the supervisor takes over.
+
+The supervisor starts its first child at once: it imports only the standard library and
+the command line's own module, and leaves the config to the child (validated there before
+anything heavy). A first child that exits with :data:`USAGE_EXIT` (a bad config or
+command line) ends the supervisor with that status, unrestarted, as if the supervisor had
+checked the config itself.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -25,8 +30,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 #: The child runs with this variable set, so it runs the worker instead of supervising.
 SUPERVISED_ENV = "STREAMBED_SUPERVISED"
 FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 1.0, 30.0
@@ -34,6 +37,9 @@ FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 1.0, 30.0
 HEALTHY_RUN_SECONDS = 60.0
 #: Exit status of a child that stopped itself because its app crashed.
 CRASHED_EXIT = 70
+#: Exit status of a child whose config or command line is wrong (``streambed``'s status 2).
+#: From the first child: final. From a later one (the config file edited since): restarted.
+USAGE_EXIT = 2
 
 
 def is_supervised() -> bool:
@@ -43,7 +49,8 @@ def is_supervised() -> bool:
 def supervise(argv: Sequence[str], name: str, *, say: Callable[[str], None] = print,
               max_restarts: int | None = None) -> int:
     """Run ``argv`` as a child until it exits cleanly or we are told to stop; restart it
-    with backoff whenever it fails. Returns the last child's exit status (0 on a stop)."""
+    with backoff whenever it fails (a first child's :data:`USAGE_EXIT` excepted). Returns
+    the last child's exit status (0 on a stop)."""
     stopping = threading.Event()
     child: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +69,8 @@ def supervise(argv: Sequence[str], name: str, *, say: Callable[[str], None] = pr
         status = child.wait()
         if stopping.is_set() or status == 0:
             return 0 if stopping.is_set() else status
+        if status == USAGE_EXIT and restarts == 0:
+            return status
         if max_restarts is not None and restarts >= max_restarts:
             return status
         if time.monotonic() - began >= HEALTHY_RUN_SECONDS:

@@ -15,7 +15,7 @@ from streams.replay import RawRecord, read_events_file, replay
 from streams.replay.history import output_columns
 from streams.replay.pipeline import plan_buckets, replay_parts
 from streams.replay.to_files import replay_to_files
-from tests.support import REPO
+from tests.support import REPO, max_examples
 
 QUICKSTART = load_config(REPO / "examples" / "quickstart.yaml")
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -63,7 +63,8 @@ history = st.lists(
     min_size=1, max_size=80)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(rows=history, window=st.sampled_from(WINDOWS), lateness=st.sampled_from([1, 10, 90]),
        buckets=st.integers(2, 9), order=st.sampled_from(["arrival", "event-time"]),
        filtered=st.booleans())
@@ -85,7 +86,8 @@ hot_history = st.lists(
     min_size=1, max_size=90)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(rows=hot_history, window=st.sampled_from(WINDOWS),
        lateness=st.sampled_from([1, 10, 90]), bucket_events=st.integers(2, 30),
        buckets=st.sampled_from([None, 1, 3]), order=st.sampled_from(["arrival", "event-time"]),

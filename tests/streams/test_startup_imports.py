@@ -48,3 +48,23 @@ def test_features_still_names_its_offline_functions():
     import features
 
     assert callable(features.compute_features) and callable(features.late_mask)
+
+
+#: Commands that use no pandas when they run: their parser must not import it either
+#: (`streambed model` imported it through streams.mlflow_export → streams.experiments,
+#: ~1-2 s of every `streambed model ...` on a loaded machine).
+PANDAS_FREE_COMMANDS = ("kafka", "worker", "learner", "simulate", "schemas", "model")
+
+
+def test_the_command_line_of_a_command_without_frames_imports_no_pandas():
+    probe = ("import sys\nfrom streams.cli import build_parser\n"
+             f"for command in {PANDAS_FREE_COMMANDS!r}:\n"
+             "    build_parser(command)\n"
+             "    assert 'pandas' not in sys.modules, command\n"
+             "build_parser('model').parse_args(['model', 'export', 'v1', '--to', 'mlflow', "
+             "'--config', 'c.yaml'])\n"
+             "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
