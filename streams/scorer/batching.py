@@ -8,8 +8,7 @@ batch is done, :class:`AdaptiveBatching`:
 
 - a batch starts with the first record after the previous batch, and takes at once every
   record already fetched (the stream is drained, without waiting on the network, until the
-  buffer stops growing: the first turn of the event loop that hands nothing over while the
-  stream's channel holds nothing more ends it, see :func:`_drain`);
+  buffer stops growing);
 - it then waits for more (until ``max_records`` are in hand or ``max_wait_seconds`` since
   its first record) only while records arrive faster than they are processed: the rate at
   which records reach the buffer (per second of wall time, smoothed over batches) is at
@@ -44,9 +43,7 @@ BATCH_WITHIN_SECONDS = 0.05
 #: they are processed.
 SATURATION = 0.9
 #: How many turns of the event loop the drain gives the stream to hand over one more
-#: record while its channel still holds records (a stream that does not say what its
-#: channel holds is given as many); a turn that hands nothing over while the channel is
-#: empty ends the drain at once.
+#: record already fetched before the batch counts as complete.
 DRAIN_TURNS = 4
 #: Shorter measured times count as this long.
 RESOLUTION_SECONDS = 1e-6
@@ -143,15 +140,14 @@ async def take_batches(stream: Any, policy: AdaptiveBatching,
 
     enable_acks, stream.enable_acks = stream.enable_acks, False  # acked here, once processed
     stream.add_processor(add_to_buffer)
-    source = aiter(stream.channel)  # what the passive drainer reads: records wait there
-    stream._enable_passive(source)
+    stream._enable_passive(aiter(stream.channel))
     last_start, last_arrivals = clock(), 0
     try:
         while not stream.should_stop:
             if not events and await stream.wait_for_stopped(arrived):
                 break
             first_at = clock()
-            await _drain(events, limit, lambda: _queued(source))
+            await _drain(events, limit)
             wait = policy.wait_seconds(buffered=len(events), waited_seconds=clock() - first_at)
             if wait > 0 and await stream.wait_for_stopped(full, timeout=wait):
                 break
@@ -174,31 +170,10 @@ async def take_batches(stream: Any, policy: AdaptiveBatching,
         stream._processors.remove(add_to_buffer)
 
 
-def _queued(channel: Any) -> int | None:
-    """Records waiting in a Faust channel's queue (None: the channel does not say)."""
-    queue = getattr(channel, "queue", None)
-    return None if queue is None else queue.qsize()
-
-
-async def _drain(events: list[Any], limit: int,
-                 queued: Callable[[], int | None] = lambda: None) -> None:
-    """Let the stream hand over the records it has already fetched: turn the event loop
-    while it hands records over or its channel still holds some (``queued``), at most
-    :data:`DRAIN_TURNS` turns in a row without a record.
-
-    Faust's stream takes one record from its channel per turn of the event loop. The drain
-    used to end only after four turns in a row without one: each turn lets the consumer's
-    thread take the GIL (up to the 5 ms switch interval), and at 200 events/s on the loaded
-    machine those turns alone delayed a batch 4 ms at the median and 21 ms at the 90th
-    percentile, though nothing more was coming.
-    """
+async def _drain(events: list[Any], limit: int) -> None:
+    """Let the stream hand over the records it has already fetched."""
     quiet = 0
-    while len(events) < limit:
+    while quiet < DRAIN_TURNS and len(events) < limit:
         before = len(events)
         await asyncio.sleep(0)
-        if len(events) > before:
-            quiet = 0
-            continue
-        quiet += 1
-        if quiet >= DRAIN_TURNS or queued() == 0:
-            return
+        quiet = quiet + 1 if len(events) == before else 0

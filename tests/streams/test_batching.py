@@ -17,9 +17,7 @@ from hypothesis import strategies as st
 from streams.scorer.batching import (
     BATCH_MAX_RECORDS,
     BATCH_WITHIN_SECONDS,
-    DRAIN_TURNS,
     AdaptiveBatching,
-    _drain,
     take_batches,
 )
 
@@ -122,16 +120,14 @@ class FakeStream:
 
 
 class _Channel:
-    """Like a Faust channel: the records the stream has not taken yet wait in ``queue``."""
-
-    def __init__(self, queue: asyncio.Queue[Any]) -> None:
-        self.queue = queue
+    def __init__(self, values: asyncio.Queue[Any]) -> None:
+        self.values = values
 
     def __aiter__(self) -> _Channel:
         return self
 
     async def __anext__(self) -> Any:
-        return await self.queue.get()
+        return await self.values.get()
 
 
 def test_records_already_fetched_make_one_batch_without_a_timed_wait() -> None:
@@ -222,62 +218,3 @@ def test_each_batch_is_measured_by_its_records_its_cpu_and_the_records_that_came
         (5, 0.25, 5), (2, 0.5, 2)]
     assert all(m["elapsed_seconds"] > 0 for m in policy.seen)
     assert policy.service_rate == pytest.approx(20 - 0.2 * (20 - 4))  # 5/0.25, then 2/0.5
-
-
-async def _turns_while(coro: Any) -> int:
-    """How many turns the event loop made while ``coro`` ran (a task counting them)."""
-    turns = 0
-
-    async def count() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    counter = asyncio.ensure_future(count())
-    await asyncio.sleep(0)
-    turns = 0
-    await coro
-    counter.cancel()
-    return turns
-
-
-def test_the_drain_ends_at_the_first_quiet_turn_when_the_channel_is_empty() -> None:
-    events = [0]
-    turns = asyncio.run(_turns_while(_drain(events, 10, lambda: 0)))
-    assert turns == 1, "nothing queued: one turn, not DRAIN_TURNS"
-    assert events == [0]
-
-
-def test_the_drain_takes_every_record_the_channel_still_holds() -> None:
-    async def scenario() -> list[int]:
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(1, 4):
-            queue.put_nowait(i)
-        events = [0]
-
-        async def stream() -> None:  # one record per turn, like Faust's stream
-            while True:
-                await asyncio.sleep(0)
-                if not queue.empty():
-                    events.append(queue.get_nowait())
-
-        drainer = asyncio.ensure_future(stream())
-        await _drain(events, 10, queue.qsize)
-        drainer.cancel()
-        return events
-
-    assert asyncio.run(scenario()) == [0, 1, 2, 3]
-
-
-def test_records_the_stream_does_not_hand_over_stop_the_drain_after_its_quiet_turns() -> None:
-    events = [0]  # the channel says one record waits, but the stream never takes it
-    turns = asyncio.run(_turns_while(_drain(events, 10, lambda: 1)))
-    assert turns == DRAIN_TURNS
-    assert events == [0]
-
-
-def test_a_stream_that_does_not_say_what_its_channel_holds_gets_every_quiet_turn() -> None:
-    events = [0]
-    turns = asyncio.run(_turns_while(_drain(events, 10)))
-    assert turns == DRAIN_TURNS
