@@ -21,7 +21,10 @@ Steps (each can be skipped or scaled; see --help):
               reads ``scored``; per event, its send -> its scored record returned by the
               consumer's poll, one clock; exact p50/p99/max. Beside it, the scorer's own
               mean (``streambed_event_latency_seconds``: record timestamp -> batch
-              published).
+              published), and the floor of the same run: the same events, producer and
+              consumer over a plain topic (one hop, no scorer) at the same pace, right
+              after each window (the scorer's path is two such hops and three produce
+              round trips; on a loaded machine the hop's p99 alone can pass the target).
   state       in process (no Kafka): streams.scorer.processor.Processor over dict tables;
               encoded bytes of each entity's table value (and of its feature-engine state)
               at the quickstart's rate (mean event gap 30 s over --entities entities), and
@@ -576,11 +579,13 @@ def step_latency(b: Bench, r: dict[str, Any]) -> None:
             m = {"name": name, "rate": rate, "achieved": achieved, "count": len(lat),
                  "p50": quantile_exact(lat, 0.5), "p99": quantile_exact(lat, 0.99),
                  "max": lat[-1], "mean": statistics.fmean(lat), "server_mean": server}
+            m["floor"] = one_hop(b, producer, window, rate)
             out.append(m)
             say(f"  {rate:,.0f}/s (produced at {achieved:,.0f}/s): e2e p50 "
                 f"{m['p50'] * 1e3:.1f} ms, p99 {m['p99'] * 1e3:.1f} ms, max "
                 f"{m['max'] * 1e3:.0f} ms, mean {m['mean'] * 1e3:.1f} ms (in the scorer, "
-                f"record timestamp -> batch published: mean {server * 1e3:.1f} ms)")
+                f"record timestamp -> batch published: mean {server * 1e3:.1f} ms); one hop "
+                f"without the scorer, same pace: {floor_text(m['floor'])}")
             if achieved < 0.95 * rate or m["p50"] > 1.0:
                 say("  WARNING: not a steady state: the producer could not keep the pace, "
                     "or the scorer fell behind (half a second at the median)")
@@ -592,6 +597,40 @@ def step_latency(b: Bench, r: dict[str, Any]) -> None:
     if odd:
         say(f"  read-backs or redeliveries during the step: {odd}")
     r["lat"] = out
+
+
+def one_hop(b: Bench, producer: KafkaProducer, window: list[tuple[bytes, bytes, str]],
+            rate: float) -> dict[str, float]:
+    """The floor of the latency step: ``window`` produced at ``rate`` to a fresh plain topic
+    (as many partitions) by the same producer and read by the same kind of consumer, no
+    scorer between: produce -> record in a consumer's hands, exact p50/p99/max."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"lat-floor.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        admin.close()
+    watch = ScoredWatch(b.bootstrap, topic)
+    try:
+        sent, _ = produce_timed(producer, topic, window, rate)
+        ids = [i for _, _, i in window]
+        if not watch.wait_for(ids, 120):
+            raise RuntimeError(f"latency floor: records not all in hand within 120 s ({topic})")
+        lat = sorted(watch.received[i] - sent[i] for i in ids)
+    finally:
+        watch.close()
+    return {"p50": quantile_exact(lat, 0.5), "p99": quantile_exact(lat, 0.99), "max": lat[-1]}
+
+
+def floor_text(f: dict[str, float]) -> str:
+    """One hop's figures, as the step prints them.
+
+    >>> floor_text({"p50": 0.004, "p99": 0.154, "max": 0.247})
+    'p50 4.0 ms, p99 154.0 ms, max 247 ms'
+    """
+    return f"p50 {f['p50'] * 1e3:.1f} ms, p99 {f['p99'] * 1e3:.1f} ms, max {f['max'] * 1e3:.0f} ms"
 
 
 def quantile_exact(ordered: list[float], q: float) -> float:
@@ -1104,6 +1143,8 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
                      f"p50 {lt['p50'] * 1e3:.1f} ms, p99 {lt['p99'] * 1e3:.1f} ms, max "
                      f"{lt['max'] * 1e3:.0f} ms (in the scorer: mean "
                      f"{lt['server_mean'] * 1e3:.1f} ms)"))
+        rows.append((f"  one hop without the scorer at {lt['rate']:,.0f}/s (the floor)",
+                     floor_text(lt["floor"])))
     if "state" in r:
         s = r["state"]
         rows.append((f"entity state, {a.state_count:,} events / {s['entities']:,} entities",
@@ -1178,7 +1219,8 @@ def record(r: dict[str, Any], a: argparse.Namespace, load0: float, load1: float)
         (f"{r['c'] / r['ap']:.2f} (producing) / {r['c'] / r['a']:.2f} (iterating) / "
          f"{r['c'] / r['b']:.3f}") if "c" in r else "—",
         cell("lat", lambda v: "; ".join(
-            f"e2e {m['p50'] * 1e3:.0f} / {m['p99'] * 1e3:.0f} ms at {m['rate']:,.0f}/s"
+            f"e2e {m['p50'] * 1e3:.0f} / {m['p99'] * 1e3:.0f} ms at {m['rate']:,.0f}/s "
+            f"(one hop {m['floor']['p50'] * 1e3:.0f} / {m['floor']['p99'] * 1e3:.0f} ms)"
             for m in v)),
         cell("state", lambda v: f"{v['mean']:,.0f} / {v['p99']:,}"),
         cell("one", lambda v: " / ".join(f"{v.get(k, 0) / 1000:.1f}" for k in (1000, 2000, 5000))),
