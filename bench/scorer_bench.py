@@ -1226,6 +1226,14 @@ def record(r: dict[str, Any], a: argparse.Namespace, load0: float, load1: float)
         cell("one", lambda v: " / ".join(f"{v.get(k, 0) / 1000:.1f}" for k in (1000, 2000, 5000))),
         cell("rss", lambda v: f"{v['rss'] / 1024:,.0f} MiB"),
         cell("pair2", lambda v: f"{v:,.0f} vs {r['pair1']:,.0f}"),
+        cell("processor_cpu", lambda v: f"{v:,.0f}"),
+        cell("restart", lambda v: f"{v['warm']:.1f} / {v['cold']:.1f} s at {v['entities']:,} "
+                                  f"entities ({v['restore_rate']:,.0f} records/s)"),
+        "; ".join(f"{m['gc']['max'] * 1e3:,.0f} / {m['gc']['max_cpu'] * 1e3:,.0f} ms ({what})"
+                  for what, m in (("rss step", r.get("rss")),
+                                  ("restart step", {"gc": r.get("restart", {})
+                                                    .get("gc_loaded")}))
+                  if m and m["gc"]) or "—",
         a.note or "",
     ])
     path.write_text(text.replace(marker, f"| {row} |\n{marker}"))
