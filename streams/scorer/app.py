@@ -52,6 +52,7 @@ from streams.scorer import restore
 from streams.scorer.batching import AdaptiveBatching, take_batches
 from streams.scorer.champion import Champion, ModelFollower, VersionBoard
 from streams.scorer.gaps import GapReader, VersionFollower
+from streams.scorer.gc_bounds import FETCH_BYTES, POLL_RECORDS
 from streams.scorer.gc_watch import watch_gc
 from streams.scorer.intake import Intake
 from streams.scorer.observe import ScorerMetrics
@@ -137,6 +138,10 @@ def faust_app(config: Config, web_port: int, web_host: str, data_dir: Path) -> f
         table_standby_replicas=1,
         # faust's own starts with a fixed 1 s sleep (:mod:`.quick_start`).
         TableManager=QuickTableManager,
+        # A poll parses at most a batch of records, from partitions taken in small turns:
+        # what a full collection walks (gc_bounds).
+        broker_max_poll_records=POLL_RECORDS,
+        consumer_max_fetch_size=FETCH_BYTES,
     )
     quick_fetches()  # recovery's offset look-ups no longer queue behind 1.5 s fetches
     app.conf.web_enabled = True
