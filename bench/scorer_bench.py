@@ -324,12 +324,15 @@ def drain(workers: list[Worker], target: int, timeout: float,
 def gc_pauses(worker: Worker) -> dict[str, float]:
     """The worker's full collections so far (``streams.scorer.gc_watch``, timed through
     ``gc.callbacks`` in the worker): count, summed and longest wall-clock pause since it
-    began serving, and the longest before (start-up, recovery)."""
-    out = {"count": 0.0, "total": 0.0, "max": 0.0, "startup": 0.0, "max_cpu": 0.0}
+    began serving, the longest before (start-up, recovery), and the most objects one
+    collection walked while serving."""
+    out = {"count": 0.0, "total": 0.0, "max": 0.0, "startup": 0.0, "max_cpu": 0.0,
+           "walked": 0.0}
     names = {"streambed_gc_pauses_total": "count", "streambed_gc_pause_seconds_total": "total",
              "streambed_gc_pause_max_seconds": "max",
              "streambed_gc_startup_pause_max_seconds": "startup",
-             "streambed_gc_pause_max_cpu_seconds": "max_cpu"}
+             "streambed_gc_pause_max_cpu_seconds": "max_cpu",
+             "streambed_gc_walked_objects_max": "walked"}
     for s in samples(worker):
         if s.name in names and s.labels.get("generation") == "2":
             out[names[s.name]] = s.value
@@ -1170,7 +1173,8 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
                          f"{g['count']:,.0f}, longest {g['max'] * 1e3:,.0f} ms serving "
                          f"(CPU {g['max_cpu'] * 1e3:,.0f} ms; "
                          f"{g['startup'] * 1e3:,.0f} ms in start-up), "
-                         f"{g['total']:,.1f} s in all"))
+                         f"{g['total']:,.1f} s in all, at most {g.get('walked', 0):,.0f} "
+                         f"objects walked"))
         if m.get("again"):
             rows.append(("warm restarts again (--restart-again)",
                          ", ".join(f"{t:.1f} s" for t in m["again"])))
@@ -1186,7 +1190,8 @@ def table(r: dict[str, Any], a: argparse.Namespace) -> list[tuple[str, str]]:
         rows.append(("worker's full collections in that run (gc.callbacks)",
                      f"{m['gc']['count']:,.0f}, longest {m['gc']['max'] * 1e3:,.0f} ms serving "
                      f"(CPU {m['gc']['max_cpu'] * 1e3:,.0f} ms; "
-                     f"{m['gc']['startup'] * 1e3:,.0f} ms in start-up)"))
+                     f"{m['gc']['startup'] * 1e3:,.0f} ms in start-up; at most "
+                     f"{m['gc']['walked']:,.0f} objects walked)"))
     if "pair2" in r:
         rows.append((f"two scorers vs one, {a.pair_count:,} events",
                      f"{r['pair2']:,.0f} vs {r['pair1']:,.0f} events/s "
