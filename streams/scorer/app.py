@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -78,10 +79,6 @@ from streams.scorer.timers import (
 from streams.scorer.views import TEXT_FORMAT_0_0_4, ScorerViews, readiness
 
 log = logging.getLogger(__name__)
-
-#: How long the tail check waits for the stream consumer's position (faust's consumer
-#: thread answers at once unless the position is being reset: then the next check asks).
-POSITION_SECONDS = 2.0
 
 
 def group_instance_id(app_id: str, data_dir: Path, web_port: int) -> str:
@@ -369,9 +366,17 @@ class _Consumer:
         return self.app.consumer.highwater(tp)
 
     async def position(self, tp: Any) -> int | None:
-        """aiokafka's position (on faust's consumer thread): None while the partition has
-        no valid position (a reset or a seek under way) or is no longer assigned."""
+        """aiokafka's position, read from the consumer's subscription state; None while
+        the partition has no valid position (a reset or a seek under way) or is not
+        assigned. Not through ``consumer.position()``: faust runs that on its consumer
+        thread's method queue (two workers, shared with ``getmany``), where it waits while
+        the position is invalid and keeps a worker after the caller gave up."""
         try:
-            return await asyncio.wait_for(self.app.consumer.position(tp), POSITION_SECONDS)
-        except (TimeoutError, KafkaError, ConsumerNotStarted):
+            consumer = self.app.consumer._thread._ensure_consumer()
+            assignment = consumer._subscription.subscription.assignment
+            state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        except (AttributeError, KafkaError, ConsumerNotStarted):
             return None
+        if state is None or not state.has_valid_position:
+            return None
+        return int(state.position)
