@@ -55,7 +55,8 @@ test: venv system-deps kafka-jars
 chaos: venv system-deps kafka-jars
 	$(PY) -m tests.chaos.suite
 
-# The scorer's benchmark on a real local broker (~15 min on 2 cores with the defaults); it
+# The scorer's benchmark on a real local broker (its two 1,000,000-entity steps, rss and
+# restart, take about 10 min each on the quiet 2-core machine; the rest a few minutes); it
 # appends a row to BENCHMARKS.md. Scale or skip steps: make bench BENCH_ARGS="--help".
 # Then the replay's: streambed against Kaskada 0.6.1 (in its own bench-only virtualenv,
 # .venv-kaskada, made on first use), `--engine dask` against the local engine, and
