@@ -365,7 +365,7 @@ class _Consumer:
     def highwater(self, tp: Any) -> int | None:
         return self.app.consumer.highwater(tp)
 
-    async def position(self, tp: Any) -> int | None:
+    def position(self, tp: Any) -> int | None:
         """aiokafka's position, read from the consumer's subscription state; None while
         the partition has no valid position (a reset or a seek under way) or is not
         assigned. Not through ``consumer.position()``: faust runs that on its consumer

@@ -55,12 +55,11 @@ class GapRepair:
         before it), not yet processed; the first ``limit`` of them when given (the rest at
         the next call, if still missing). Records from ``fetched`` on are the stream's to
         deliver: a partition merely behind a backlog has nothing skipped."""
-        end = fetched
-        start = self.positions.missing_before(partition, end, labels=labels)
+        start = self.positions.missing_before(partition, fetched, labels=labels)
         if start is None:
             return []
         return await self.read(topic, partition, start,
-                               end if limit is None else min(end, start + limit))
+                               fetched if limit is None else min(fetched, start + limit))
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[InRecord]:
         log.error("%s[%d]: offsets %d..%d were skipped by the consumer; reading them back",

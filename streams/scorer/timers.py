@@ -61,7 +61,7 @@ class Consumer(Protocol):
 
     def highwater(self, tp: Any) -> int | None: ...
 
-    async def position(self, tp: Any) -> int | None:
+    def position(self, tp: Any) -> int | None:
         """The offset the stream consumer fetches next on ``tp`` (None: not known now)."""
 
 
@@ -147,7 +147,7 @@ class TailCheck:
             if labels is None or not self.activity.idle(tp.topic, tp.partition, now,
                                                          self.idle_seconds):
                 continue
-            fetched = await self.consumer.position(tp)
+            fetched = self.consumer.position(tp)
             if fetched is None:
                 continue
             records = await self.repair.tail(tp.topic, tp.partition, fetched, labels=labels,

@@ -365,7 +365,7 @@ class FakeConsumer:
     def highwater(self, tp: Any) -> int | None:
         return self.high.get(tp)
 
-    async def position(self, tp: Any) -> int | None:
+    def position(self, tp: Any) -> int | None:
         return self.positions.get(tp)
 
 
