@@ -47,8 +47,9 @@ def test_an_isolated_event_is_scored_without_the_batch_wait(
     batches = worker.metric("streambed_batch_wait_seconds_count")
     assert batches >= len(events)
     # The batches (each of one isolated event) went to work within 10 ms of their record:
-    # all but at most one, which a loaded machine can hold up past 10 ms (seen once at
-    # load average 5 with four test processes). Waiting what remained of a 50 ms timeout,
-    # 4 in 5 would have waited longer, and 7 or 8 of 8 within 10 ms would have had
-    # probability 8 * 0.2**7 * 0.8 + 0.2**8 < 0.001.
-    assert worker.metric("streambed_batch_wait_seconds_bucket", le="0.01") >= batches - 1
+    # all but at most two, which a loaded machine can hold up past 10 ms (one seen at load
+    # average 5 with four test processes; two once in a clean-clone CI run). Waiting what
+    # remained of a 50 ms timeout, 4 in 5 would have waited longer, and 6 or more of 8
+    # within 10 ms would have had probability 28 * 0.2**6 * 0.8**2 + 8 * 0.2**7 * 0.8
+    # + 0.2**8 = 0.0012.
+    assert worker.metric("streambed_batch_wait_seconds_bucket", le="0.01") >= batches - 2
